@@ -1,0 +1,48 @@
+# meterhub: `make demo` and `make test` do all set-up on a fresh Debian 12/13 machine (as root).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+MHUB := $(VENV)/bin/meterhub
+PYTEST_ARGS ?=
+
+.PHONY: help install services demo stop test test-all lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+install:  ## virtualenv in .venv with meterhub and its dev tools (console script .venv/bin/meterhub)
+	@bash deploy/bootstrap.sh
+
+services: install  ## install and start PostgreSQL+TimescaleDB and Mosquitto, apply migrations
+	@$(MHUB) services up
+	@$(MHUB) db migrate
+
+demo: services  ## set up everything and run the demo (API on MHUB_API_PORT, default 8000)
+	@bash deploy/demo.sh start
+
+stop:  ## stop the demo and the local services
+	@bash deploy/demo.sh stop
+	@$(MHUB) services down
+
+lint: install  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: install  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: services lint  ## lint, then the test suite (bounded soak/fuzz) against the real services
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: services lint  ## everything, including the long soak and fuzz runs
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: services  ## the benchmarks; figures go to the README's Performance section
+	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b; done
+
+clean:  ## stop everything and delete .venv, .run and caches
+	-@bash deploy/demo.sh stop 2>/dev/null
+	-@[ -x $(MHUB) ] && $(MHUB) services down
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info

@@ -1,0 +1,61 @@
+"""The FastAPI application: the grid feed, the registry, trend queries, operations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.routes import ops
+from meterhub import __version__
+from meterhub.db import create_pool
+from meterhub.errors import DatabaseUnavailableError
+from meterhub.logs import get_logger
+from meterhub.settings import Settings, get_settings
+
+_STATIC = Path(__file__).parent / "static"
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        try:
+            app.state.pool = await create_pool(settings)
+        except DatabaseUnavailableError as exc:
+            log.error("database unavailable at start; /readyz will say so", error=str(exc))
+            app.state.pool = None
+        yield
+        if app.state.pool is not None:
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="meterhub",
+        version=__version__,
+        summary="Smart-meter data service: grid feeds, trends, rectification notices",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+    app.include_router(ops.router)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="meterhub API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        )
+
+    return app

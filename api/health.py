@@ -1,0 +1,61 @@
+"""Readiness checks that really touch the database and the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import asyncpg
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    latency_ms: float
+
+
+async def check_database(pool: asyncpg.Pool | None, *, timeout: float = 2.0) -> Check:
+    started = time.perf_counter()
+    if pool is None:
+        return Check("database", False, "no connection pool (database unreachable at start)", 0.0)
+    try:
+        async with asyncio.timeout(timeout), pool.acquire() as conn:
+            version = await conn.fetchval(
+                "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+            )
+        detail = f"timescaledb {version}" if version else "timescaledb extension missing"
+        ok = version is not None
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return Check("database", ok, detail, (time.perf_counter() - started) * 1000)
+
+
+def _mqtt_connect(url: str, timeout: float) -> str | None:
+    """Connect and authenticate to the broker; returns an error text or None."""
+    parts = urlsplit(url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if parts.username:
+        client.username_pw_set(parts.username, parts.password)
+    try:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=10)
+        deadline = time.monotonic() + timeout
+        while not client.is_connected() and time.monotonic() < deadline:
+            client.loop(timeout=0.05)
+        return None if client.is_connected() else "no CONNACK (refused or timed out)"
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        client.disconnect()
+
+
+async def check_broker(url: str, *, timeout: float = 2.0) -> Check:
+    started = time.perf_counter()
+    error = await asyncio.to_thread(_mqtt_connect, url, timeout)
+    latency = (time.perf_counter() - started) * 1000
+    return Check("broker", error is None, error or "connected", latency)

@@ -1,0 +1,22 @@
+"""`meterhub`: the one command-line entry point."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import db, serve, services
+
+app = typer.Typer(
+    name="meterhub",
+    help="Smart-meter data service: collectors, lossless ingest into TimescaleDB, "
+    "the bureau's trend API and weekly rectification notices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(services.app, name="services")
+app.add_typer(db.app, name="db")
+app.command("serve")(serve.serve)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,114 @@
+"""Hourly, daily and monthly rollups per meter and per firm, refreshed for changed windows.
+
+TimescaleDB's Apache edition has no continuous aggregates, so the interval worker calls
+`refresh_rollups` in the same transaction that replaces intervals: the buckets touching each
+changed window are re-aggregated from `intervals` (hour, day) and from daily rollups
+(month); firm rollups are re-summed from their meters' rollups. Buckets start at
+Asia/Shanghai boundaries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+
+WINDOWS = "rollup_windows"
+
+CREATE_WINDOWS = f"""
+CREATE TEMP TABLE IF NOT EXISTS {WINDOWS} (
+    meter_id bigint NOT NULL, ws timestamptz NOT NULL, we timestamptz NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+
+# Grains summed straight from intervals; months are summed from days.
+_GRAINS = (("hour", timedelta(hours=1)), ("day", timedelta(days=1)))
+
+_BUCKETS = """
+CREATE TEMP TABLE IF NOT EXISTS rollup_buckets (
+    granularity text, meter_id bigint, b0 timestamptz, b1 timestamptz
+) ON COMMIT DELETE ROWS;
+INSERT INTO rollup_buckets
+SELECT g.granularity, w.meter_id,
+       time_bucket(g.width, w.ws, 'Asia/Shanghai'),
+       time_bucket(g.width, w.we - interval '1 microsecond', 'Asia/Shanghai') + g.width
+FROM rollup_windows w
+CROSS JOIN (VALUES ('hour', interval '1 hour'), ('day', interval '1 day'),
+                   ('month', interval '1 month')) AS g(granularity, width);
+"""
+
+_DELETE_METER = """
+DELETE FROM meter_rollups m USING rollup_buckets b
+WHERE m.granularity = b.granularity AND m.meter_id = b.meter_id
+  AND m.bucket >= b.b0 AND m.bucket < b.b1
+"""
+
+_FROM_INTERVALS = """
+INSERT INTO meter_rollups
+    (granularity, meter_id, bucket, energy, sharp, peak, flat, valley, estimated, intervals)
+SELECT $1, i.meter_id, time_bucket($2::interval, i.start, 'Asia/Shanghai') AS bucket,
+       sum(i.energy), sum(i.sharp), sum(i.peak), sum(i.flat), sum(i.valley),
+       coalesce(sum(i.energy) FILTER (WHERE i.estimated), 0), count(*)
+FROM rollup_buckets b
+JOIN intervals i ON i.meter_id = b.meter_id AND i.start >= b.b0 AND i.start < b.b1
+WHERE b.granularity = $1 AND i.start >= $3 AND i.start < $4
+GROUP BY i.meter_id, bucket
+"""
+
+_MONTHS_FROM_DAYS = """
+INSERT INTO meter_rollups
+    (granularity, meter_id, bucket, energy, sharp, peak, flat, valley, estimated, intervals)
+SELECT 'month', d.meter_id, time_bucket('1 month', d.bucket, 'Asia/Shanghai') AS bucket,
+       sum(d.energy), sum(d.sharp), sum(d.peak), sum(d.flat), sum(d.valley),
+       sum(d.estimated), sum(d.intervals)
+FROM rollup_buckets b
+JOIN meter_rollups d ON d.granularity = 'day' AND d.meter_id = b.meter_id
+                    AND d.bucket >= b.b0 AND d.bucket < b.b1
+WHERE b.granularity = 'month'
+GROUP BY d.meter_id, 3
+"""
+
+# Firm buckets to refresh: the union, per firm, utility and grain, of its meters' ranges.
+_FIRM_RANGES = """
+CREATE TEMP TABLE IF NOT EXISTS rollup_firm_ranges (
+    granularity text, firm_id bigint, utility text, b0 timestamptz, b1 timestamptz
+) ON COMMIT DELETE ROWS;
+INSERT INTO rollup_firm_ranges
+SELECT b.granularity, m.firm_id, m.utility, min(b.b0), max(b.b1)
+FROM rollup_buckets b JOIN meters m ON m.id = b.meter_id
+GROUP BY b.granularity, m.firm_id, m.utility;
+DELETE FROM firm_rollups f USING rollup_firm_ranges r
+WHERE f.granularity = r.granularity AND f.firm_id = r.firm_id AND f.utility = r.utility
+  AND f.bucket >= r.b0 AND f.bucket < r.b1;
+INSERT INTO firm_rollups
+    (granularity, firm_id, utility, bucket, energy, sharp, peak, flat, valley, estimated, meters)
+SELECT r.granularity, r.firm_id, r.utility, mr.bucket,
+       sum(mr.energy), sum(mr.sharp), sum(mr.peak), sum(mr.flat), sum(mr.valley),
+       sum(mr.estimated), count(DISTINCT mr.meter_id)
+FROM rollup_firm_ranges r
+JOIN meters m ON m.firm_id = r.firm_id AND m.utility = r.utility
+JOIN meter_rollups mr ON mr.granularity = r.granularity AND mr.meter_id = m.id
+                     AND mr.bucket >= r.b0 AND mr.bucket < r.b1
+GROUP BY r.granularity, r.firm_id, r.utility, mr.bucket;
+"""
+
+
+async def refresh_rollups(conn: asyncpg.Connection) -> None:
+    """Re-aggregate every bucket touched by the windows in the ``rollup_windows`` table.
+
+    Must run inside the transaction that filled ``rollup_windows`` and replaced intervals.
+    """
+    bounds = await conn.fetchrow(f"SELECT min(ws) AS lo, max(we) AS hi FROM {WINDOWS}")
+    if bounds is None or bounds["lo"] is None:
+        return
+    await conn.execute(_BUCKETS)
+    await conn.execute(_DELETE_METER)
+    # Widen the interval scan to whole months so every touched bucket is complete.
+    span = await conn.fetchrow(
+        "SELECT min(b0) AS lo, max(b1) AS hi FROM rollup_buckets WHERE granularity = 'day'"
+    )
+    assert span is not None
+    for granularity, width in _GRAINS:
+        await conn.execute(_FROM_INTERVALS, granularity, width, span["lo"], span["hi"])
+    await conn.execute(_MONTHS_FROM_DAYS)
+    await conn.execute(_FIRM_RANGES)

@@ -1,0 +1,402 @@
+"""The ingest pipeline: submit -> bounded queue -> batcher -> writers (or the spool)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+
+import asyncpg
+
+from ingest import batch_codec, metrics
+from ingest.errors import BackpressureError, SinkClosedError
+from ingest.outcome import Rejection, SubmitResult
+from ingest.quarantine import QuarantineRecord, Reason, quarantine
+from ingest.registry import MeterRegistry
+from ingest.spool import Spool, scan_segment
+from ingest.writer import Batch, prepare_connection, write
+from meterhub.logs import get_logger
+from meterhub.reading import Reading
+from meterhub.settings import Settings
+
+log = get_logger(__name__)
+
+#: Errors that mean "the database is not there", as opposed to "it refused this data".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+_CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    readings: Sequence[Reading]
+    rejects: list[QuarantineRecord]
+    future: asyncio.Future[SubmitResult]
+
+    @property
+    def size(self) -> int:
+        return max(1, len(self.readings) + len(self.rejects))
+
+
+class IngestSink:
+    """Hand readings to the database, durably.
+
+    `submit` returns once its readings are committed **or** fsynced to the spool, with exact
+    counts. When the queue is full `submit` waits; `try_submit` raises `BackpressureError`.
+
+    Example::
+
+        async with IngestSink(get_settings()) as sink:
+            result = await sink.submit([Reading(meter_id=1, ts=ts, energy=1206.42)])
+            assert result.accepted == 1
+    """
+
+    def __init__(self, settings: Settings, *, mark_dirty: bool = True) -> None:
+        self._settings = settings
+        self._mark_dirty = mark_dirty
+        self._future_tolerance = timedelta(seconds=settings.future_tolerance)
+        self._registry = MeterRegistry()
+        self._spool = Spool(settings.spool_path, max_bytes=settings.spool_max_bytes)
+        self._spool_lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_Chunk | None] = asyncio.Queue()
+        self._batches: asyncio.Queue[list[_Chunk] | None] = asyncio.Queue(settings.writers)
+        self._queued = 0
+        self._space = asyncio.Condition()
+        self._conns: list[asyncpg.Connection | None] = [None] * settings.writers
+        self._degraded = False
+        self._database_back = asyncio.Event()
+        self._database_back.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._recovery: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def __aenter__(self) -> IngestSink:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- producer side -------------------------------------------------------------------
+
+    async def submit(
+        self, readings: Sequence[Reading], *, rejects: Sequence[QuarantineRecord] = ()
+    ) -> SubmitResult:
+        """Store ``readings`` (and quarantine ``rejects`` found while parsing a payload);
+        returns when durable. Waits while the queue is full."""
+        chunk = self._chunk(readings, rejects)
+        async with self._space:
+            await self._space.wait_for(lambda: self._has_room(chunk.size))
+            self._enqueue(chunk)
+        return await chunk.future
+
+    async def try_submit(
+        self, readings: Sequence[Reading], *, rejects: Sequence[QuarantineRecord] = ()
+    ) -> SubmitResult:
+        """Like `submit`, but raises `BackpressureError` at once when the queue is full."""
+        chunk = self._chunk(readings, rejects)
+        if not self._has_room(chunk.size):
+            chunk.future.cancel()
+            raise BackpressureError(f"{self._queued} readings are queued; retry shortly")
+        self._enqueue(chunk)
+        return await chunk.future
+
+    def _chunk(self, readings: Sequence[Reading], rejects: Sequence[QuarantineRecord]) -> _Chunk:
+        if self._closing or not self._tasks:
+            raise SinkClosedError("the ingest sink is not running")
+        return _Chunk(readings, list(rejects), asyncio.get_running_loop().create_future())
+
+    def _has_room(self, size: int) -> bool:
+        return self._queued == 0 or self._queued + size <= self._settings.queue_max
+
+    def _enqueue(self, chunk: _Chunk) -> None:
+        self._queued += chunk.size
+        metrics.QUEUE_DEPTH.set(self._queued)
+        self._queue.put_nowait(chunk)
+
+    async def _release(self, size: int) -> None:
+        async with self._space:
+            self._queued -= size
+            metrics.QUEUE_DEPTH.set(self._queued)
+            self._space.notify_all()
+
+    @property
+    def degraded(self) -> bool:
+        """True while the database is away and readings go to the spool."""
+        return self._degraded
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self._spool.is_empty():
+            log.warning(
+                "spool holds readings from an earlier run; replaying",
+                spool=str(self._spool.directory),
+            )
+            self._mark_down()
+        self._update_spool_metrics()
+        self._tasks = [asyncio.create_task(self._batcher(), name="ingest-batcher")]
+        self._tasks += [
+            asyncio.create_task(self._writer(i), name=f"ingest-writer-{i}")
+            for i in range(self._settings.writers)
+        ]
+
+    async def close(self) -> None:
+        """Flush everything queued (to the database or the spool), then stop."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.put_nowait(None)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+        for conn in self._conns:
+            if conn is not None:
+                conn.terminate()
+        self._spool.close()
+
+    async def wait_replayed(self, timeout: float = 60.0) -> None:
+        """Wait until the spool has been replayed and writers use the database again."""
+        async with asyncio.timeout(timeout):
+            await self._database_back.wait()
+
+    # -- batching and writing ------------------------------------------------------------
+
+    async def _batcher(self) -> None:
+        loop = asyncio.get_running_loop()
+        done = False
+        while not done:
+            first = await self._queue.get()
+            if first is None:
+                break
+            chunks, size = [first], first.size
+            deadline = loop.time() + self._settings.batch_max_age
+            while size < self._settings.batch_size:
+                try:
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(self._queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                if nxt is None:
+                    done = True
+                    break
+                chunks.append(nxt)
+                size += nxt.size
+            await self._batches.put(chunks)
+        for _ in self._conns:
+            await self._batches.put(None)
+
+    async def _writer(self, slot: int) -> None:
+        while (chunks := await self._batches.get()) is not None:
+            batch = Batch([c.readings for c in chunks], [r for c in chunks for r in c.rejects])
+            try:
+                results = await self._write_or_spool(slot, batch)
+            except Exception as exc:  # spool full, or a bug: the producers must hear of it
+                log.error("batch could be neither written nor spooled", error=repr(exc))
+                for chunk in chunks:
+                    if not chunk.future.done():
+                        chunk.future.set_exception(exc)
+            else:
+                for chunk, result in zip(chunks, results, strict=True):
+                    if not chunk.future.done():
+                        chunk.future.set_result(result)
+            await self._release(sum(c.size for c in chunks))
+
+    async def _connection(self, slot: int) -> asyncpg.Connection:
+        conn = self._conns[slot]
+        if conn is None or conn.is_closed():
+            conn = await asyncpg.connect(self._settings.dsn(), timeout=5)
+            await prepare_connection(conn)
+            self._conns[slot] = conn
+        return conn
+
+    async def _write_or_spool(self, slot: int, batch: Batch) -> list[SubmitResult]:
+        if not self._degraded:
+            started = time.perf_counter()
+            try:
+                conn = await self._connection(slot)
+                async with asyncio.timeout(60):
+                    results = await self._write_batch(conn, batch)
+            except CONNECTION_ERRORS as exc:
+                log.error("database unreachable; spooling", error=repr(exc))
+                self._drop_connection(slot)
+                self._mark_down()
+            else:
+                metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
+                metrics.BATCH_SIZE.observe(len(batch))
+                _count(results)
+                return results
+        await self._append_to_spool(batch)
+        return [SubmitResult(spooled=True) for _ in batch.chunks]
+
+    async def _write_batch(self, conn: asyncpg.Connection, batch: Batch) -> list[SubmitResult]:
+        """Write a batch; if the database refuses it, find and quarantine the culprits."""
+        try:
+            return await write(
+                conn,
+                batch,
+                self._registry,
+                future_tolerance=self._future_tolerance,
+                mark_dirty=self._mark_dirty,
+            )
+        except CONNECTION_ERRORS:
+            raise
+        except asyncpg.PostgresError as exc:
+            log.warning("database refused a batch; isolating the bad readings", error=str(exc))
+            return await self._write_isolating(conn, batch)
+
+    async def _write_isolating(self, conn: asyncpg.Connection, batch: Batch) -> list[SubmitResult]:
+        """Halve the refused batch until each refused reading stands alone; quarantine those."""
+        results = [SubmitResult() for _ in batch.chunks]
+
+        async def write_one(sub: Batch) -> list[SubmitResult]:
+            return await write(
+                conn,
+                sub,
+                self._registry,
+                future_tolerance=self._future_tolerance,
+                mark_dirty=self._mark_dirty,
+            )
+
+        async def attempt(chunk_no: int, items: list[tuple[int, Reading]]) -> None:
+            try:
+                (sub,) = await write_one(Batch([[r for _, r in items]], []))
+            except CONNECTION_ERRORS:
+                raise
+            except asyncpg.PostgresError as exc:
+                if len(items) > 1:
+                    await attempt(chunk_no, items[: len(items) // 2])
+                    await attempt(chunk_no, items[len(items) // 2 :])
+                    return
+                index, reading = items[0]
+                record = quarantine(
+                    reading, Reason.DATABASE_REJECTED, f"{type(exc).__name__}: {exc}"
+                )
+                await write_one(Batch([], [record]))
+                results[chunk_no].rejected.append(Rejection(index, record.reason, record.detail))
+                return
+            _merge_into(results[chunk_no], sub, [index for index, _ in items])
+
+        if batch.rejects:
+            await write_one(Batch([], batch.rejects))
+        for chunk_no, chunk in enumerate(batch.chunks):
+            if chunk:
+                await attempt(chunk_no, list(enumerate(chunk)))
+        return results
+
+    def _drop_connection(self, slot: int) -> None:
+        conn = self._conns[slot]
+        if conn is not None:
+            conn.terminate()
+        self._conns[slot] = None
+
+    # -- the spool -----------------------------------------------------------------------
+
+    async def _append_to_spool(self, batch: Batch) -> None:
+        payload = batch_codec.encode(batch)
+        async with self._spool_lock:
+            await asyncio.to_thread(self._spool.append, payload)
+        metrics.SPOOLED_BATCHES.inc()
+        self._update_spool_metrics()
+
+    def _update_spool_metrics(self) -> None:
+        metrics.SPOOL_BYTES.set(self._spool.total_bytes())
+        metrics.SPOOL_OLDEST_AGE.set(self._spool.oldest_age())
+
+    def _mark_down(self) -> None:
+        self._degraded = True
+        self._database_back.clear()
+        metrics.DATABASE_UP.set(0)
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._recover(), name="ingest-recovery")
+
+    async def _recover(self) -> None:
+        """Wait for the database, replay the spool in order, then hand back to the writers."""
+        while True:
+            try:
+                conn = await asyncpg.connect(self._settings.dsn(), timeout=5)
+            except _CONNECT_FAILURES:
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await prepare_connection(conn)
+                if await self._replay(conn):
+                    return
+            except CONNECTION_ERRORS as exc:
+                log.warning("replay interrupted; retrying", error=repr(exc))
+                await asyncio.sleep(1.0)
+            finally:
+                conn.terminate()
+
+    async def _replay(self, conn: asyncpg.Connection) -> bool:
+        while True:
+            async with self._spool_lock:
+                self._spool.rotate()
+                segments = self._spool.closed_segments()
+                metrics.REPLAY_PENDING_SEGMENTS.set(len(segments))
+                if not segments:
+                    self._degraded = False
+                    self._database_back.set()
+                    metrics.DATABASE_UP.set(1)
+                    self._update_spool_metrics()
+                    log.info("spool replayed; writing to the database again")
+                    return True
+            for path in segments:
+                await self._replay_segment(conn, path)
+                metrics.REPLAY_PENDING_SEGMENTS.dec()
+
+    async def _replay_segment(self, conn: asyncpg.Connection, path: object) -> None:
+        scan = await asyncio.to_thread(scan_segment, path)  # type: ignore[arg-type]
+        if scan.torn_bytes or scan.corrupt_records:
+            metrics.TORN_RECORDS.inc(scan.corrupt_records + (1 if scan.torn_bytes else 0))
+            log.error(
+                "spool segment has a torn or corrupt record; it is not replayed",
+                segment=str(scan.path),
+                torn_bytes=scan.torn_bytes,
+                corrupt_records=scan.corrupt_records,
+                intact_records=len(scan.records),
+            )
+        for record in scan.records:
+            batch = batch_codec.decode(record)
+            _count(await self._write_batch(conn, batch))
+            metrics.REPLAYED_BATCHES.inc()
+        self._spool.remove(scan.path)
+        self._update_spool_metrics()
+
+
+def _merge_into(result: SubmitResult, sub: SubmitResult, indexes: list[int]) -> None:
+    """Fold a sub-batch's result into its chunk's; ``indexes`` maps sub positions to the chunk."""
+    result.accepted += sub.accepted
+    result.duplicates += sub.duplicates
+    result.conflicts += sub.conflicts
+    result.rejected += [Rejection(indexes[r.index], r.reason, r.detail) for r in sub.rejected]
+
+
+def _count(results: list[SubmitResult]) -> None:
+    metrics.READINGS.labels("accepted").inc(sum(r.accepted for r in results))
+    metrics.READINGS.labels("duplicate").inc(sum(r.duplicates for r in results))
+    metrics.READINGS.labels("conflict").inc(sum(r.conflicts for r in results))
+    for result in results:
+        for rejection in result.rejected:
+            metrics.READINGS.labels("quarantined").inc()
+            metrics.QUARANTINED.labels(str(rejection.reason)).inc()

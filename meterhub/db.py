@@ -1,0 +1,30 @@
+"""The database pool every part shares."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from meterhub.errors import DatabaseUnavailableError
+from meterhub.settings import Settings, get_settings
+
+
+async def connect(settings: Settings | None = None, *, timeout: float = 10.0) -> asyncpg.Connection:
+    """One connection to the configured database, or `DatabaseUnavailableError`."""
+    dsn = (settings or get_settings()).dsn()
+    try:
+        return await asyncpg.connect(dsn, timeout=timeout)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from exc
+
+
+async def create_pool(
+    settings: Settings | None = None, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """The shared asyncpg pool (``min_size``..``max_size`` connections)."""
+    dsn = (settings or get_settings()).dsn()
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from exc
+    assert pool is not None
+    return pool

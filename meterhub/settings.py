@@ -1,0 +1,71 @@
+"""One typed settings object, read from `MHUB_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository (or installation) root: migrations, deploy scripts and `.run/` live here.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Every knob meterhub has. Unset URLs point at the project-local services
+    (`meterhub services up`), whose generated passwords are read from `MHUB_RUN_DIR/secrets`."""
+
+    model_config = SettingsConfigDict(env_prefix="MHUB_", extra="ignore")
+
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL/TimescaleDB DSN; default: the local instance"
+    )
+    mqtt_url: SecretStr | None = Field(
+        default=None, description="MQTT broker URL mqtt://user:pass@host:port; default: local"
+    )
+    run_dir: Path = Field(default=PROJECT_ROOT / ".run", description="local services' data")
+    pg_port: int = Field(default=55432, description="port of the local PostgreSQL")
+    mqtt_port: int = Field(default=18830, description="port of the local Mosquitto")
+    api_host: str = Field(default="127.0.0.1", description="address the API listens on")
+    api_port: int = Field(default=8000, description="port the API listens on")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_format: str = Field(default="console", description="console or json")
+    migrations_dir: Path = Field(default=PROJECT_ROOT / "migrations")
+    spool_dir: Path | None = Field(
+        default=None, description="ingest spool for DB outages; default RUN_DIR/spool"
+    )
+    spool_max_bytes: int = Field(default=2 * 1024**3, description="spool size limit")
+    batch_size: int = Field(default=20_000, description="readings per COPY batch")
+    batch_max_age: float = Field(default=0.25, description="seconds before a partial flush")
+    queue_max: int = Field(default=200_000, description="readings queued before submit waits")
+    writers: int = Field(default=2, description="parallel writer connections")
+    future_tolerance: float = Field(
+        default=300.0, description="seconds a meter clock may run ahead before quarantine"
+    )
+
+    def _secret(self, name: str) -> str:
+        path = self.run_dir / "secrets" / name
+        return path.read_text().strip() if path.exists() else ""
+
+    def dsn(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        password = quote(self._secret("pg_password"), safe="")
+        return f"postgresql://meterhub:{password}@127.0.0.1:{self.pg_port}/meterhub"
+
+    def mqtt(self) -> str:
+        if self.mqtt_url is not None:
+            return self.mqtt_url.get_secret_value()
+        password = quote(self._secret("mqtt_ingest_password"), safe="")
+        return f"mqtt://ingest:{password}@127.0.0.1:{self.mqtt_port}"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir or self.run_dir / "spool"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
