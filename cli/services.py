@@ -37,9 +37,11 @@ def up() -> None:
 
 
 @app.command()
-def down() -> None:
-    """Stop both services cleanly; their data stays in MHUB_RUN_DIR."""
-    _run("down")
+def down(
+    service: str = typer.Argument("all", help="postgres, mosquitto or all"),
+) -> None:
+    """Stop the services cleanly (both, or one); their data stays in MHUB_RUN_DIR."""
+    _run("down", *([] if service == "all" else [service]))
 
 
 @app.command()

@@ -77,7 +77,7 @@ async def test_database_stopped_mid_stream_loses_nothing(sink_settings: Settings
     async with IngestSink(sink_settings) as sink:
         for batch_no in range(30):
             if batch_no == 8:
-                await asyncio.to_thread(_services, "stop-postgres")
+                await asyncio.to_thread(_services, "down", "postgres")
             if batch_no == 20:
                 await asyncio.to_thread(_services, "up")
             batch = readings(meters, batch_no)
