@@ -91,12 +91,18 @@ async def test_late_reading_recomputes_exactly_the_affected_intervals(
 ) -> None:
     (meter,) = await create_meters(db, 1)
     t = at(3, 8)
-    await sink.submit([Reading(meter_id=meter, ts=t + i * Q, energy=e, source="t")
-                       for i, e in ((0, 10.0), (2, 14.0), (3, 15.0))])
+    await sink.submit(
+        [
+            Reading(meter_id=meter, ts=t + i * Q, energy=e, source="t")
+            for i, e in ((0, 10.0), (2, 14.0), (3, 15.0))
+        ]
+    )
     await derive_all(db)
     # 08:00 -> 08:30 is a gap: 4 kWh spread over two quarters, estimated.
     assert await intervals(db, meter) == [
-        (t, 2.0, True), (t + Q, 2.0, True), (t + 2 * Q, 1.0, False)
+        (t, 2.0, True),
+        (t + Q, 2.0, True),
+        (t + 2 * Q, 1.0, False),
     ]
     gaps = await db.fetch("SELECT kind FROM interval_events WHERE meter_id = $1", meter)
     assert [g["kind"] for g in gaps] == ["gap"]
@@ -104,7 +110,9 @@ async def test_late_reading_recomputes_exactly_the_affected_intervals(
     await sink.submit([Reading(meter_id=meter, ts=t + Q, energy=13.0, source="late")])
     await derive_all(db)
     assert await intervals(db, meter) == [
-        (t, 3.0, False), (t + Q, 1.0, False), (t + 2 * Q, 1.0, False)
+        (t, 3.0, False),
+        (t + Q, 1.0, False),
+        (t + 2 * Q, 1.0, False),
     ]
     assert await db.fetchval("SELECT count(*) FROM interval_events WHERE meter_id = $1", meter) == 0
     hour = await db.fetchval(
@@ -119,8 +127,9 @@ async def test_rollover_and_reset_become_events_not_spikes(
     (meter,) = await create_meters(db, 1)
     t = at(4, 10)
     values = [999_998.0, 999_999.5, 0.7, 1.7, 0.2, 1.2]
-    await sink.submit([Reading(meter_id=meter, ts=t + i * Q, energy=v, source="t")
-                       for i, v in enumerate(values)])
+    await sink.submit(
+        [Reading(meter_id=meter, ts=t + i * Q, energy=v, source="t") for i, v in enumerate(values)]
+    )
     await derive_all(db)
     assert [e for _, e, _ in await intervals(db, meter)] == [1.5, 1.2, 1.0, 1.0]
     events = await db.fetch(
