@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +12,12 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.routes import ops
+from api import problems
+from api.keys import KeyStore
+from api.meter_codes import FeedMeters
+from api.routes import ops, readings
+from ingest.interval_worker import run_interval_worker
+from ingest.sink import IngestSink
 from meterhub import __version__
 from meterhub.db import create_pool
 from meterhub.errors import DatabaseUnavailableError
@@ -28,12 +34,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.keys = KeyStore()
+        app.state.feed_meters = FeedMeters()
         try:
             app.state.pool = await create_pool(settings)
         except DatabaseUnavailableError as exc:
             log.error("database unavailable at start; /readyz will say so", error=str(exc))
             app.state.pool = None
-        yield
+        stop = asyncio.Event()
+        async with IngestSink(settings) as sink:
+            app.state.sink = sink
+            worker = asyncio.create_task(run_interval_worker(settings, stop=stop))
+            yield
+            stop.set()
+            await worker
         if app.state.pool is not None:
             await app.state.pool.close()
 
@@ -46,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
-    app.include_router(ops.router)
+    problems.install(app)
+    for router in (ops.router, readings.router):
+        app.include_router(router)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

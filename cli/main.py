@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import db, serve, services
+from cli import db, keys, serve, services
 
 app = typer.Typer(
     name="meterhub",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(services.app, name="services")
 app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
 
 

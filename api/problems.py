@@ -1,0 +1,161 @@
+"""RFC 9457 problem details: every error the API returns, in one place.
+
+Each problem has a stable ``type`` (``/problems/<code>``) that clients can key on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from meterhub.errors import MeterhubError
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(MeterhubError):
+    """An error with an HTTP status; raise it from routes and services."""
+
+    status = 500
+    code = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class Unauthorized(Problem):
+    status, code, title = 401, "unauthorized", "Missing, unknown or revoked API key"
+
+
+class Forbidden(Problem):
+    status, code, title = 403, "forbidden", "The key's role or scope does not allow this"
+
+
+class NotFound(Problem):
+    status, code, title = 404, "not_found", "No such resource"
+
+
+class Conflict(Problem):
+    status, code, title = 409, "conflict", "The request conflicts with the current state"
+
+
+class PayloadTooLarge(Problem):
+    status, code, title = 413, "payload_too_large", "The body exceeds the size limit"
+
+
+class UnsupportedMediaType(Problem):
+    status, code, title = 415, "unsupported_media_type", "Send JSON, NDJSON or CSV"
+
+
+class InvalidBody(Problem):
+    status, code, title = 400, "invalid_body", "The body could not be parsed"
+
+
+class InvalidRequest(Problem):
+    status, code, title = 422, "invalid_request", "The request parameters are not valid"
+
+
+class Busy(Problem):
+    status, code, title = 503, "busy", "The ingest queue is full; retry after the given delay"
+
+
+class Unavailable(Problem):
+    status, code, title = 503, "unavailable", "A dependency is unavailable"
+
+
+PROBLEMS: tuple[type[Problem], ...] = (
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidBody,
+    InvalidRequest,
+    Busy,
+    Unavailable,
+)
+
+
+def problem_response(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def responses(*problems: type[Problem]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problems a route can answer with."""
+    return {
+        p.status: {
+            "description": p.title,
+            "content": {
+                MEDIA_TYPE: {
+                    "example": {"type": f"/problems/{p.code}", "title": p.title, "status": p.status}
+                }
+            },
+        }
+        for p in problems
+    }
+
+
+def install(app: FastAPI) -> None:
+    """Map domain errors, HTTP errors and validation errors to problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(
+            status=exc.status,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return problem_response(
+            status=422,
+            code=InvalidRequest.code,
+            title=InvalidRequest.title,
+            detail="; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors),
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(
+            status=exc.status_code,
+            code=code,
+            title=str(exc.detail),
+            detail=str(exc.detail),
+            instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )

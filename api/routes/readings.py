@@ -1,0 +1,150 @@
+"""The grid company's push feed."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import Grid, PoolDep, SinkDep
+from api.feed import FeedFormatError, parse_body, to_readings
+from api.meter_codes import FeedMeters
+from api.problems import (
+    Busy,
+    InvalidBody,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+    responses,
+)
+from api.problems import Forbidden as _Forbidden
+from api.problems import Unauthorized as _Unauthorized
+from ingest.errors import BackpressureError, SpoolFullError
+from ingest.outcome import Rejection, SubmitResult
+
+router = APIRouter(prefix="/v1/readings", tags=["grid feed"])
+
+#: Bodies above this many bytes (after gzip decompression) are refused with 413.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+_EXAMPLE = [
+    {
+        "meter": "330782-0001",
+        "ts": "2026-03-02T08:15:00+08:00",
+        "energy": 1206.42,
+        "energy_sharp": 120.1,
+        "energy_peak": 480.2,
+        "energy_flat": 360.0,
+        "energy_valley": 246.12,
+        "power": 35.2,
+        "voltage_a": 230.1,
+        "current_a": 51.3,
+        "power_factor": 0.95,
+    },
+]
+
+_CSV_EXAMPLE = "表号,抄表时间,正向有功总电量\n330782-0001,2026-03-02T08:15:00+08:00,1206.42\n"
+
+
+async def _read_body(request: Request, encoding: str | None) -> bytes:
+    chunks, size = [], 0
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    async for chunk in request.stream():
+        data = inflate.decompress(chunk, MAX_BODY_BYTES + 1 - size) if inflate else chunk
+        size += len(data)
+        if size > MAX_BODY_BYTES or (inflate is not None and inflate.unconsumed_tail):
+            raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes", limit=MAX_BODY_BYTES)
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "application/json").split(";")[0].strip().lower()
+
+
+def _response(total: int, result: SubmitResult, rejections: list[Rejection]) -> dict[str, Any]:
+    return {
+        "received": total,
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "conflicts": result.conflicts,
+        "rejected": len(rejections),
+        "spooled": result.spooled,
+        "rejections": [
+            {"index": r.index, "reason": str(r.reason), "detail": r.detail}
+            for r in sorted(rejections, key=lambda r: r.index)
+        ],
+    }
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Push a batch of meter readings",
+    description=(
+        "A JSON array, NDJSON (`application/x-ndjson`) or CSV (`text/csv`, English or Chinese "
+        "headers such as 表号, 抄表时间, 正向有功总电量) of readings, optionally gzip-compressed "
+        f"(`Content-Encoding: gzip`), at most {MAX_BODY_BYTES // 2**20} MiB decompressed. "
+        "Timestamps are the meter's time with a UTC offset. Valid readings are stored even "
+        "when others in the batch are bad; each rejected one is listed with its index and "
+        "reason and kept in quarantine. Re-sending a batch stores nothing twice. Answers 202 "
+        "once the readings are durable (committed, or spooled while the database is away)."
+    ),
+    responses={
+        202: {"description": "Counts of what happened to the batch"},
+        **responses(
+            InvalidBody, _Unauthorized, _Forbidden, PayloadTooLarge, UnsupportedMediaType, Busy
+        ),
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"example": _EXAMPLE},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": _CSV_EXAMPLE,
+                },
+            },
+            "required": True,
+        }
+    },
+)
+async def push_readings(
+    request: Request,
+    principal: Grid,
+    pool: PoolDep,
+    sink: SinkDep,
+    content_type: Annotated[str | None, Header()] = None,
+    content_encoding: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    if content_encoding not in (None, "identity", "gzip"):
+        raise UnsupportedMediaType(f"Content-Encoding {content_encoding!r}: use gzip or none")
+    try:
+        body = await _read_body(request, content_encoding)
+    except zlib.error as exc:
+        raise InvalidBody(f"the gzip body is corrupt: {exc}") from exc
+    source = f"grid:{principal.scope}"
+    media_type = _media_type(content_type)
+    try:
+        parsed = parse_body(body, media_type, source=source)
+    except FeedFormatError as exc:
+        if "unsupported media type" in str(exc):
+            raise UnsupportedMediaType(str(exc)) from exc
+        raise InvalidBody(str(exc)) from exc
+    meters: FeedMeters = request.app.state.feed_meters
+    resolve = await meters.resolver(
+        pool, feed=principal.scope or "", codes={r.meter for r in parsed.rows}
+    )
+    readings, indices, rejects = to_readings(parsed, resolve, source=source)
+    try:
+        result = await sink.try_submit(readings, rejects=[record for _, record in rejects])
+    except BackpressureError as exc:
+        raise Busy(str(exc), headers={"Retry-After": "2"}) from exc
+    except SpoolFullError as exc:
+        raise Unavailable(str(exc), headers={"Retry-After": "30"}) from exc
+    rejections = [Rejection(indices[r.index], r.reason, r.detail) for r in result.rejected]
+    rejections += [Rejection(index, rec.reason, rec.detail) for index, rec in rejects]
+    return JSONResponse(_response(parsed.total, result, rejections), status_code=202)
