@@ -43,13 +43,9 @@ def rows(code: str, n: int, *, start: int = 0) -> list[dict[str, object]]:
     ]
 
 
-async def push(client: httpx.AsyncClient, keys: Keys, body: object, **kw: object) -> httpx.Response:
-    return await client.post(
-        "/v1/readings",
-        content=orjson.dumps(body),
-        headers={**keys.headers("grid"), "Content-Type": "application/json"},
-        **kw,
-    )  # type: ignore[arg-type]
+async def push(client: httpx.AsyncClient, keys: Keys, body: object) -> httpx.Response:
+    headers = {**keys.headers("grid"), "Content-Type": "application/json"}
+    return await client.post("/v1/readings", content=orjson.dumps(body), headers=headers)
 
 
 async def test_mixed_batch_gives_exact_counts(
