@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from meterhub.errors import DatabaseUnavailableError
 from meterhub.settings import Settings, get_settings
@@ -28,3 +31,7 @@ async def create_pool(
         raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from exc
     assert pool is not None
     return pool
+
+
+#: A single connection or one borrowed from the pool: service functions take either.
+Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy

@@ -1,0 +1,28 @@
+"""The audit trail: every write records which key made it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from api.keys import Principal
+from meterhub.db import Conn
+
+
+async def record(
+    conn: Conn,
+    principal: Principal,
+    *,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit row, in the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO audit_log (key_id, action, target, detail) VALUES ($1, $2, $3, $4::jsonb)",
+        principal.key_id,
+        action,
+        target,
+        orjson.dumps(detail or {}, default=str).decode(),
+    )

@@ -1,0 +1,171 @@
+"""Firms: the registry's service functions (routes stay thin)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, Field, field_validator
+
+from api import audit
+from api.keys import Principal
+from api.problems import Conflict, NotFound
+from meterhub.db import Conn
+from meterhub.uscc import is_valid
+
+INDUSTRY = re.compile(r"^[A-T]([0-9]{2}([0-9]{1,2})?)?$")
+
+
+class FirmIn(BaseModel):
+    """A firm as registered by the bureau."""
+
+    credit_code: str = Field(
+        description="统一社会信用代码 (GB 32100, 18 characters)", examples=["91330782MA0000005K"]
+    )
+    name: str = Field(min_length=1, examples=["义乌市某某针织有限公司"])
+    industry: str = Field(description="GB/T 4754 code, e.g. C1711", examples=["C1711"])
+    town: str = Field(min_length=1, description="镇街", examples=["苏溪"])
+    land_mu: Decimal | None = Field(default=None, ge=0, description="land area in mu")
+    above_scale: bool = Field(default=False, description="规上 (above designated size)")
+    tags: list[str] = Field(default_factory=list, examples=[["D-class"]])
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not is_valid(value):
+            raise ValueError("not a valid unified social credit code (check character)")
+        return value
+
+    @field_validator("industry")
+    @classmethod
+    def _industry(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not INDUSTRY.match(value):
+            raise ValueError("not a GB/T 4754 code (section letter and 2-4 digits, e.g. C1711)")
+        return value
+
+
+class FirmPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1)
+    industry: str | None = None
+    town: str | None = Field(default=None, min_length=1)
+    land_mu: Decimal | None = Field(default=None, ge=0)
+    above_scale: bool | None = None
+    tags: list[str] | None = None
+
+    @field_validator("industry")
+    @classmethod
+    def _industry(cls, value: str | None) -> str | None:
+        return None if value is None else FirmIn._industry(value)
+
+
+class Firm(FirmIn):
+    id: int
+    meters: int = 0
+
+
+_COLUMNS = "f.id, f.credit_code, f.name, f.industry, f.town, f.land_mu, f.above_scale, f.tags"
+_SELECT = f"""
+SELECT {_COLUMNS},
+       (SELECT count(*) FROM meters m WHERE m.firm_id = f.id AND m.removed_at IS NULL) AS meters
+FROM firms f
+"""
+SORTS = {
+    "id": "f.id",
+    "name": "f.name",
+    "town": "f.town",
+    "industry": "f.industry",
+    "land_mu": "f.land_mu",
+}
+
+
+def _firm(row: asyncpg.Record) -> Firm:
+    return Firm(**dict(row))
+
+
+async def get_firm(conn: Conn | asyncpg.Pool, firm_id: int) -> Firm:
+    row = await conn.fetchrow(_SELECT + " WHERE f.id = $1", firm_id)
+    if row is None:
+        raise NotFound(f"no firm {firm_id}")
+    return _firm(row)
+
+
+async def list_firms(
+    conn: asyncpg.Pool,
+    *,
+    town: str | None,
+    industry: str | None,
+    q: str | None,
+    tag: str | None,
+    sort: str,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[Firm]]:
+    """Firms matching the filters (industry is a code prefix; q searches name and code)."""
+    where = [
+        "($1::text IS NULL OR f.town = $1)",
+        "($2::text IS NULL OR f.industry LIKE $2 || '%')",
+        "($3::text IS NULL OR f.name ILIKE '%' || $3 || '%' OR f.credit_code = upper($3))",
+        "($4::text IS NULL OR $4 = ANY (f.tags))",
+    ]
+    clause = " WHERE " + " AND ".join(where)
+    args: list[Any] = [town, industry, q, tag]
+    total = await conn.fetchval("SELECT count(*) FROM firms f" + clause, *args)
+    descending = sort.startswith("-")
+    order = f"{SORTS[sort.lstrip('-')]} {'DESC' if descending else 'ASC'}, f.id"
+    rows = await conn.fetch(
+        _SELECT + clause + f" ORDER BY {order} LIMIT $5 OFFSET $6", *args, limit, offset
+    )
+    return int(total), [_firm(r) for r in rows]
+
+
+async def create_firm(conn: Conn, principal: Principal, firm: FirmIn) -> Firm:
+    async with conn.transaction():
+        try:
+            firm_id = await conn.fetchval(
+                "INSERT INTO firms (credit_code, name, industry, town, land_mu, above_scale, tags)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                firm.credit_code,
+                firm.name,
+                firm.industry,
+                firm.town,
+                firm.land_mu,
+                firm.above_scale,
+                firm.tags,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"a firm with credit code {firm.credit_code} exists") from exc
+        await audit.record(
+            conn,
+            principal,
+            action="firm.create",
+            target=f"firm:{firm_id}",
+            detail=firm.model_dump(),
+        )
+        return await get_firm(conn, firm_id)
+
+
+async def update_firm(conn: Conn, principal: Principal, firm_id: int, patch: FirmPatch) -> Firm:
+    changes = patch.model_dump(exclude_unset=True)
+    async with conn.transaction():
+        current = await get_firm(conn, firm_id)
+        if changes:
+            merged = {**current.model_dump(), **changes}
+            await conn.execute(
+                "UPDATE firms SET name = $2, industry = $3, town = $4, land_mu = $5, "
+                "above_scale = $6, tags = $7, updated_at = now() WHERE id = $1",
+                firm_id,
+                merged["name"],
+                merged["industry"],
+                merged["town"],
+                merged["land_mu"],
+                merged["above_scale"],
+                merged["tags"],
+            )
+            await audit.record(
+                conn, principal, action="firm.update", target=f"firm:{firm_id}", detail=changes
+            )
+        return await get_firm(conn, firm_id)

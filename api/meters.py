@@ -1,0 +1,191 @@
+"""Meters: registration, listing, and replacement as one operation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+from pydantic import BaseModel, Field, model_validator
+
+from api import audit
+from api.keys import Principal
+from api.problems import Conflict, InvalidRequest, NotFound
+from meterhub.db import Conn
+
+Protocol = Literal["modbus", "dlt645", "mqtt", "grid-feed"]
+UtilityName = Literal["electricity", "water", "gas"]
+_ADDRESS_KEYS: dict[str, tuple[str, ...]] = {
+    "modbus": ("host", "port", "unit_id"),
+    "dlt645": ("address",),
+    "mqtt": ("gateway_id", "channel"),
+    "grid-feed": ("feed",),
+}
+
+
+class MeterIn(BaseModel):
+    firm_id: int
+    code: str = Field(
+        min_length=1,
+        description="asset number / the grid feed's meter number",
+        examples=["330782-0001"],
+    )
+    utility: UtilityName = "electricity"
+    protocol: Protocol
+    address: dict[str, Any] = Field(
+        description="modbus: host, port, unit_id (and model); dlt645: address (12 digits) and "
+        "bus (tcp://host:port, dtu://id or serial:///dev/ttyUSB0); mqtt: gateway_id, channel; "
+        "grid-feed: feed",
+        examples=[{"address": "000102030425", "bus": "tcp://10.20.0.7:8899"}],
+    )
+    model: str | None = Field(default=None, examples=["chint_dtsu666"])
+    ct_ratio: Decimal = Field(default=Decimal(1), gt=0)
+    pt_ratio: Decimal = Field(default=Decimal(1), gt=0)
+    rollover: Decimal = Field(default=Decimal(1_000_000), gt=0)
+    max_power: Decimal = Field(
+        default=Decimal(1000), gt=0, description="kW (m3/h for water and gas), meter side"
+    )
+    poll_interval_s: int = Field(default=900, ge=60, description="polling interval, seconds")
+    installed_at: datetime
+
+    @model_validator(mode="after")
+    def _address_fits_protocol(self) -> MeterIn:
+        missing = [k for k in _ADDRESS_KEYS[self.protocol] if k not in self.address]
+        if missing:
+            raise ValueError(f"a {self.protocol} address needs {', '.join(missing)}")
+        if self.installed_at.tzinfo is None:
+            raise ValueError("installed_at needs a UTC offset")
+        return self
+
+
+class Meter(MeterIn):
+    id: int
+    unit: str
+    multiplier: Decimal
+    removed_at: datetime | None = None
+    replaces_meter_id: int | None = None
+
+
+class Replacement(BaseModel):
+    """A meter swap: the old meter is closed at ``at`` and the new one opened at ``at``."""
+
+    code: str = Field(min_length=1, description="the new meter's asset number")
+    at: datetime = Field(description="when the swap happened (with a UTC offset)")
+    address: dict[str, Any] | None = Field(default=None, description="default: the old one's")
+    model: str | None = None
+    ct_ratio: Decimal | None = Field(default=None, gt=0)
+    pt_ratio: Decimal | None = Field(default=None, gt=0)
+
+
+_SELECT = """
+SELECT id, firm_id, code, utility, unit, protocol, address, model, ct_ratio, pt_ratio,
+       multiplier, rollover, max_power, extract(epoch FROM poll_interval)::int AS poll_interval_s,
+       installed_at, removed_at, replaces_meter_id
+FROM meters
+"""
+
+
+def _meter(row: asyncpg.Record) -> Meter:
+    values = dict(row)
+    values["address"] = orjson.loads(values["address"])
+    return Meter(**values)
+
+
+async def get_meter(conn: Conn | asyncpg.Pool, meter_id: int) -> Meter:
+    row = await conn.fetchrow(_SELECT + " WHERE id = $1", meter_id)
+    if row is None:
+        raise NotFound(f"no meter {meter_id}")
+    return _meter(row)
+
+
+async def list_meters(
+    conn: asyncpg.Pool, *, firm_ids: list[int] | None, active: bool, limit: int, offset: int
+) -> list[Meter]:
+    rows = await conn.fetch(
+        _SELECT + " WHERE ($1::bigint[] IS NULL OR firm_id = ANY($1)) "
+        "AND (NOT $2 OR removed_at IS NULL) ORDER BY id LIMIT $3 OFFSET $4",
+        firm_ids,
+        active,
+        limit,
+        offset,
+    )
+    return [_meter(r) for r in rows]
+
+
+async def _insert(conn: Conn, meter: MeterIn, replaces: int | None) -> int:
+    try:
+        meter_id: int = await conn.fetchval(
+            "INSERT INTO meters (firm_id, code, utility, protocol, address, model, ct_ratio, "
+            "pt_ratio, rollover, max_power, poll_interval, installed_at, replaces_meter_id) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, make_interval(secs => $11),"
+            " $12, $13) RETURNING id",
+            meter.firm_id,
+            meter.code,
+            meter.utility,
+            meter.protocol,
+            orjson.dumps(meter.address).decode(),
+            meter.model,
+            meter.ct_ratio,
+            meter.pt_ratio,
+            meter.rollover,
+            meter.max_power,
+            meter.poll_interval_s,
+            meter.installed_at,
+            replaces,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict(f"meter code {meter.code} is taken") from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise InvalidRequest(f"no firm {meter.firm_id}") from exc
+    except asyncpg.CheckViolationError as exc:
+        raise InvalidRequest(f"the meter does not pass the registry's checks: {exc}") from exc
+    return meter_id
+
+
+async def create_meter(conn: Conn, principal: Principal, meter: MeterIn) -> Meter:
+    async with conn.transaction():
+        meter_id = await _insert(conn, meter, None)
+        await audit.record(
+            conn,
+            principal,
+            action="meter.create",
+            target=f"meter:{meter_id}",
+            detail=meter.model_dump(),
+        )
+        return await get_meter(conn, meter_id)
+
+
+async def replace_meter(
+    conn: Conn, principal: Principal, meter_id: int, swap: Replacement
+) -> Meter:
+    """Close ``meter_id`` at ``swap.at`` and open its successor; the firm's series stays
+    continuous because rollups sum both meters."""
+    async with conn.transaction():
+        old = await get_meter(conn, meter_id)
+        if old.removed_at is not None:
+            raise Conflict(f"meter {meter_id} was already removed at {old.removed_at}")
+        if swap.at <= old.installed_at:
+            raise InvalidRequest("the replacement time is before the old meter's installation")
+        await conn.execute("UPDATE meters SET removed_at = $2 WHERE id = $1", meter_id, swap.at)
+        new = MeterIn(
+            **{
+                **old.model_dump(include=set(MeterIn.model_fields)),
+                "code": swap.code,
+                "installed_at": swap.at,
+                "address": swap.address or old.address,
+                "model": swap.model or old.model,
+                "ct_ratio": swap.ct_ratio or old.ct_ratio,
+                "pt_ratio": swap.pt_ratio or old.pt_ratio,
+            }
+        )
+        new_id = await _insert(conn, new, meter_id)
+        await audit.record(
+            conn,
+            principal,
+            action="meter.replace",
+            target=f"meter:{meter_id}",
+            detail={"new_meter": new_id, **swap.model_dump()},
+        )
+        return await get_meter(conn, new_id)

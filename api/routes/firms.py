@@ -1,0 +1,162 @@
+"""The registry: firms, their monthly output figures, and bulk imports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel
+
+from api import firms as service
+from api import imports
+from api.deps import Bureau, PoolDep, Reader
+from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
+from api.scope import check_town, town_filter
+from api.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, SheetError, read_sheet
+
+router = APIRouter(prefix="/v1/firms", tags=["registry"])
+_READ = responses(Unauthorized, Forbidden)
+_SHEET_TYPES = "text/csv or application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class FirmPage(BaseModel):
+    total: int
+    items: list[service.Firm]
+
+
+class ImportResult(BaseModel):
+    written: bool
+    created: int
+    updated: int
+    errors: list[dict[str, Any]]
+
+
+@router.get("", summary="List and search firms", responses=_READ)
+async def list_firms(
+    principal: Reader,
+    pool: PoolDep,
+    town: Annotated[str | None, Query(description="镇街; a town key sees only its own")] = None,
+    industry: Annotated[str | None, Query(description="GB/T 4754 code prefix, e.g. C17")] = None,
+    q: Annotated[str | None, Query(description="part of the name, or a whole credit code")] = None,
+    tag: Annotated[str | None, Query(description="e.g. D-class")] = None,
+    sort: Annotated[str, Query(pattern=r"^-?(id|name|town|industry|land_mu)$")] = "id",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> FirmPage:
+    total, items = await service.list_firms(
+        pool,
+        town=town_filter(principal, town),
+        industry=industry,
+        q=q,
+        tag=tag,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+    return FirmPage(total=total, items=items)
+
+
+@router.get(
+    "/{firm_id}", summary="One firm", responses=responses(Unauthorized, Forbidden, NotFound)
+)
+async def get_firm(firm_id: int, principal: Reader, pool: PoolDep) -> service.Firm:
+    firm = await service.get_firm(pool, firm_id)
+    check_town(principal, firm.town)
+    return firm
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a firm",
+    responses=responses(Unauthorized, Forbidden, InvalidRequest),
+)
+async def create_firm(body: service.FirmIn, principal: Bureau, pool: PoolDep) -> service.Firm:
+    async with pool.acquire() as conn:
+        return await service.create_firm(conn, principal, body)
+
+
+@router.patch(
+    "/{firm_id}",
+    summary="Change a firm's registration",
+    responses=responses(Unauthorized, Forbidden, NotFound),
+)
+async def update_firm(
+    firm_id: int, body: service.FirmPatch, principal: Bureau, pool: PoolDep
+) -> service.Firm:
+    async with pool.acquire() as conn:
+        return await service.update_firm(conn, principal, firm_id, body)
+
+
+async def _sheet(request: Request, content_type: str | None, columns: Any) -> Any:
+    media_type = (content_type or "text/csv").split(";")[0].strip().lower()
+    try:
+        fields = set(columns.values()) | set(columns)
+        fields = {columns.get(f, f) for f in fields}
+        return read_sheet(await request.body(), media_type, aliases=columns, fields=fields)
+    except SheetError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+@router.post(
+    "/import",
+    summary="Bulk import firms from the bureau's sheet",
+    description=f"Body: the sheet ({_SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
+    "name (企业名称), industry (行业代码), town (镇街), land_mu (用地面积(亩)), above_scale "
+    "(规上企业: 是/否), tags (标签, separated by ; or ,). Existing firms (same credit code) are "
+    "updated. All-or-nothing unless `partial=true`; every bad row is reported by row number.",
+    responses=responses(Unauthorized, Forbidden, InvalidRequest),
+)
+async def import_firms(
+    request: Request,
+    principal: Bureau,
+    pool: PoolDep,
+    partial: bool = False,
+    content_type: Annotated[str | None, Header()] = None,
+) -> ImportResult:
+    sheet = await _sheet(request, content_type, FIRM_COLUMNS)
+    async with pool.acquire() as conn:
+        report = await imports.import_firms(conn, principal, sheet, partial=partial)
+    return ImportResult(
+        written=report.written, created=report.created, updated=report.updated, errors=report.errors
+    )
+
+
+@router.post(
+    "/output-figures/import",
+    summary="Bulk import monthly output figures",
+    description=f"Body: the sheet ({_SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
+    "month (月份: 2026-03 or 2026年3月), output_value (工业总产值), value_added (工业增加值), "
+    "tax_paid (税收), employees (从业人员), rnd_spend (研发费用), main_revenue (主营业务收入); "
+    "amounts in yuan. A firm's month is replaced when imported again.",
+    responses=responses(Unauthorized, Forbidden, InvalidRequest),
+)
+async def import_output_figures(
+    request: Request,
+    principal: Bureau,
+    pool: PoolDep,
+    partial: bool = False,
+    content_type: Annotated[str | None, Header()] = None,
+) -> ImportResult:
+    sheet = await _sheet(request, content_type, OUTPUT_COLUMNS)
+    async with pool.acquire() as conn:
+        report = await imports.import_output_figures(conn, principal, sheet, partial=partial)
+    return ImportResult(
+        written=report.written, created=report.created, updated=report.updated, errors=report.errors
+    )
+
+
+@router.get(
+    "/{firm_id}/output-figures",
+    summary="A firm's monthly output figures",
+    responses=responses(Unauthorized, Forbidden, NotFound),
+)
+async def output_figures(firm_id: int, principal: Reader, pool: PoolDep) -> list[dict[str, Any]]:
+    firm = await service.get_firm(pool, firm_id)
+    check_town(principal, firm.town)
+    rows = await pool.fetch(
+        "SELECT month, output_value, value_added, tax_paid, employees, rnd_spend, main_revenue "
+        "FROM output_figures WHERE firm_id = $1 ORDER BY month",
+        firm_id,
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,76 @@
+"""The registry: meters and terminals, and meter replacement."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api import firms as firm_service
+from api import meters as service
+from api.deps import PoolDep, Reader, Registrar
+from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
+from api.scope import check_town
+
+router = APIRouter(prefix="/v1/meters", tags=["registry"])
+
+
+@router.get(
+    "", summary="List meters (of one firm, or all)", responses=responses(Unauthorized, Forbidden)
+)
+async def list_meters(
+    principal: Reader,
+    pool: PoolDep,
+    firm_id: Annotated[int | None, Query(description="only this firm's meters")] = None,
+    active: Annotated[bool, Query(description="only meters not removed")] = True,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[service.Meter]:
+    firm_ids: list[int] | None = None
+    if firm_id is not None:
+        firm = await firm_service.get_firm(pool, firm_id)
+        check_town(principal, firm.town)
+        firm_ids = [firm_id]
+    elif principal.scope is not None:
+        rows = await pool.fetch("SELECT id FROM firms WHERE town = $1", principal.scope)
+        firm_ids = [r["id"] for r in rows]
+    return await service.list_meters(
+        pool, firm_ids=firm_ids, active=active, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/{meter_id}", summary="One meter", responses=responses(Unauthorized, Forbidden, NotFound)
+)
+async def get_meter(meter_id: int, principal: Reader, pool: PoolDep) -> service.Meter:
+    meter = await service.get_meter(pool, meter_id)
+    firm = await firm_service.get_firm(pool, meter.firm_id)
+    check_town(principal, firm.town)
+    return meter
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a meter (commission a terminal)",
+    responses=responses(Unauthorized, Forbidden, Conflict, InvalidRequest),
+)
+async def create_meter(body: service.MeterIn, principal: Registrar, pool: PoolDep) -> service.Meter:
+    async with pool.acquire() as conn:
+        return await service.create_meter(conn, principal, body)
+
+
+@router.post(
+    "/{meter_id}/replace",
+    status_code=201,
+    summary="Replace a meter",
+    description="Closes the meter at `at` and opens its successor (same firm, utility and, "
+    "unless given, address, model and ratios) from `at`. The firm's consumption series stays "
+    "continuous: the old meter's intervals end and the new one's begin at the swap.",
+    responses=responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest),
+)
+async def replace_meter(
+    meter_id: int, body: service.Replacement, principal: Registrar, pool: PoolDep
+) -> service.Meter:
+    async with pool.acquire() as conn:
+        return await service.replace_meter(conn, principal, meter_id, body)
