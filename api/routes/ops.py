@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.health import check_broker, check_database
@@ -24,7 +24,7 @@ async def livez() -> dict[str, str]:
     summary="The database and the broker answer",
     responses={503: {"description": "a dependency is down; the body says which"}},
 )
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     checks = await asyncio.gather(
         check_database(request.app.state.pool), check_broker(settings.mqtt())
@@ -37,7 +37,7 @@ async def readyz(request: Request) -> ORJSONResponse:
             for c in checks
         },
     }
-    return ORJSONResponse(body, status_code=200 if ok else 503)
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

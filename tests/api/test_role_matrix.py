@@ -1,0 +1,84 @@
+"""Every endpoint x every role -> the expected status. A new endpoint must be added here."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from api.app import create_app
+from meterhub.settings import Settings
+from tests.api.conftest import Keys
+
+pytestmark = pytest.mark.integration
+
+ROLES = ("bureau", "admin", "field", "town", "grid")
+PUBLIC = None  # no key needed
+READ = {"bureau", "admin", "town"}
+BUREAU = {"bureau", "admin"}
+REGISTRAR = {"bureau", "admin", "field"}
+
+#: (method, path) -> roles allowed (PUBLIC: anyone, no key needed)
+MATRIX: dict[tuple[str, str], set[str] | None] = {
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/livez"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("POST", "/v1/readings"): {"grid"},
+    ("GET", "/v1/firms"): READ,
+    ("GET", "/v1/firms/{firm_id}"): READ,
+    ("POST", "/v1/firms"): BUREAU,
+    ("PATCH", "/v1/firms/{firm_id}"): BUREAU,
+    ("POST", "/v1/firms/import"): BUREAU,
+    ("POST", "/v1/firms/output-figures/import"): BUREAU,
+    ("GET", "/v1/firms/{firm_id}/output-figures"): READ,
+    ("GET", "/v1/meters"): READ,
+    ("GET", "/v1/meters/{meter_id}"): READ,
+    ("POST", "/v1/meters"): REGISTRAR,
+    ("POST", "/v1/meters/{meter_id}/replace"): REGISTRAR,
+}
+
+
+def _routes(settings: Settings) -> set[tuple[str, str]]:
+    app = create_app(settings)
+    return {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+
+
+def test_every_endpoint_is_in_the_matrix(settings: Settings) -> None:
+    missing = _routes(settings) - set(MATRIX)
+    assert not missing, f"add these endpoints to the role matrix: {sorted(missing)}"
+
+
+def _url(path: str) -> str:
+    return re.sub(r"\{[a-z_]+\}", "999999999", path)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
+async def test_roles(client: httpx.AsyncClient, keys: Keys, method: str, path: str) -> None:
+    allowed = MATRIX[(method, path)]
+    body = {"json": {}} if method in ("POST", "PATCH") and "import" not in path else {}
+    anonymous = await client.request(method, _url(path), **body)  # type: ignore[arg-type]
+    if allowed is PUBLIC:
+        assert anonymous.status_code not in (401, 403)
+        return
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    for role in ROLES:
+        response = await client.request(
+            method,
+            _url(path),
+            headers=keys.headers(role),
+            **body,  # type: ignore[arg-type]
+        )
+        if role in allowed:
+            assert response.status_code not in (401, 403), (role, response.text)
+        else:
+            assert response.status_code == 403, (role, response.text)
+            assert response.json()["type"] == "/problems/forbidden"
