@@ -47,7 +47,7 @@ def _routes(settings: Settings) -> set[tuple[str, str]]:
         (method, route.path)
         for route in app.routes
         if isinstance(route, APIRoute)
-        for method in route.methods
+        for method in route.methods or ()
     }
 
 
@@ -63,7 +63,9 @@ def _url(path: str) -> str:
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
 async def test_roles(client: httpx.AsyncClient, keys: Keys, method: str, path: str) -> None:
     allowed = MATRIX[(method, path)]
-    body = {"json": {}} if method in ("POST", "PATCH") and "import" not in path else {}
+    body: dict[str, object] = (
+        {"json": {}} if method in ("POST", "PATCH") and "import" not in path else {}
+    )
     anonymous = await client.request(method, _url(path), **body)  # type: ignore[arg-type]
     if allowed is PUBLIC:
         assert anonymous.status_code not in (401, 403)
