@@ -1,0 +1,74 @@
+"""What the poll scheduler polls: terminals from the `meters` registry, grouped by link."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+
+from meterhub.db import Conn
+
+
+@dataclass(frozen=True, slots=True)
+class PollTarget:
+    """One meter to poll. ``link`` names the connection it shares with other meters
+    (a Modbus endpoint or an RS-485 bus); requests on one link go one at a time."""
+
+    meter_id: int
+    protocol: str
+    link: str
+    address: dict[str, Any]
+    model: str | None
+    interval: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """Values read (``Reading`` field names, meter side), fields that came back as garbage,
+    and the meter's own clock when it was read."""
+
+    values: dict[str, float]
+    bad_fields: dict[str, str] = field(default_factory=dict)
+    meter_time: datetime | None = None
+
+
+class Poller(Protocol):
+    """A protocol's way of reading one meter; raises a `CollectorError` on failure."""
+
+    async def poll(self, target: PollTarget, *, read_clock: bool) -> PollResult: ...
+
+    async def close(self) -> None: ...
+
+
+_SELECT = """
+SELECT id, protocol, address, model, poll_interval FROM meters
+WHERE protocol = ANY($1::text[]) AND removed_at IS NULL
+"""
+
+
+def link_of(protocol: str, address: dict[str, Any]) -> str:
+    """The link a meter's requests travel on: its Modbus endpoint or its DL/T 645 bus."""
+    if protocol == "modbus":
+        scheme = address.get("framer", "tcp")
+        return f"{scheme}://{address['host']}:{address['port']}"
+    return str(address["bus"])
+
+
+async def load_targets(
+    conn: Conn | asyncpg.Pool, protocols: list[str]
+) -> dict[str, list[PollTarget]]:
+    """Active meters of ``protocols``, grouped by link."""
+    links: dict[str, list[PollTarget]] = defaultdict(list)
+    for row in await conn.fetch(_SELECT, protocols):
+        address = orjson.loads(row["address"])
+        link = link_of(row["protocol"], address)
+        links[link].append(
+            PollTarget(
+                row["id"], row["protocol"], link, address, row["model"], row["poll_interval"]
+            )
+        )
+    return dict(links)
