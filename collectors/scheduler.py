@@ -133,7 +133,7 @@ class LinkWorker:
     def _reading(
         self, target: PollTarget, result: PollResult
     ) -> tuple[Reading, list[QuarantineRecord]]:
-        at = datetime.now(LOCAL_TZ).replace(microsecond=0)
+        at = (result.measured_at or datetime.now(LOCAL_TZ)).replace(microsecond=0)
         self._book.success(target.meter_id, at)
         if result.meter_time is not None:
             self._book.clock(target.meter_id, meter_time=result.meter_time, host_time=at)

@@ -29,10 +29,12 @@ class PollTarget:
 @dataclass(frozen=True, slots=True)
 class PollResult:
     """Values read (``Reading`` field names, meter side), fields that came back as garbage,
-    and the meter's own clock when it was read."""
+    when they were measured (default: when the poll returned) and the meter's own clock
+    when it was read."""
 
     values: dict[str, float]
     bad_fields: dict[str, str] = field(default_factory=dict)
+    measured_at: datetime | None = None
     meter_time: datetime | None = None
 
 

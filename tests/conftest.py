@@ -6,12 +6,14 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from ingest.sink import IngestSink
 from meterhub.migrate import migrate
 from meterhub.settings import Settings
 
@@ -107,3 +109,16 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     for task in leaked:
         task.cancel()
     assert not leaked, f"test leaked asyncio tasks: {leaked}"
+
+
+@pytest.fixture
+def sink_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(
+        update={"spool_dir": tmp_path / "spool", "batch_max_age": 0.02, "batch_size": 5_000}
+    )
+
+
+@pytest.fixture
+async def sink(sink_settings: Settings) -> AsyncIterator[IngestSink]:
+    async with IngestSink(sink_settings) as running:
+        yield running

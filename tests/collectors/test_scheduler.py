@@ -1,0 +1,103 @@
+"""The poll scheduler over real TCP: Modbus simulator -> collector -> ingest -> database."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import orjson
+import pytest
+
+from collectors.modbus.client import LinkOptions
+from collectors.modbus.poller import ModbusPoller
+from collectors.modbus.register_map import load_model
+from collectors.scheduler import LinkWorker, ScheduleOptions, is_due, next_tick
+from collectors.targets import load_targets
+from collectors.terminals import TerminalBook
+from ingest.sink import IngestSink
+from simulators.modbus_server import Fault, LinearProvider, ModbusMeterSimulator
+from tests.ingest.conftest import create_meters
+
+pytestmark = pytest.mark.integration
+
+
+def test_ticks_are_aligned_to_shanghai_quarter_hours() -> None:
+    now = datetime(2026, 3, 2, 8, 7, 30, tzinfo=UTC).timestamp()  # 16:07:30 in Shanghai
+    tick = next_tick(now, 900)
+    assert datetime.fromtimestamp(tick, UTC) == datetime(2026, 3, 2, 8, 15, tzinfo=UTC)
+    day = next_tick(now, 86_400)
+    assert datetime.fromtimestamp(day, UTC) == datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+    assert is_due(day, 900) and is_due(day, 60) and not is_due(day + 60, 900)
+
+
+async def _register(db: asyncpg.Connection, meters: list[int], url: str, units: list[int]) -> None:
+    host, port = url.removeprefix("tcp://").split(":")
+    for meter_id, unit in zip(meters, units, strict=True):
+        await db.execute(
+            "UPDATE meters SET protocol = 'modbus', model = 'eastron_sdm630', address = $2::jsonb "
+            "WHERE id = $1",
+            meter_id,
+            orjson.dumps({"host": host, "port": int(port), "unit_id": unit}).decode(),
+        )
+
+
+async def test_cycle_reads_meters_marks_offline_and_quarantines_garbage(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    model = load_model("eastron_sdm630")
+    provider = LinearProvider(epoch=datetime.now(UTC) - timedelta(hours=1))
+
+    def faults(unit: int, now: datetime) -> Fault | None:
+        if unit == 3:
+            return Fault.no_answer()
+        if unit == 2:
+            return Fault.garbage({"power": math.nan})
+        return None
+
+    async with ModbusMeterSimulator(
+        {1: model, 2: model, 3: model}, provider=provider, faults=faults
+    ) as sim:
+        meters = await create_meters(db, 3)
+        await _register(db, meters, sim.url, [1, 2, 3])
+        (targets,) = [
+            t for link, t in (await load_targets(db, ["modbus"])).items() if link == sim.url
+        ]
+        book = TerminalBook(offline_after=2, drift_tolerance=timedelta(seconds=30))
+        options = ScheduleOptions(timeout=0.3, retries=1, backoff=0.01)
+        poller = ModbusPoller(LinkOptions(timeout=0.3, retries=0))
+        worker = LinkWorker(targets, poller=poller, sink=sink, book=book, options=options)
+        try:
+            for _ in range(2):
+                await worker.cycle(targets)
+        finally:
+            await poller.close()
+        events = await book.flush(db)
+
+    stored = await db.fetch(
+        "SELECT meter_id, energy, power, voltage_a FROM readings WHERE meter_id = ANY($1) "
+        "ORDER BY meter_id, ts",
+        meters,
+    )
+    assert [r["meter_id"] for r in stored] == [meters[0]] * 2 + [meters[1]] * 2
+    first = stored[0]
+    assert first["voltage_a"] == pytest.approx(230.0)
+    assert first["power"] == pytest.approx(2.0)  # unit 1 draws 1 + 1 kW
+    assert first["energy"] == pytest.approx(1000.0 + 1 + 2.0, abs=0.01)
+    assert [r["power"] for r in stored[2:]] == [None, None]  # the NaN was not stored
+    garbage = await db.fetch("SELECT reason, detail FROM quarantine WHERE meter_id = $1", meters[1])
+    assert [(g["reason"], g["detail"].split(":")[0]) for g in garbage] == [
+        ("non_finite", "power")
+    ] * 2
+    assert [(e.meter_id, e.kind) for e in events] == [(meters[2], "offline")]
+    status = await db.fetch(
+        "SELECT meter_id, online, consecutive_failures FROM terminal_status "
+        "WHERE meter_id = ANY($1) ORDER BY meter_id",
+        meters,
+    )
+    assert [(s["online"], s["consecutive_failures"]) for s in status] == [
+        (True, 0),
+        (True, 0),
+        (False, 2),
+    ]
+    assert sim.requests[3] == 2 * 2  # two cycles, one retry each
