@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import db, keys, serve, services
+from cli import collect, db, keys, serve, services
 
 app = typer.Typer(
     name="meterhub",
@@ -17,6 +17,7 @@ app.add_typer(services.app, name="services")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
+app.command("collect")(collect.collect)
 
 
 if __name__ == "__main__":
