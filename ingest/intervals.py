@@ -63,6 +63,9 @@ from ingest.interval_grid import (
 from meterhub.meter import MeterInfo
 from meterhub.reading import LOCAL_TZ, Reading
 
+#: The resolution of a cumulative register (XXXXXX.XX): the least a delta can be.
+REGISTER_STEP = 0.01
+
 __all__ = [
     "DEFAULT_STEP",
     "Derivation",
@@ -262,7 +265,8 @@ def _pair(
 ) -> None:
     """Record the events of one pair and spread its valid deltas over the grid."""
     dur = p1.us - p0.us
-    cap = cfg.rate * dur / _US_PER_HOUR
+    # One register step of slack: readings seconds apart may differ by one 0.01 count.
+    cap = cfg.rate * dur / _US_PER_HOUR + REGISTER_STEP + 1e-9  # 1e-9: float noise
     gap = dur > cfg.gap_us
     if gap:
         _event(cfg, "gap", p0, p1, {"seconds": dur / 1e6}, events)

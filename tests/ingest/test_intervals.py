@@ -161,15 +161,22 @@ def test_excess_delta_is_flagged_and_not_summed() -> None:
         "e0": 101.0,
         "e1": 150.0,
         "delta": 49.0,
-        "max_delta": pytest.approx(3.0),
+        "max_delta": pytest.approx(3.01),  # plus one register step of slack
     }
 
 
 def test_delta_at_the_cap_is_accepted() -> None:
-    readings = [rd(0, 100.0), rd(15, 103.0), rd(30, 106.01)]  # cap 12 kW * 0.25 h = 3 kWh
+    # cap 12 kW * 0.25 h = 3 kWh, plus one 0.01 register step
+    readings = [rd(0, 100.0), rd(15, 103.01), rd(30, 106.03)]
     result = run(meter(max_power=12.0), readings, headroom=1.0)
-    assert result.intervals == (iv(0, 3.0),)
+    assert result.intervals == (iv(0, 3.01),)
     assert [e.kind for e in result.events] == ["excess"]
+
+
+def test_one_register_step_within_seconds_is_not_excess() -> None:
+    readings = [rd(0, 100.0), rd(0.05, 100.01)]  # 3 s apart; 1 kW could deliver 0.0008 kWh
+    result = run(meter(max_power=1.0), readings)
+    assert result.events == ()
 
 
 def test_hour_gap_is_spread_over_four_estimated_intervals() -> None:
