@@ -33,6 +33,7 @@ from rich.progress import Progress
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._db import bench_database
+from ingest.interval_worker import run_interval_worker
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, READING_COLUMNS, Reading
 from meterhub.settings import Settings, get_settings
@@ -93,19 +94,21 @@ def make_workload(meter_ids: list[int], steps: int, *, chunk: int, seed: int = 7
     return Workload(chunks, valid, len(stream))
 
 
-async def create_meters(dsn: str, count: int) -> list[int]:
+async def create_meters(dsn: str, count: int, *, prefix: str = "B") -> list[int]:
     conn = await asyncpg.connect(dsn)
     try:
         firm = await conn.fetchval(
             "INSERT INTO firms (credit_code, name, industry, town) "
-            "VALUES ('91350100M000100Y43', 'bench', 'C17', '苏溪') RETURNING id"
+            "VALUES ($1, 'bench', 'C17', '苏溪') RETURNING id",
+            "91350100M000100Y43" if prefix == "B" else "91330782MA0000005K",
         )
         rows = await conn.fetch(
             "INSERT INTO meters (firm_id, code, utility, protocol, installed_at) "
-            "SELECT $1, 'B' || g, 'electricity', 'grid-feed', '2025-01-01' "
+            "SELECT $1, $3 || g, 'electricity', 'grid-feed', '2025-01-01' "
             "FROM generate_series(1, $2) g RETURNING id",
             firm,
             count,
+            prefix,
         )
         return [r["id"] for r in rows]
     finally:
@@ -176,6 +179,34 @@ async def pipeline_rate(settings: Settings, work: Workload, *, producers: int = 
     return work.total / elapsed
 
 
+async def derived_rate(settings: Settings, work: Workload, *, producers: int = 4) -> float:
+    """Readings/s from the first `submit` until every reading is committed **and** its
+    intervals and rollups are derived (the interval worker running alongside)."""
+    queue: asyncio.Queue[list[Reading]] = asyncio.Queue()
+    for chunk in work.chunks:
+        queue.put_nowait(chunk)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    worker = asyncio.create_task(run_interval_worker(settings, idle=0.2, stop=stop))
+    async with IngestSink(settings, mark_dirty=True) as sink:
+
+        async def produce() -> None:
+            while not queue.empty():
+                await sink.submit(queue.get_nowait())
+
+        await asyncio.gather(*(produce() for _ in range(producers)))
+    conn = await asyncpg.connect(settings.dsn())
+    try:
+        while await conn.fetchval("SELECT count(*) FROM interval_dirty"):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)  # polling the database: no event to wait on
+    finally:
+        await conn.close()
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await worker
+    return work.total / elapsed
+
+
 async def run(args: argparse.Namespace) -> dict[str, float]:
     base = get_settings()
     async with bench_database(base, "meterhub_bench_ingest") as dsn:
@@ -195,12 +226,22 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 f"({work.total:,} submitted, batch {settings.batch_size:,}, "
                 f"{settings.writers} writers)"
             )
+            derived = 0.0
+            if not args.skip_derived:
+                more = await create_meters(dsn, args.meters, prefix="D")
+                work = make_workload(more, args.steps, chunk=args.chunk)
+                derived = await derived_rate(settings, work)
+                console.print(
+                    f"(c) with intervals  {derived:12,.0f} readings/s  "
+                    "(committed, 15-min intervals and rollups derived)"
+                )
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "copy_rows_per_s": round(copy_rate),
         "pipeline_rows_per_s": round(rate),
         "ratio": round(rate / copy_rate, 3),
         "peak_rss_mb": round(peak_rss, 1),
+        "with_intervals_rows_per_s": round(derived),
     }
 
 
@@ -212,6 +253,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--chunk", type=int, default=5000, help="readings per submit call")
     parser.add_argument("--batch-size", type=int, default=0, help="override MHUB_BATCH_SIZE")
+    parser.add_argument("--skip-derived", action="store_true", help="skip phase (c)")
     args = parser.parse_args()
     if args.quick:
         args.meters, args.steps = 200, 100
