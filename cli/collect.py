@@ -8,6 +8,8 @@ from datetime import timedelta
 import typer
 
 from cli.runner import run_until_signalled
+from collectors.dlt645.dtu import DtuListener
+from collectors.dlt645.poller import Dlt645Poller
 from collectors.modbus.client import LinkOptions
 from collectors.modbus.poller import ModbusPoller
 from collectors.scheduler import ScheduleOptions, Scheduler
@@ -19,8 +21,11 @@ from meterhub.settings import get_settings
 log = get_logger(__name__)
 
 
-def _pollers(timeout: float) -> dict[str, Poller]:
-    return {"modbus": ModbusPoller(LinkOptions(timeout=timeout, retries=0))}
+def _pollers(timeout: float, dtu_listener: DtuListener | None) -> dict[str, Poller]:
+    return {
+        "modbus": ModbusPoller(LinkOptions(timeout=timeout, retries=0)),
+        "dlt645": Dlt645Poller(dtu_listener=dtu_listener, timeout=timeout, retries=0),
+    }
 
 
 def collect(
@@ -47,7 +52,12 @@ def collect(
     )
 
     async def main(stop: asyncio.Event) -> None:
-        pollers = _pollers(timeout)
+        listener = None
+        if settings.dtu_port is not None:
+            listener = DtuListener("0.0.0.0", settings.dtu_port)
+            await listener.start()
+            log.info("listening for DTUs", port=settings.dtu_port)
+        pollers = _pollers(timeout, listener)
         try:
             async with IngestSink(settings) as sink:
                 scheduler = Scheduler(
@@ -58,5 +68,7 @@ def collect(
         finally:
             for poller in pollers.values():
                 await poller.close()
+            if listener is not None:
+                await listener.aclose()
 
     run_until_signalled(main)

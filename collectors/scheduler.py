@@ -22,7 +22,7 @@ from prometheus_client import Counter, Histogram
 from collectors.errors import CollectorError
 from collectors.targets import Poller, PollResult, PollTarget, load_targets
 from collectors.terminals import TerminalBook
-from ingest.quarantine import QuarantineRecord, Reason
+from ingest.quarantine import QuarantineRecord
 from ingest.sink import IngestSink
 from meterhub.logs import get_logger
 from meterhub.reading import LOCAL_TZ, Quality, Reading
@@ -133,7 +133,7 @@ class LinkWorker:
     def _reading(
         self, target: PollTarget, result: PollResult
     ) -> tuple[Reading, list[QuarantineRecord]]:
-        at = (result.measured_at or datetime.now(LOCAL_TZ)).replace(microsecond=0)
+        at = result.measured_at or datetime.now(LOCAL_TZ)
         self._book.success(target.meter_id, at)
         if result.meter_time is not None:
             self._book.clock(target.meter_id, meter_time=result.meter_time, host_time=at)
@@ -145,7 +145,7 @@ class LinkWorker:
         bad = [
             QuarantineRecord(
                 source=source,
-                reason=Reason.NON_FINITE,
+                reason=result.bad_reason,
                 detail=f"{name}: {why}",
                 payload=f'{{"field": "{name}", "problem": "{why}"}}',
                 meter_id=target.meter_id,

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import asyncpg
 import orjson
 
+from ingest.quarantine import Reason
 from meterhub.db import Conn
 
 
@@ -34,6 +35,7 @@ class PollResult:
 
     values: dict[str, float]
     bad_fields: dict[str, str] = field(default_factory=dict)
+    bad_reason: Reason = Reason.NON_FINITE
     measured_at: datetime | None = None
     meter_time: datetime | None = None
 

@@ -41,8 +41,33 @@ class Settings(BaseSettings):
     batch_max_age: float = Field(default=0.25, description="seconds before a partial flush")
     queue_max: int = Field(default=200_000, description="readings queued before submit waits")
     writers: int = Field(default=2, description="parallel writer connections")
+    dtu_port: int | None = Field(
+        default=None, description="port where 4G DTUs dial in (meterhub collect); off if unset"
+    )
     future_tolerance: float = Field(
         default=300.0, description="seconds a meter clock may run ahead before quarantine"
+    )
+    # Conversion to standard coal (GB/T 2589), kgce per unit of each utility.
+    kgce_per_kwh: float = Field(
+        default=0.1229, description="electricity, calorific equivalent (当量值), kgce/kWh"
+    )
+    kgce_per_kwh_equal_value: float = Field(
+        default=0.3, description="electricity, equal-value (等价值) coal rate of the year, kgce/kWh"
+    )
+    kgce_per_m3_gas: float = Field(default=1.2143, description="natural gas, kgce/m3")
+    kgce_per_t_water: float = Field(default=0.2571, description="fresh water, kgce/t (= m3)")
+    # Production state from load: this week's energy over the median of earlier weeks.
+    production_baseline_weeks: int = Field(
+        default=4,
+        ge=1,
+        le=26,
+        description="weeks before the judged one whose median is the baseline",
+    )
+    production_running_ratio: float = Field(
+        default=0.7, gt=0, description="at or above this share of the baseline: running"
+    )
+    production_stopped_ratio: float = Field(
+        default=0.1, ge=0, description="below this share of the baseline: stopped"
     )
 
     def _secret(self, name: str) -> str:

@@ -101,3 +101,70 @@ async def test_cycle_reads_meters_marks_offline_and_quarantines_garbage(
         (False, 2),
     ]
     assert sim.requests[3] == 2 * 2  # two cycles, one retry each
+
+
+async def test_dlt645_bus_cycle_reads_values_and_flags_clock_drift(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    from collectors.dlt645.poller import Dlt645Poller
+    from simulators.dlt645_gateway import Dlt645GatewaySimulator, SimulatedBus
+    from simulators.dlt645_meter import Dlt645Meter, LinearProvider, MeterFaults
+
+    addresses = [f"{n:012d}" for n in (1, 2, 3, 4)]
+    provider = LinearProvider()
+    meters_on_bus = [
+        Dlt645Meter(addresses[0]),
+        Dlt645Meter(addresses[1], clock_offset=600),  # ten minutes fast
+        Dlt645Meter(addresses[2], faults=MeterFaults(garbage_values=True)),
+        Dlt645Meter(addresses[3], faults=MeterFaults(no_answer=True)),
+    ]
+    async with Dlt645GatewaySimulator(SimulatedBus(meters_on_bus, provider=provider)) as gw:
+        meters = await create_meters(db, 4)
+        for meter_id, address in zip(meters, addresses, strict=True):
+            await db.execute(
+                "UPDATE meters SET protocol = 'dlt645', address = $2::jsonb WHERE id = $1",
+                meter_id,
+                orjson.dumps({"address": address, "bus": gw.url}).decode(),
+            )
+        (targets,) = [
+            t for link, t in (await load_targets(db, ["dlt645"])).items() if link == gw.url
+        ]
+        book = TerminalBook(offline_after=1, drift_tolerance=timedelta(seconds=30))
+        poller = Dlt645Poller(timeout=0.3, retries=0)
+        worker = LinkWorker(
+            targets,
+            poller=poller,
+            sink=sink,
+            book=book,
+            options=ScheduleOptions(timeout=0.3, retries=0),
+        )
+        try:
+            await worker.cycle(targets)
+        finally:
+            await poller.close()
+        events = await book.flush(db)
+
+    stored = await db.fetch(
+        "SELECT meter_id, ts, energy, energy_sharp, quality FROM readings "
+        "WHERE meter_id = ANY($1) ORDER BY meter_id",
+        meters,
+    )
+    assert [r["meter_id"] for r in stored] == meters[:3]
+    first = stored[0]
+    assert first["energy"] == pytest.approx(
+        provider.energies(addresses[0], first["ts"])[0], abs=0.02
+    )
+    assert [r["quality"] for r in stored] == [0, 2, 0]  # 2 = CLOCK_DRIFT
+    assert stored[2]["energy"] is None  # garbage BCD is not stored ...
+    garbage = await db.fetchval(
+        "SELECT count(*) FROM quarantine WHERE meter_id = $1 AND reason = 'malformed_payload'",
+        meters[2],
+    )
+    assert garbage > 0  # ... but quarantined
+    assert sorted((e.meter_id, e.kind) for e in events) == sorted(
+        [(meters[1], "clock_drift"), (meters[3], "offline")]
+    )
+    drift = await db.fetchval(
+        "SELECT clock_drift_s FROM terminal_status WHERE meter_id = $1", meters[1]
+    )
+    assert drift == pytest.approx(600, abs=5)
