@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.keys import KeyStore
 from api.meter_codes import FeedMeters
-from api.routes import firms, meters, ops, readings
+from api.routes import firms, meters, ops, readings, trends
 from ingest.interval_worker import run_interval_worker
 from ingest.sink import IngestSink
 from meterhub import __version__
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     problems.install(app)
-    for router in (ops.router, readings.router, firms.router, meters.router):
+    for router in (ops.router, readings.router, firms.router, meters.router, trends.router):
         app.include_router(router)
 
     @app.get("/docs", include_in_schema=False)

@@ -1,0 +1,1 @@
+"""Trend queries: series, rankings, intensity and production state over the rollups."""

@@ -1,0 +1,160 @@
+"""Energy intensity per firm: kWh and tce per 10k yuan of output value and of value added,
+and per mu of land, over one or more whole months.
+
+Energy comes from the month rows of `firm_rollups`; output value and value added (yuan)
+from `output_figures`. Standard coal (tce) sums every utility with its GB/T 2589 factor:
+electricity at the calorific equivalent (当量值, default 0.1229 kgce/kWh) or, on request,
+the equal-value coal rate (等价值, default 0.3), natural gas 1.2143 kgce/m3 and fresh water
+0.2571 kgce/t, all configurable (``MHUB_KGCE_*``). A ratio whose denominator is missing,
+zero or negative is null. Firms appear when they have energy or figures for the period.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import polars as pl
+
+from api.trends import calendar
+from api.trends.calendar import Granularity
+from api.trends.paging import Order, Page, firm_label_columns, paginate
+from api.trends.queries import Sql, firm_conditions
+from api.trends.scope import Target
+from meterhub.settings import Settings
+
+
+class Basis(enum.StrEnum):
+    CALORIFIC = "calorific"  # 当量值
+    EQUAL_VALUE = "equal_value"  # 等价值
+
+
+class IntensitySort(enum.StrEnum):
+    KWH_PER_10K_OUTPUT = "kwh_per_10k_output"
+    TCE_PER_10K_OUTPUT = "tce_per_10k_output"
+    KWH_PER_10K_VALUE_ADDED = "kwh_per_10k_value_added"
+    TCE_PER_10K_VALUE_ADDED = "tce_per_10k_value_added"
+    KWH_PER_MU = "kwh_per_mu"
+    TCE_PER_MU = "tce_per_mu"
+    ELECTRICITY_KWH = "electricity_kwh"
+    TCE = "tce"
+
+
+@dataclass(frozen=True, slots=True)
+class Factors:
+    """kgce per kWh, per m3 of gas and per t of water."""
+
+    electricity: float
+    gas: float
+    water: float
+
+    @classmethod
+    def of(cls, settings: Settings, basis: Basis) -> Factors:
+        kwh = (
+            settings.kgce_per_kwh_equal_value
+            if basis is Basis.EQUAL_VALUE
+            else settings.kgce_per_kwh
+        )
+        return cls(kwh, settings.kgce_per_m3_gas, settings.kgce_per_t_water)
+
+
+LABELS = {
+    **firm_label_columns(),
+    "land_mu": "用地面积(亩)",
+    "electricity_kwh": "用电量(kWh)",
+    "gas_m3": "用气量(m3)",
+    "water_t": "用水量(t)",
+    "tce": "综合能耗(tce)",
+    "output_value": "产值(元)",
+    "value_added": "增加值(元)",
+    "figure_months": "经济数据月数",
+    "kwh_per_10k_output": "万元产值电耗(kWh)",
+    "tce_per_10k_output": "万元产值能耗(tce)",
+    "kwh_per_10k_value_added": "万元增加值电耗(kWh)",
+    "tce_per_10k_value_added": "万元增加值能耗(tce)",
+    "kwh_per_mu": "亩均电耗(kWh)",
+    "tce_per_mu": "亩均能耗(tce)",
+}
+
+_SCHEMA = {
+    "firm_id": pl.Int64,
+    "credit_code": pl.String,
+    "name": pl.String,
+    "town": pl.String,
+    "industry": pl.String,
+    "land_mu": pl.Float64,
+    "electricity_kwh": pl.Float64,
+    "gas_m3": pl.Float64,
+    "water_t": pl.Float64,
+    "output_value": pl.Float64,
+    "value_added": pl.Float64,
+    "figure_months": pl.Int64,
+}
+
+_SELECT = """
+WITH e AS (
+    SELECT firm_id,
+           sum(energy) FILTER (WHERE utility = 'electricity') AS electricity_kwh,
+           sum(energy) FILTER (WHERE utility = 'gas') AS gas_m3,
+           sum(energy) FILTER (WHERE utility = 'water') AS water_t
+    FROM firm_rollups WHERE granularity = 'month' AND bucket >= $1 AND bucket < $2
+    GROUP BY firm_id),
+o AS (
+    SELECT firm_id, sum(output_value)::float8 AS output_value,
+           sum(value_added)::float8 AS value_added, count(*) AS figure_months
+    FROM output_figures WHERE month >= $3 AND month < $4
+    GROUP BY firm_id)
+SELECT f.id, f.credit_code, f.name, f.town, f.industry, f.land_mu::float8,
+       e.electricity_kwh, e.gas_m3, e.water_t, o.output_value, o.value_added,
+       coalesce(o.figure_months, 0)
+FROM firms f LEFT JOIN e ON e.firm_id = f.id LEFT JOIN o ON o.firm_id = f.id
+WHERE (e.firm_id IS NOT NULL OR o.firm_id IS NOT NULL)
+"""
+
+
+def _per(numerator: str, denominator: str, scale: float = 1.0) -> pl.Expr:
+    return pl.when(pl.col(denominator) > 0).then(
+        (pl.col(numerator) / (pl.col(denominator) / scale)).round(6)
+    )
+
+
+async def intensity(
+    pool: asyncpg.Pool,
+    target: Target,
+    *,
+    month: datetime,
+    months: int,
+    factors: Factors,
+    sort: IntensitySort,
+    order: Order = Order.DESC,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page:
+    """Intensities of ``target``'s firms over ``months`` months starting at ``month``."""
+    end = calendar.step(month, Granularity.MONTH, months)
+    sql = Sql([month, end, month.date(), end.date()])
+    conditions = firm_conditions(target, sql, firm_id="f.id")
+    text = _SELECT + "".join(f" AND {c}" for c in conditions)
+    rows = await pool.fetch(text, *sql.args)
+    frame = pl.DataFrame([tuple(r) for r in rows], schema=_SCHEMA, orient="row")
+    kgce = (
+        pl.col("electricity_kwh").fill_null(0) * factors.electricity
+        + pl.col("gas_m3").fill_null(0) * factors.gas
+        + pl.col("water_t").fill_null(0) * factors.water
+    )
+    metered = pl.any_horizontal(pl.col("electricity_kwh", "gas_m3", "water_t").is_not_null())
+    frame = frame.with_columns(tce=pl.when(metered).then(kgce / 1000)).with_columns(
+        kwh_per_10k_output=_per("electricity_kwh", "output_value", 10_000),
+        tce_per_10k_output=_per("tce", "output_value", 10_000),
+        kwh_per_10k_value_added=_per("electricity_kwh", "value_added", 10_000),
+        tce_per_10k_value_added=_per("tce", "value_added", 10_000),
+        kwh_per_mu=_per("electricity_kwh", "land_mu"),
+        tce_per_mu=_per("tce", "land_mu"),
+        tce=pl.col("tce").round(6),
+        electricity_kwh=pl.col("electricity_kwh").round(3),
+        gas_m3=pl.col("gas_m3").round(3),
+        water_t=pl.col("water_t").round(3),
+    )
+    return paginate(frame, sort=str(sort), order=order, limit=limit, offset=offset)

@@ -1,0 +1,154 @@
+"""A meter's cumulative registers: the exact integral of its load, split by tariff.
+
+Per-tariff energy from the first installation's local midnight is kept per day (each day
+computed once); within a day the running integral of the piecewise-linear load is exact.
+Registers are secondary-side (primary / CT x PT), truncated to the register step, and
+wrap at ``rollover``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Final
+
+from simulators.errors import NotInstalledError
+from simulators.faults import Rollover
+from simulators.profile import DayLoad, LoadProfile, split_time
+from simulators.tariff import SLOTS_PER_DAY, Run, TouTable
+
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+#: How an initial register value is spread over sharp/peak/flat/valley.
+INITIAL_SHARES: Final = (0.10, 0.35, 0.25, 0.30)
+_ONE_RUN: Final[tuple[Run, ...]] = ((0, SLOTS_PER_DAY, 0),)
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    """One physical meter at the metering point, i.e. one registry row: a `Replacement`
+    removes the old meter and installs the next one at the same instant."""
+
+    code: str
+    installed_at: datetime
+    removed_at: datetime | None
+    initial_energy: float
+    replaces: str | None = None
+
+
+@dataclass(slots=True)
+class _Cache:
+    origin: int | None = None  # local day number of the first installation
+    units: float | None = None  # register steps per kWh (m3)
+    starts: list[list[float]] = field(default_factory=list)  # per tariff, days from origin
+    bases: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registers:
+    """The register bank of one metering point across its installations.
+
+    ``tou`` is ``None`` for water and gas (one register). Example::
+
+        regs = Registers(load=load, tou=load_tou(), installations=(first,),
+                         multiplier=2000.0, rollover=1e6, resolution=0.01)
+        regs.read(ts)  # [total, sharp, peak, flat, valley]
+    """
+
+    load: LoadProfile
+    tou: TouTable | None
+    installations: tuple[Installation, ...]
+    multiplier: float
+    rollover: float
+    resolution: float
+    rollovers: tuple[Rollover, ...] = ()
+    _cache: _Cache = field(default_factory=_Cache, compare=False, repr=False)
+
+    def installation(self, ts: datetime) -> int:
+        """Index of the installation in place at ``ts``; `NotInstalledError` before the first."""
+        installs = self.installations
+        if ts < installs[0].installed_at:
+            first = installs[0]
+            raise NotInstalledError(f"meter {first.code} was installed at {first.installed_at}")
+        index = 0
+        while index + 1 < len(installs) and ts >= installs[index + 1].installed_at:
+            index += 1
+        return index
+
+    def read(self, ts: datetime) -> list[float]:
+        """[total, *per tariff] register values at ``ts`` (one value for water and gas)."""
+        return self.quantized(self.exact(ts))
+
+    def exact(self, ts: datetime) -> list[float]:
+        """Per-tariff secondary registers at ``ts`` before truncation and wrapping."""
+        day, seconds = split_time(ts)
+        return self.raw(self.installation(ts), day, seconds, self.load.day(day))
+
+    def quantized(self, raw: list[float]) -> list[float]:
+        """[total, *raw] truncated to the register step and wrapped; total is sum(raw)."""
+        rollover, units = self.rollover, self._cache.units
+        if units is None:  # register steps per unit: 100 for 0.01
+            units = self._cache.units = 1.0 / self.resolution
+        values = (sum(raw), *raw) if self.tou is not None else (sum(raw),)
+        out = [math.floor(v % rollover * units + 1e-6) / units for v in values]
+        return [0.0 if v >= rollover else v for v in out]
+
+    def raw(self, index: int, day: int, seconds: float, dl: DayLoad) -> list[float]:
+        """Unrounded, unwrapped secondary register per tariff of installation ``index``."""
+        base, initial = self._base(index)
+        now = self._cumulative(day, seconds, dl)
+        m = self.multiplier
+        return [i + (c - b) / m for i, c, b in zip(initial, now, base, strict=True)]
+
+    def _runs(self, day: int) -> tuple[Run, ...]:
+        if self.tou is None:
+            return _ONE_RUN
+        return self.tou.runs[date.fromordinal(day + _EPOCH_ORDINAL).month - 1]
+
+    def _start(self, day: int) -> list[float]:
+        """Primary energy per tariff from the origin's midnight to ``day``'s."""
+        cache = self._cache
+        starts, origin = cache.starts, cache.origin
+        if origin is None:
+            origin = cache.origin = split_time(self.installations[0].installed_at)[0]
+            starts.append([0.0] * len(INITIAL_SHARES))
+        while len(starts) <= day - origin:
+            d = origin + len(starts) - 1
+            cum = self.load.day(d).cum
+            totals = list(starts[-1])
+            for first, stop, tariff in self._runs(d):
+                totals[tariff] += cum[stop] - cum[first]
+            starts.append(totals)
+        return starts[day - origin]
+
+    def _cumulative(self, day: int, seconds: float, dl: DayLoad) -> list[float]:
+        out = list(self._start(day))
+        k, energy = dl.energy(seconds)
+        cum = dl.cum
+        for first, stop, tariff in self._runs(day):
+            if stop <= k:
+                out[tariff] += cum[stop] - cum[first]
+            else:
+                out[tariff] += energy - cum[first]
+                break
+        return out
+
+    def _at(self, ts: datetime) -> list[float]:
+        day, seconds = split_time(ts)
+        return self._cumulative(day, seconds, self.load.day(day))
+
+    def _base(self, index: int) -> tuple[list[float], list[float]]:
+        """(primary energy at installation, initial secondary registers), per tariff."""
+        found = self._cache.bases.get(index)
+        if found is not None:
+            return found
+        install = self.installations[index]
+        base = self._at(install.installed_at)
+        initial = install.initial_energy
+        for rollover in self.rollovers:  # read rollover - margin at `at`
+            if self.installation(rollover.at) == index:
+                grown = (sum(self._at(rollover.at)) - sum(base)) / self.multiplier
+                initial = (self.rollover - rollover.margin - grown) % self.rollover
+        found = (base, [initial * share for share in INITIAL_SHARES])
+        self._cache.bases[index] = found
+        return found
