@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.keys import KeyStore
 from api.meter_codes import FeedMeters
-from api.routes import firms, meters, ops, readings, trends
+from api.routes import firms, meters, ops, readings, terminals, trends
 from ingest.interval_worker import run_interval_worker
 from ingest.sink import IngestSink
 from meterhub import __version__
@@ -61,8 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     problems.install(app)
-    for router in (ops.router, readings.router, firms.router, meters.router, trends.router):
-        app.include_router(router)
+    routers = (ops, readings, firms, meters, trends, terminals)
+    for module in routers:
+        app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

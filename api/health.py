@@ -59,3 +59,30 @@ async def check_broker(url: str, *, timeout: float = 2.0) -> Check:
     error = await asyncio.to_thread(_mqtt_connect, url, timeout)
     latency = (time.perf_counter() - started) * 1000
     return Check("broker", error is None, error or "connected", latency)
+
+
+#: A collector that beat within a day but not within this many seconds is considered stuck.
+COLLECTOR_STALE_AFTER = 60.0
+
+
+async def check_collectors(pool: asyncpg.Pool | None, *, timeout: float = 2.0) -> Check:
+    """Collector processes that reported in the last day must have beaten recently."""
+    started = time.perf_counter()
+    if pool is None:
+        return Check("collectors", False, "database unreachable", 0.0)
+    try:
+        async with asyncio.timeout(timeout):
+            rows = await pool.fetch(
+                "SELECT name, extract(epoch FROM now() - beat_at)::float8 AS age, meters "
+                "FROM collector_heartbeats WHERE beat_at > now() - interval '1 day' ORDER BY name"
+            )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return Check("collectors", False, f"{type(exc).__name__}: {exc}", 0.0)
+    stale = [r["name"] for r in rows if r["age"] > COLLECTOR_STALE_AFTER]
+    if not rows:
+        detail = "no collector has reported (API-only deployment)"
+    elif stale:
+        detail = f"no heartbeat for over {COLLECTOR_STALE_AFTER:.0f} s: {', '.join(stale)}"
+    else:
+        detail = ", ".join(f"{r['name']} ({r['meters']} meters)" for r in rows)
+    return Check("collectors", not stale, detail, (time.perf_counter() - started) * 1000)

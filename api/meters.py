@@ -25,7 +25,7 @@ _ADDRESS_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class MeterIn(BaseModel):
+class MeterFields(BaseModel):
     firm_id: int
     code: str = Field(
         min_length=1,
@@ -50,6 +50,10 @@ class MeterIn(BaseModel):
     poll_interval_s: int = Field(default=900, ge=60, description="polling interval, seconds")
     installed_at: datetime
 
+
+class MeterIn(MeterFields):
+    """A meter to register; its address must fit its protocol."""
+
     @model_validator(mode="after")
     def _address_fits_protocol(self) -> MeterIn:
         missing = [k for k in _ADDRESS_KEYS[self.protocol] if k not in self.address]
@@ -60,7 +64,9 @@ class MeterIn(BaseModel):
         return self
 
 
-class Meter(MeterIn):
+class Meter(MeterFields):
+    """A registered meter as stored (registered long ago under older rules, perhaps)."""
+
     id: int
     unit: str
     multiplier: Decimal

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.health import check_broker, check_database
+from api.health import check_broker, check_collectors, check_database
 
 router = APIRouter(tags=["operations"])
 
@@ -21,13 +21,14 @@ async def livez() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The database and the broker answer",
+    summary="The database, the broker and the collectors answer",
     responses={503: {"description": "a dependency is down; the body says which"}},
 )
 async def readyz(request: Request) -> JSONResponse:
     settings = request.app.state.settings
+    pool = request.app.state.pool
     checks = await asyncio.gather(
-        check_database(request.app.state.pool), check_broker(settings.mqtt())
+        check_database(pool), check_broker(settings.mqtt()), check_collectors(pool)
     )
     ok = all(check.ok for check in checks)
     body: dict[str, Any] = {

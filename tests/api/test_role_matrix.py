@@ -41,6 +41,7 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/trends/top"): READ,
     ("GET", "/v1/trends/intensity"): READ,
     ("GET", "/v1/trends/production-state"): READ,
+    ("GET", "/v1/terminals"): READ,
 }
 
 
