@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import collect, db, keys, serve, services
+from cli import collect, db, keys, mqtt, serve, services
 
 app = typer.Typer(
     name="meterhub",
@@ -18,6 +18,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
+app.command("ingest-mqtt")(mqtt.ingest_mqtt)
 
 
 if __name__ == "__main__":

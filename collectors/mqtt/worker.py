@@ -1,0 +1,297 @@
+"""The MQTT ingest worker: gateway messages -> `IngestSink`, acknowledged once durable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from collectors.mqtt import metrics
+from collectors.mqtt.acks import AckWindow, Delivery, Slot
+from collectors.mqtt.bridge import MqttBridge
+from collectors.mqtt.broker import BrokerAddress
+from collectors.mqtt.errors import MqttError, ResolverUnavailableError
+from collectors.mqtt.payload import ParsedPayload, parse_payload, raw_text
+from collectors.mqtt.resolver import ChannelMap, MeterResolver
+from collectors.mqtt.topics import gateway_of, shared_filter
+from ingest.errors import SinkClosedError
+from ingest.outcome import SubmitResult
+from ingest.quarantine import QuarantineRecord, Reason
+from ingest.sink import IngestSink
+from meterhub.logs import get_logger
+from meterhub.reading import Reading
+from meterhub.settings import Settings
+
+log = get_logger(__name__)
+
+#: A commit takes at most this many messages, or this many payload bytes, at once.
+_GROUP_MESSAGES = 256
+_GROUP_BYTES = 4 << 20
+_MAX_BACKOFF = 30.0
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What one worker has seen: ``received`` messages end as ``acked``, ``stale`` (their
+    connection was lost first) or ``unacked`` (shutdown, sink closed); both are redelivered.
+    ``quarantined`` counts whole messages, ``rejected_elements`` single reading elements."""
+
+    received: int = 0
+    acked: int = 0
+    stale: int = 0
+    unacked: int = 0
+    quarantined: int = 0
+    rejected_elements: int = 0
+    readings: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    spooled_messages: int = 0
+    submit_failures: int = 0
+
+
+def default_client_id(group: str) -> str:
+    """A client id that is the same on every restart of this host's worker of ``group``."""
+    return f"meterhub-{group}-{socket.gethostname()}"
+
+
+class MqttIngestWorker:
+    """Consume ``$share/{group}/meterhub/v1/{gateways}/readings`` into ``sink``.
+
+    Each message is parsed (`collectors.mqtt.payload`), handed to ``sink.submit`` with its
+    quarantine records and acknowledged to the broker only after ``submit`` returned, in
+    arrival order. A failing submit is retried and the message stays unacknowledged. Keep
+    ``client_id`` stable across restarts: the broker keeps the session (and the messages
+    meant for it) for ``session_expiry`` seconds. ``end_session`` on close is for
+    decommissioning a worker: unsubscribe, drain, and let the broker forget the session.
+
+    Example::
+
+        async with IngestSink(settings) as sink, MqttIngestWorker(settings, sink) as worker:
+            await stop_requested.wait()
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: IngestSink,
+        *,
+        group: str = "ingest",
+        client_id: str | None = None,
+        gateways: str = "+",
+        receive_maximum: int = 1_000,
+        session_expiry: int = 86_400,
+        end_session: bool = False,
+        connect_timeout: float = 30.0,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        self.client_id = client_id or default_client_id(group)
+        self.stats = WorkerStats()
+        self._sink = sink
+        self._bridge = MqttBridge(
+            BrokerAddress.from_url(settings.mqtt()),
+            client_id=self.client_id,
+            topic_filter=shared_filter(group, gateways),
+            receive_maximum=receive_maximum,
+            session_expiry=session_expiry,
+        )
+        self._resolver = MeterResolver(settings.dsn())
+        self._window = AckWindow()
+        self._end_session = end_session
+        self._connect_timeout = connect_timeout
+        self._drain_timeout = drain_timeout
+        self._consumer: asyncio.Task[None] | None = None
+        self._commits: set[asyncio.Task[None]] = set()
+        self._progress = asyncio.Event()
+        self._last_delivery = 0.0
+        self._closed = False
+
+    async def __aenter__(self) -> MqttIngestWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def connections(self) -> int:
+        """Successful broker connections so far (1 + reconnections)."""
+        return self._bridge.connections
+
+    async def start(self) -> None:
+        """Connect and subscribe (`MqttError` if the broker is away or refuses) and consume;
+        a resumed session may deliver before the subscription is confirmed."""
+        self._consumer = asyncio.create_task(self._consume(), name=f"mqtt-{self.client_id}")
+        try:
+            await self._bridge.start(timeout=self._connect_timeout)
+        except MqttError:
+            self._closed = True
+            await self._drain()
+            await self._resolver.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop taking messages, commit and acknowledge those taken (for up to
+        ``drain_timeout`` s; the rest is redelivered later), then disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._end_session:
+            with contextlib.suppress(TimeoutError, MqttError):
+                await self._bridge.unsubscribe()
+            await self._wait_quiet(quiet=1.0)
+        self._bridge.close_inbox()
+        await self._drain()
+        await self._bridge.stop(end_session=self._end_session)
+        await self._resolver.close()
+        log.info("mqtt worker stopped", client_id=self.client_id, stats=str(self.stats))
+
+    async def _drain(self) -> None:
+        """Let the consumer finish the inbox and the commits settle (cancelled after
+        ``drain_timeout`` s: their messages stay unacknowledged)."""
+        if self._consumer is not None:
+            await asyncio.gather(self._consumer, return_exceptions=True)
+        if self._commits:
+            _, pending = await asyncio.wait(self._commits, timeout=self._drain_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def wait_until(self, condition: Callable[[WorkerStats], bool], *, timeout: float) -> None:
+        """Wait until ``condition(self.stats)`` holds; `TimeoutError` after ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            while not condition(self.stats):
+                self._progress.clear()
+                await self._progress.wait()
+
+    # -- consuming -------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while deliveries := await self._bridge.deliveries(_GROUP_MESSAGES):
+            self._last_delivery = time.monotonic()
+            self.stats.received += len(deliveries)
+            slots: list[Slot] = []
+            size = 0
+            for delivery in deliveries:
+                slots.append(self._window.open(delivery))
+                size += len(delivery.payload)
+                if size >= _GROUP_BYTES:
+                    self._spawn(slots)
+                    slots, size = [], 0
+            if slots:
+                self._spawn(slots)
+            self._progress.set()
+
+    def _spawn(self, slots: list[Slot]) -> None:
+        task = asyncio.create_task(self._commit(slots))
+        self._commits.add(task)
+        task.add_done_callback(self._commits.discard)
+
+    async def _commit(self, slots: list[Slot]) -> None:
+        durable = False
+        try:
+            parsed = [await self._parse(slot.delivery) for slot in slots]
+            readings = [reading for p in parsed for reading in p.readings]
+            rejects = [record for p in parsed for record in p.rejects]
+            result = await self._submit(readings, rejects)
+            durable = True
+            self._count(parsed, result)
+        except SinkClosedError:
+            log.warning("ingest sink closed; messages left for redelivery", messages=len(slots))
+        except Exception:
+            log.exception("mqtt commit failed; messages left for redelivery", messages=len(slots))
+        finally:
+            for slot in slots:
+                self._settle(slot, durable=durable)
+            self._progress.set()
+
+    async def _parse(self, delivery: Delivery) -> ParsedPayload:
+        gateway_id = gateway_of(delivery.topic)
+        if gateway_id is None:
+            detail = f"topic {delivery.topic!r} is not meterhub/v1/<gateway>/readings"
+            record = QuarantineRecord(
+                "mqtt", Reason.MALFORMED_PAYLOAD, detail, raw_text(delivery.payload)
+            )
+            return ParsedPayload(rejects=[record], rejected_whole=True)
+        channels = await self._channels(gateway_id)
+        parsed = parse_payload(delivery.payload, gateway_id=gateway_id, resolve=channels)
+        if any(record.reason is Reason.UNKNOWN_METER for record in parsed.rejects):
+            fresh = await self._resolver.retry_miss(gateway_id)
+            if fresh is not None:
+                parsed = parse_payload(delivery.payload, gateway_id=gateway_id, resolve=fresh)
+        metrics.READINGS_PER_MESSAGE.observe(parsed.elements)
+        return parsed
+
+    async def _channels(self, gateway_id: str) -> ChannelMap:
+        delay = 0.5
+        while True:
+            try:
+                return await self._resolver.channel_map(gateway_id)
+            except ResolverUnavailableError as exc:
+                log.error("cannot map channels to meters; retrying", error=str(exc), delay=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    async def _submit(
+        self, readings: list[Reading], rejects: list[QuarantineRecord]
+    ) -> SubmitResult:
+        delay = 0.5
+        while True:
+            try:
+                return await self._sink.submit(readings, rejects=rejects)
+            except SinkClosedError:
+                raise
+            except Exception as exc:  # spool full, or anything else: keep unacked, retry
+                self.stats.submit_failures += 1
+                metrics.SUBMIT_FAILURES.inc()
+                log.error("ingest submit failed; retrying", error=repr(exc), delay=delay)
+                self._progress.set()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    def _count(self, parsed: list[ParsedPayload], result: SubmitResult) -> None:
+        stats = self.stats
+        for p in parsed:
+            stats.readings += len(p.readings)
+            if p.rejected_whole:
+                stats.quarantined += 1
+                metrics.QUARANTINED_MESSAGES.labels(str(p.rejects[0].reason)).inc()
+                continue
+            stats.rejected_elements += len(p.rejects)
+            for record in p.rejects:
+                metrics.QUARANTINED_ELEMENTS.labels(str(record.reason)).inc()
+        if result.spooled:
+            stats.spooled_messages += len(parsed)
+        stats.accepted += result.accepted
+        stats.duplicates += result.duplicates
+        stats.conflicts += result.conflicts
+
+    def _settle(self, slot: Slot, *, durable: bool) -> None:
+        for ready in self._window.settle(slot, durable=durable):
+            delivery = ready.delivery
+            if not ready.durable:
+                self._bridge.release(delivery)
+                self.stats.unacked += 1
+                metrics.UNACKED.inc()
+            elif self._bridge.ack(delivery):
+                self.stats.acked += 1
+                metrics.ACKED.inc()
+                metrics.ACK_SECONDS.observe(time.monotonic() - delivery.received_at)
+            else:
+                self.stats.stale += 1
+                metrics.STALE.inc()
+
+    async def _wait_quiet(self, *, quiet: float) -> None:
+        """Wait until no message has arrived for ``quiet`` s (at most ``drain_timeout`` s)."""
+        deadline = time.monotonic() + self._drain_timeout
+        while (now := time.monotonic()) < deadline:
+            idle = now - self._last_delivery
+            if idle >= quiet and not self._commits:
+                return
+            await asyncio.sleep(min(quiet - idle, 0.1) if idle < quiet else 0.05)
