@@ -72,6 +72,7 @@ class IngestSink:
         self._queue: asyncio.Queue[_Chunk | None] = asyncio.Queue()
         self._batches: asyncio.Queue[list[_Chunk] | None] = asyncio.Queue(settings.writers)
         self._queued = 0
+        self._idle_writers = 0
         self._space = asyncio.Condition()
         self._conns: list[asyncpg.Connection | None] = [None] * settings.writers
         self._degraded = False
@@ -178,6 +179,9 @@ class IngestSink:
     # -- batching and writing ------------------------------------------------------------
 
     async def _batcher(self) -> None:
+        """Group chunks into batches. A batch goes out as soon as a writer is idle (low
+        latency when load is light); while every writer is busy it grows up to
+        ``batch_size`` or ``batch_max_age`` (large COPYs when load is heavy)."""
         loop = asyncio.get_running_loop()
         done = False
         while not done:
@@ -191,12 +195,12 @@ class IngestSink:
                     nxt = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
                     remaining = deadline - loop.time()
-                    if remaining <= 0:
+                    if self._idle_writers > 0 or remaining <= 0:
                         break
                     try:
-                        nxt = await asyncio.wait_for(self._queue.get(), remaining)
+                        nxt = await asyncio.wait_for(self._queue.get(), min(remaining, 0.005))
                     except TimeoutError:
-                        break
+                        continue  # look again whether a writer has become idle
                 if nxt is None:
                     done = True
                     break
@@ -206,8 +210,15 @@ class IngestSink:
         for _ in self._conns:
             await self._batches.put(None)
 
+    async def _next_batch(self) -> list[_Chunk] | None:
+        self._idle_writers += 1
+        try:
+            return await self._batches.get()
+        finally:
+            self._idle_writers -= 1
+
     async def _writer(self, slot: int) -> None:
-        while (chunks := await self._batches.get()) is not None:
+        while (chunks := await self._next_batch()) is not None:
             batch = Batch([c.readings for c in chunks], [r for c in chunks for r in c.rejects])
             try:
                 results = await self._write_or_spool(slot, batch)
