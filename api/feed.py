@@ -125,10 +125,18 @@ def _csv(body: bytes) -> list[Any]:
     header = next(reader, None)
     if header is None:
         raise FeedFormatError("the CSV body is empty")
-    names = [CSV_ALIASES.get(h.strip(), h.strip()) for h in header]
+    names = csv_field_names(header)
+    return [{n: v for n, v in zip(names, row, strict=False) if v != ""} for row in reader if row]
+
+
+def csv_field_names(header: list[str]) -> list[str]:
+    """Field names for a CSV header (English names or the grid company's Chinese ones)."""
+    names = [
+        CSV_ALIASES.get(h.strip().lstrip("\ufeff"), h.strip().lstrip("\ufeff")) for h in header
+    ]
     if "meter" not in names or "ts" not in names:
         raise FeedFormatError("the CSV header needs a meter column and a ts column")
-    return [{n: v for n, v in zip(names, row, strict=False) if v != ""} for row in reader if row]
+    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +178,10 @@ def _reject(index: int, item: Any, reason: Reason, detail: str, source: str) -> 
     return QuarantineRecord(source=source, reason=reason, detail=f"[{index}] {detail}", payload=raw)
 
 
-def parse_items(items: Iterable[Any], *, source: str) -> ParsedFeed:
+def parse_items(items: Iterable[Any], *, source: str, start: int = 0) -> ParsedFeed:
+    """Rows (dicts) into feed rows and rejections; indices count from ``start``."""
     parsed = ParsedFeed([], [], 0)
-    for index, item in enumerate(items):
+    for index, item in enumerate(items, start):
         parsed.total += 1
         if isinstance(item, _Unparsed):
             parsed.rejects.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import collect, db, keys, mqtt, serve, services
+from cli import collect, db, imports, keys, mqtt, serve, services
 
 app = typer.Typer(
     name="meterhub",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(services.app, name="services")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(imports.app, name="import")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
 app.command("ingest-mqtt")(mqtt.ingest_mqtt)
