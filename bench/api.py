@@ -5,8 +5,10 @@
 (a) in-process: `IngestSink.submit` of batches of 5,000 readings from several producers;
 (b) HTTP: `meterhub serve` in its own process, several concurrent clients POSTing the same
 kind of batches to /v1/readings as JSON and as CSV. Prints readings/s of each and the
-ratio (b)/(a) (target >= 0.7). The trend-query latencies are measured by
-`bench/queries.py` when present.
+ratio (b)/(a) (target >= 0.7). (c) trend queries over HTTP on a database of FIRMS firms x
+DAYS days of 15-minute intervals (2,000 x 90: about 17 million interval rows) with their
+rollups: p50/p95 of a firm's year by day (target p95 < 100 ms) and of the city by town by
+week over the 90 days (target p95 < 300 ms).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.keys import Role, create_key
+from bench import _trend_data as trend_data
 from bench._db import bench_database
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
@@ -187,6 +190,69 @@ def api_server(dsn: str, spool: Path) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _latencies(http: httpx.AsyncClient, key: str, urls: list[str]) -> list[float]:
+    samples = []
+    for url in urls:
+        started = time.perf_counter()
+        response = await http.get(url, headers={"X-API-Key": key})
+        response.raise_for_status()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def query_latencies(base: Settings, args: argparse.Namespace) -> dict[str, float]:
+    start = "2026-01-01T00:00:00+08:00"
+    end = (datetime.fromisoformat(start) + timedelta(days=args.days)).isoformat()
+    async with bench_database(base, "meterhub_bench_queries") as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            console.print(f"building {args.firms:,} firms x {args.days} days of intervals …")
+            started = time.perf_counter()
+            rows = await trend_data.build(conn, firms=args.firms, start=start, end=end)
+            console.print(
+                f"  {rows:,} interval rows and rollups in {time.perf_counter() - started:.0f} s"
+            )
+            key = (await create_key(conn, name="bench", role=Role.BUREAU, scope=None)).key
+            firm_ids = [r["id"] for r in await conn.fetch("SELECT id FROM firms ORDER BY id")]
+        finally:
+            await conn.close()
+        with tempfile.TemporaryDirectory() as tmp, api_server(dsn, Path(tmp)) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+                year = "start=2026-01-01&end=2027-01-01&granularity=day"
+                firm_urls = [
+                    f"/v1/trends/series?scope=firm&id={firm_ids[i * 37 % len(firm_ids)]}&{year}"
+                    for i in range(args.samples)
+                ]
+                await _latencies(http, key, firm_urls[:3])  # warm up
+                firm = await _latencies(http, key, firm_urls)
+                city_url = (
+                    f"/v1/trends/series?scope=city&breakdown=town&granularity=week"
+                    f"&start=2026-01-01&end={end[:10]}"
+                )
+                await _latencies(http, key, [city_url])
+                city = await _latencies(http, key, [city_url] * args.samples)
+    result = {
+        "firm_year_by_day_p50_ms": round(_percentile(firm, 0.5), 1),
+        "firm_year_by_day_p95_ms": round(_percentile(firm, 0.95), 1),
+        "city_by_town_by_week_p50_ms": round(_percentile(city, 0.5), 1),
+        "city_by_town_by_week_p95_ms": round(_percentile(city, 0.95), 1),
+    }
+    console.print(
+        f"(c) firm, year by day      p50 {result['firm_year_by_day_p50_ms']} ms, "
+        f"p95 {result['firm_year_by_day_p95_ms']} ms  (target p95 < 100)"
+    )
+    console.print(
+        f"(c) city by town by week   p50 {result['city_by_town_by_week_p50_ms']} ms, "
+        f"p95 {result['city_by_town_by_week_p95_ms']} ms  (target p95 < 300)"
+    )
+    return result
+
+
 async def run(args: argparse.Namespace) -> dict[str, float]:
     base = get_settings()
     async with bench_database(base, "meterhub_bench_api") as dsn:
@@ -213,13 +279,16 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 csv_rate = await http_rate(url, key, csv_bodies, args.clients)
                 console.print(f"(b) HTTP push, CSV    {csv_rate:12,.0f} readings/s")
     push = (json_rate + csv_rate) / 2
-    return {
+    result: dict[str, float] = {
         "push_rows_per_s": round(push),
         "push_json_rows_per_s": round(json_rate),
         "push_csv_rows_per_s": round(csv_rate),
         "in_process_rows_per_s": round(inproc),
         "push_ratio": round(push / inproc, 3),
     }
+    if not args.skip_queries:
+        result |= await query_latencies(base, args)
+    return result
 
 
 def main() -> None:
@@ -229,9 +298,13 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=200, help="timestamps per meter and phase")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--firms", type=int, default=2000, help="firms in the query database")
+    parser.add_argument("--days", type=int, default=90, help="days of 15-minute intervals")
+    parser.add_argument("--samples", type=int, default=50, help="requests per query kind")
+    parser.add_argument("--skip-queries", action="store_true", help="only the push phase")
     args = parser.parse_args()
     if args.quick:
-        args.meters, args.steps = 500, 20
+        args.meters, args.steps, args.firms, args.days, args.samples = 500, 20, 200, 30, 20
     result = asyncio.run(run(args))
     console.print(f"push ratio (b)/(a) = {result['push_ratio']:.2f}")
     if args.json:
