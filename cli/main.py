@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import collect, db, imports, keys, mqtt, serve, services
+from cli import collect, db, imports, keys, mqtt, serve, services, simulate
 
 app = typer.Typer(
     name="meterhub",
@@ -17,6 +17,7 @@ app.add_typer(services.app, name="services")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(imports.app, name="import")
+app.add_typer(simulate.app, name="simulate")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
 app.command("ingest-mqtt")(mqtt.ingest_mqtt)
