@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -88,7 +88,10 @@ class LinkWorker:
             await asyncio.sleep(max(0.0, tick - time.time()))
             due = [t for t in self.targets if is_due(tick, t.interval.total_seconds())]
             started = time.perf_counter()
-            await self.cycle(due)
+            try:
+                await self.cycle(due)
+            except Exception as exc:  # e.g. the spool is full: keep polling, say so loudly
+                log.error("link cycle failed", link=self.targets[0].link, error=repr(exc))
             CYCLE_SECONDS.observe(time.perf_counter() - started)
             following = self._next(tick)
             if time.time() > following:
@@ -175,6 +178,7 @@ class Scheduler:
         )
         self._links: dict[str, tuple[tuple[PollTarget, ...], asyncio.Task[None]]] = {}
         self._workers: dict[str, LinkWorker] = {}
+        self._conn: asyncpg.Connection | None = None
         self._name = name
 
     @property
@@ -182,23 +186,39 @@ class Scheduler:
         return sum(worker.missed for worker in self._workers.values())
 
     async def run(self, stop: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self._settings.dsn())
+        """Poll until ``stop`` is set; survives database restarts (readings go to the spool,
+        registry reloads and health flushes wait for the database to return)."""
+        flush = asyncio.create_task(self._flusher(stop))
         try:
-            await self._reload(conn)
-            flush = asyncio.create_task(self._flusher(conn, stop))
             while not stop.is_set():
+                await self._try(self._reload, "could not reload the registry")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._options.reload_every)
-                if not stop.is_set():
-                    await self._reload(conn)
             await flush
         finally:
+            flush.cancel()
             for _, task in self._links.values():
                 task.cancel()
-            await asyncio.gather(*(t for _, t in self._links.values()), return_exceptions=True)
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await self.book.flush(conn)
-            await conn.close()
+            await asyncio.gather(
+                flush, *(t for _, t in self._links.values()), return_exceptions=True
+            )
+            await self._try(self.book.flush, "could not record terminal state")
+            if self._conn is not None:
+                self._conn.terminate()
+
+    async def _db(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._settings.dsn(), timeout=5)
+        return self._conn
+
+    async def _try(
+        self, action: Callable[[asyncpg.Connection], Awaitable[object]], failure: str
+    ) -> None:
+        try:
+            await action(await self._db())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning(failure, error=repr(exc))
+            self._conn = None
 
     async def _reload(self, conn: asyncpg.Connection) -> None:
         links = await load_targets(conn, list(self._pollers))
@@ -230,14 +250,14 @@ class Scheduler:
         )
         log.info("registry loaded", links=len(links), meters=sum(len(t) for t in links.values()))
 
-    async def _flusher(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+    async def _flusher(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._options.flush_every)
-            try:
-                await self.book.flush(conn)
-                await conn.execute(
-                    "UPDATE collector_heartbeats SET beat_at = now() WHERE name = $1", self._name
-                )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("could not record terminal state", error=repr(exc))
+            await self._try(self._beat, "could not record terminal state")
+
+    async def _beat(self, conn: asyncpg.Connection) -> None:
+        await self.book.flush(conn)
+        await conn.execute(
+            "UPDATE collector_heartbeats SET beat_at = now() WHERE name = $1", self._name
+        )

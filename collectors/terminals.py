@@ -97,8 +97,9 @@ class TerminalBook:
         TERMINAL_EVENTS.labels(kind).inc()
 
     async def flush(self, conn: Conn) -> list[TerminalEvent]:
-        """Write changed states and new events; returns the events written."""
-        events, self._events = self._events, []
+        """Write changed states and new events; returns the events written. If the write
+        fails, they stay queued for the next flush."""
+        events = list(self._events)
         dirty = [(m, s) for m, s in self._states.items() if s.dirty and s.last_attempt]
         OFFLINE.set(sum(1 for s in self._states.values() if not s.online))
         async with conn.transaction():
@@ -135,6 +136,7 @@ class TerminalBook:
                 )
         for _, state in dirty:
             state.dirty = False
+        del self._events[: len(events)]
         return events
 
     def forget(self, meter_ids: set[int]) -> None:

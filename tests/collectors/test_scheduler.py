@@ -12,10 +12,11 @@ import pytest
 from collectors.modbus.client import LinkOptions
 from collectors.modbus.poller import ModbusPoller
 from collectors.modbus.register_map import load_model
-from collectors.scheduler import LinkWorker, ScheduleOptions, is_due, next_tick
+from collectors.scheduler import LinkWorker, ScheduleOptions, Scheduler, is_due, next_tick
 from collectors.targets import load_targets
 from collectors.terminals import TerminalBook
 from ingest.sink import IngestSink
+from meterhub.settings import Settings
 from simulators.modbus_server import Fault, LinearProvider, ModbusMeterSimulator
 from tests.ingest.conftest import create_meters
 
@@ -168,3 +169,30 @@ async def test_dlt645_bus_cycle_reads_values_and_flags_clock_drift(
         "SELECT clock_drift_s FROM terminal_status WHERE meter_id = $1", meters[1]
     )
     assert drift == pytest.approx(600, abs=5)
+
+
+async def test_scheduler_keeps_running_while_the_database_is_away(
+    sink_settings: Settings,
+) -> None:
+    import asyncio
+
+    from pydantic import SecretStr
+
+    dead = sink_settings.model_copy(
+        update={"database_url": SecretStr("postgresql://nobody:x@127.0.0.1:9/none")}
+    )
+    poller = ModbusPoller()
+    stop = asyncio.Event()
+    async with IngestSink(dead) as dead_sink:
+        scheduler = Scheduler(
+            dead,
+            sink=dead_sink,
+            pollers={"modbus": poller},
+            options=ScheduleOptions(reload_every=0.1, flush_every=0.1),
+        )
+        task = asyncio.create_task(scheduler.run(stop))
+        await asyncio.sleep(0.5)
+        assert not task.done()  # reload and flush failures are logged, not fatal
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    await poller.close()
