@@ -119,12 +119,16 @@ async def test_malformed_payloads_are_quarantined_and_acked(
         source,
     )
     assert len(rows) == len(whole) + len(element_reasons)
-    assert [r["reason"] for r in rows[: len(whole)]] == [str(reason) for _, reason in whole]
-    assert sorted(r["reason"] for r in rows[len(whole) :]) == sorted(map(str, element_reasons))
-    assert rows[0]["payload"] == "{not json"
-    assert rows[1]["payload"] == "\\xff\\xfe\\u0000 garbage"
-    assert "version 2" in rows[3]["detail"]
-    assert "gw-someone-else" in rows[4]["detail"]
+    # Messages are committed by parallel writers: compare what, not in which order.
+    assert sorted(r["reason"] for r in rows) == sorted(
+        [str(reason) for _, reason in whole] + [str(reason) for reason in element_reasons]
+    )
+    payloads = {r["payload"] for r in rows}
+    assert "{not json" in payloads
+    assert "\\xff\\xfe\\u0000 garbage" in payloads
+    details = " | ".join(r["detail"] for r in rows)
+    assert "version 2" in details
+    assert "gw-someone-else" in details
     unknown = next(r for r in rows if r["reason"] == Reason.UNKNOWN_METER)
     assert unknown["ts"] == T0 and '"channel":99' in unknown["payload"]
     negative = next(r for r in rows if r["reason"] == Reason.NEGATIVE_VALUE)
