@@ -1,58 +1,110 @@
 #!/usr/bin/env bash
-# The demo: the API (and, as they land, the simulators, collectors and ingest workers)
-# running in the background against the local services. `start` is idempotent.
+# The demo, meterhub's main job on one machine: a simulated city (Modbus meters, DL/T 645
+# meters behind RS-485 gateways, MQTT gateways, the grid company's feed) with eight weeks of
+# history, the API with its interval worker, the MQTT ingest worker and the poll scheduler,
+# all against the local services. `start` is idempotent; `stop` ends what it started.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=${MHUB_RUN_DIR:-$root/.run}
+demo=$run_dir/demo
 mhub="$root/.venv/bin/meterhub"
+py="$root/.venv/bin/python"
 host=${MHUB_API_HOST:-127.0.0.1}
 port=${MHUB_API_PORT:-8000}
-pidfile="$run_dir/demo/api.pid"
-logfile="$run_dir/demo/api.log"
+api="http://$host:$port"
+firms=${MHUB_DEMO_FIRMS:-40}
+weeks=${MHUB_DEMO_WEEKS:-8}
+export MHUB_SPOOL_DIR=${MHUB_SPOOL_DIR:-$run_dir/spool}
 
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+say() { printf 'demo: %s\n' "$*"; }
+running() { [ -f "$demo/$1.pid" ] && kill -0 "$(cat "$demo/$1.pid")" 2>/dev/null; }
+
+start_bg() {  # name, command...: start in the background unless already running
+  local name=$1
+  shift
+  if running "$name"; then
+    say "$name already running (pid $(cat "$demo/$name.pid"))"
+    return
+  fi
+  # Each process gets its own spool: a spool belongs to one writer.
+  MHUB_SPOOL_DIR="$run_dir/spool-$name" nohup "$@" >"$demo/$name.log" 2>&1 &
+  echo $! >"$demo/$name.pid"
+  say "started $name (pid $!, log $demo/$name.log)"
+}
+
+wait_ready() {
+  for _ in $(seq 1 150); do
+    if "$py" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+      "$api/readyz" 2>/dev/null; then
+      return 0
+    fi
+    running api || { say "the API exited; its log:" >&2; tail -n 40 "$demo/api.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  say "the API did not become ready in 30 s; its log:" >&2
+  tail -n 40 "$demo/api.log" >&2
+  exit 1
+}
 
 port_taken() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
 
 start() {
-  mkdir -p "$run_dir/demo"
-  if running; then
-    echo "demo: API already running (pid $(cat "$pidfile"))"
-  else
-    if port_taken; then
-      echo "demo: port $port is already in use by another program; set MHUB_API_PORT to another port" >&2
-      exit 1
-    fi
-    nohup "$mhub" serve --host "$host" --port "$port" >"$logfile" 2>&1 &
-    echo $! >"$pidfile"
+  mkdir -p "$demo"
+  if ! running api && port_taken; then
+    say "port $port is already in use by another program; set MHUB_API_PORT to another port" >&2
+    exit 1
   fi
-  for _ in $(seq 1 100); do
-    if "$root/.venv/bin/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "http://$host:$port/readyz" 2>/dev/null; then
-      cat <<MSG
-demo: meterhub is up
-  API         http://$host:$port/          (log: $logfile)
-  OpenAPI UI  http://$host:$port/docs
-  health      http://$host:$port/livez  http://$host:$port/readyz
-  metrics     http://$host:$port/metrics
-  stop with   make stop
+  if [ ! -f "$demo/city.toml" ]; then
+    "$mhub" simulate city --firms "$firms" --seed 7 --out "$demo/city.toml"
+  fi
+  if [ ! -f "$demo/grid.key" ]; then
+    "$mhub" simulate register "$demo/city.toml" --poll-interval 60 --grid-key-out "$demo/grid.key"
+  else
+    "$mhub" simulate register "$demo/city.toml" --poll-interval 60
+  fi
+  if [ ! -f "$demo/bureau.key" ]; then
+    "$mhub" keys create --role bureau --name "demo analyst" | tail -n 1 >"$demo/bureau.key"
+    chmod 600 "$demo/bureau.key"
+  fi
+  start_bg api "$mhub" serve --host "$host" --port "$port"
+  wait_ready
+  start_bg ingest-mqtt "$mhub" ingest-mqtt --group demo
+  if [ ! -f "$demo/backfilled" ]; then
+    say "fast-forwarding $weeks weeks of history through the feed, MQTT and polling paths"
+    "$mhub" simulate backfill "$demo/city.toml" --weeks "$weeks" --api "$api" \
+      --grid-key-file "$demo/grid.key" --mqtt --polled
+    touch "$demo/backfilled"
+  fi
+  start_bg simulators "$mhub" simulate run "$demo/city.toml" --api "$api" \
+    --grid-key-file "$demo/grid.key" --interval 60
+  start_bg collector "$mhub" collect --name demo-collector
+  local key
+  key=$(cat "$demo/bureau.key")
+  cat <<MSG
+
+demo: meterhub is up — a simulated city of $firms firms with $weeks weeks of history, live
+      readings every minute from its Modbus, DL/T 645 and MQTT gateways and the grid feed.
+  API docs      $api/docs          (authorize with the bureau key below)
+  health        $api/livez  $api/readyz   metrics $api/metrics
+  bureau key    $key
+  try           curl -H "X-API-Key: $key" "$api/v1/trends/series?scope=city&breakdown=town&granularity=week&start=$(date -d "-$weeks weeks" +%F)&end=$(date -d tomorrow +%F)"
+                curl -H "X-API-Key: $key" "$api/v1/trends/top?by=consumption&limit=10&start=$(date -d '-7 days' +%F)&end=$(date +%F)"
+                curl -H "X-API-Key: $key" "$api/v1/terminals?online=false"
+  logs          $demo/*.log
+  stop with     make stop
 MSG
-      return 0
-    fi
-    running || { echo "demo: the API exited; its log:" >&2; tail -n 40 "$logfile" >&2; exit 1; }
-    sleep 0.2
-  done
-  echo "demo: the API did not become ready in 20 s; its log:" >&2
-  tail -n 40 "$logfile" >&2
-  exit 1
 }
 
 stop() {
-  if running; then
-    kill "$(cat "$pidfile")"
-    for _ in $(seq 1 50); do running || break; sleep 0.1; done
-    echo "demo: API stopped"
-  fi
-  rm -f "$pidfile"
+  for name in collector simulators ingest-mqtt api; do
+    if running "$name"; then
+      kill -TERM "$(cat "$demo/$name.pid")"
+      for _ in $(seq 1 100); do running "$name" || break; sleep 0.1; done
+      running "$name" && kill -KILL "$(cat "$demo/$name.pid")"
+      say "stopped $name"
+    fi
+    rm -f "$demo/$name.pid"
+  done
 }
 
 case "${1:-start}" in
