@@ -49,9 +49,18 @@ class Workload:
     total: int
 
 
-def make_workload(meter_ids: list[int], steps: int, *, chunk: int, seed: int = 7) -> Workload:
-    """Full readings for every meter at every quarter-hour, shuffled into producer chunks,
-    with 1 % exact duplicates and 0.1 % invalid readings mixed in."""
+def make_workload(
+    meter_ids: list[int], steps: int, *, chunk: int, seed: int = 7, shuffle: bool = False
+) -> Workload:
+    """Full readings for every meter at every quarter-hour, with 1 % exact duplicates and
+    0.1 % invalid readings mixed in, cut into producer chunks.
+
+    Arrival order is that of a collection system: cycle after cycle, meters in any order
+    within a cycle, 1 % of readings one to four cycles late (out of order), and each
+    duplicate (a retransmission) re-sent one to four cycles after its original. ``shuffle``
+    instead mixes the whole stream at random: the worst case, in which most readings are
+    older than their meter's newest one and take the merge path.
+    """
     rng = random.Random(seed)
     valid: list[Reading] = []
     for step in range(steps):
@@ -88,8 +97,21 @@ def make_workload(meter_ids: list[int], steps: int, *, chunk: int, seed: int = 7
         )
         for i in range(len(valid) // 1000)
     ]
-    stream = valid + extra + invalid
-    rng.shuffle(stream)
+    if shuffle:
+        stream = valid + extra + invalid
+        rng.shuffle(stream)
+    else:
+        n = len(meter_ids)
+        # Meters answer in any order within a cycle; 1 % of readings arrive 1-4 cycles late.
+        keyed = [
+            (i // n + (1 + 3 * rng.random() if rng.random() < 0.01 else rng.random()), r)
+            for i, r in enumerate(valid)
+        ]
+        for reading in extra + invalid:  # resent one to four cycles after the original
+            cycle = (reading.ts - T0).total_seconds() // 900
+            keyed.append((cycle + 1 + 3 * rng.random(), reading))
+        keyed.sort(key=lambda pair: pair[0])
+        stream = [r for _, r in keyed]
     chunks = [stream[i : i + chunk] for i in range(0, len(stream), chunk)]
     return Workload(chunks, valid, len(stream))
 
@@ -215,7 +237,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             settings = settings.model_copy(update={"batch_size": args.batch_size})
         meters = await create_meters(dsn, args.meters)
         console.print(f"generating {args.meters} meters x {args.steps} timestamps …")
-        work = make_workload(meters, args.steps, chunk=args.chunk)
+        work = make_workload(meters, args.steps, chunk=args.chunk, shuffle=args.shuffle)
         with tempfile.TemporaryDirectory() as tmp:
             settings = settings.model_copy(update={"spool_dir": Path(tmp) / "spool"})
             copy_rate = await psql_copy_rate(dsn, work.valid_rows, Path(tmp))
@@ -229,7 +251,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             derived = 0.0
             if not args.skip_derived:
                 more = await create_meters(dsn, args.meters, prefix="D")
-                work = make_workload(more, args.steps, chunk=args.chunk)
+                work = make_workload(more, args.steps, chunk=args.chunk, shuffle=args.shuffle)
                 derived = await derived_rate(settings, work)
                 console.print(
                     f"(c) with intervals  {derived:12,.0f} readings/s  "
@@ -254,6 +276,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=5000, help="readings per submit call")
     parser.add_argument("--batch-size", type=int, default=0, help="override MHUB_BATCH_SIZE")
     parser.add_argument("--skip-derived", action="store_true", help="skip phase (c)")
+    parser.add_argument(
+        "--shuffle", action="store_true", help="arrival order fully random (the worst case)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.meters, args.steps = 200, 100

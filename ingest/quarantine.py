@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import operator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -89,6 +90,36 @@ def _value_problem(reading: Reading, meter: MeterInfo) -> tuple[Reason, str] | N
     if not 0 <= reading.quality <= _MAX_QUALITY:
         return Reason.OUT_OF_RANGE, f"quality {reading.quality} outside [0, {_MAX_QUALITY}]"
     return None
+
+
+_LIMITED = operator.attrgetter(*_NON_NEGATIVE)
+_SIGNED = operator.attrgetter("power", "current_a", "current_b", "current_c", "power_factor")
+
+
+def plausible(reading: Reading, meter: MeterInfo) -> bool:
+    """A fast yes for the common case; a False only means `check` must look closely.
+
+    Comparisons are false for NaN, and the sum of finite numbers is finite unless it
+    overflows (which also sends the reading to `check`).
+    """
+    limited = _LIMITED(reading)
+    if None in limited:
+        limited = tuple(v for v in limited if v is not None)
+    if limited and not (min(limited) >= 0.0 and max(limited[:5]) < meter.rollover):
+        return False
+    signed = _SIGNED(reading)
+    if None in signed:
+        signed = tuple(v for v in signed if v is not None)
+    if signed:
+        total = sum(signed)
+        if total - total != 0.0:
+            return False
+    power, pf = reading.power, reading.power_factor
+    if power is not None and not -meter.max_power <= power <= meter.max_power:
+        return False
+    if pf is not None and not -1.0 <= pf <= 1.0:
+        return False
+    return 0 <= reading.quality <= _MAX_QUALITY
 
 
 def check(

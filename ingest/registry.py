@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
 import asyncpg
 
 from meterhub.meter import MeterInfo
-from meterhub.reading import Utility
+from meterhub.reading import LOCAL_TZ, Utility
 
 _SELECT = """
 SELECT id, firm_id, utility, multiplier::float8 AS multiplier, rollover::float8 AS rollover,
@@ -25,8 +26,8 @@ def _meter(row: asyncpg.Record) -> MeterInfo:
         multiplier=row["multiplier"],
         rollover=row["rollover"],
         max_power=row["max_power"],
-        installed_at=row["installed_at"],
-        removed_at=row["removed_at"],
+        installed_at=row["installed_at"].astimezone(LOCAL_TZ),
+        removed_at=row["removed_at"] and row["removed_at"].astimezone(LOCAL_TZ),
     )
 
 
@@ -36,11 +37,19 @@ class MeterRegistry:
 
     def __init__(self, *, max_age: float = 60.0) -> None:
         self._meters: dict[int, MeterInfo] = {}
+        #: The newest reading time this process has committed per meter: a reading after
+        #: it cannot be a duplicate of one written here, so it may skip the merge.
+        self.committed: dict[int, datetime] = {}
         self._loaded_at = 0.0
         self._max_age = max_age
 
     def get(self, meter_id: int) -> MeterInfo | None:
         return self._meters.get(meter_id)
+
+    @property
+    def meters(self) -> dict[int, MeterInfo]:
+        """The meters by id (read-only use: the hot path looks them up directly)."""
+        return self._meters
 
     async def refresh(self, conn: asyncpg.Connection, meter_ids: Iterable[int] = ()) -> None:
         """Reload everything if stale, else look up the ``meter_ids`` not known yet."""
@@ -53,6 +62,13 @@ class MeterRegistry:
         if missing:
             rows = await conn.fetch(_SELECT + " WHERE id = ANY($1::bigint[])", missing)
             self._meters.update({row["id"]: _meter(row) for row in rows})
+
+    def note_committed(self, ranges: dict[int, tuple[datetime, datetime]]) -> None:
+        committed = self.committed
+        for meter_id, (_, newest) in ranges.items():
+            known = committed.get(meter_id)
+            if known is None or newest > known:
+                committed[meter_id] = newest
 
     def invalidate(self) -> None:
         self._loaded_at = 0.0

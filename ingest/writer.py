@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -13,7 +13,7 @@ import orjson
 from ingest import quarantine as q
 from ingest.outcome import Rejection, SubmitResult
 from ingest.registry import MeterRegistry
-from meterhub.reading import READING_COLUMNS, VALUE_FIELDS, Reading
+from meterhub.reading import LOCAL_TZ, READING_COLUMNS, VALUE_FIELDS, Reading
 
 STAGE = "ingest_stage"
 _COLS = ", ".join(READING_COLUMNS)
@@ -21,32 +21,40 @@ _STAGE_COLUMNS = (*READING_COLUMNS, "chunk")
 _row = operator.attrgetter(*READING_COLUMNS)
 _values = operator.attrgetter(*VALUE_FIELDS)
 
+MISSED = "ingest_missed"
 CREATE_STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS {STAGE}
-    (LIKE readings INCLUDING DEFAULTS, chunk integer NOT NULL) ON COMMIT DELETE ROWS
+    (LIKE readings INCLUDING DEFAULTS, chunk integer NOT NULL) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {MISSED} (LIKE {STAGE}) ON COMMIT DELETE ROWS
 """
-_MERGE = f"INSERT INTO readings ({_COLS}) SELECT {_COLS} FROM {STAGE} ON CONFLICT DO NOTHING"
+# Merge the stage; the rows whose key already existed (RETURNING tells which were new) go
+# to the small `missed` table, so that only they are looked up again below.
+_MERGE = f"""
+WITH inserted AS (
+    INSERT INTO readings ({_COLS}) SELECT {_COLS} FROM {STAGE}
+    ON CONFLICT DO NOTHING RETURNING meter_id, ts
+)
+INSERT INTO {MISSED}
+SELECT s.* FROM {STAGE} s
+LEFT JOIN inserted i ON i.meter_id = s.meter_id AND i.ts = s.ts
+WHERE i.meter_id IS NULL
+"""
 _S_VALUES = ", ".join(f"s.{name}" for name in VALUE_FIELDS)
 _R_VALUES = ", ".join(f"r.{name}" for name in VALUE_FIELDS)
-# Rows of the stage that were not inserted (their key existed before this transaction):
-# an identical row is a duplicate, a different one a conflict, which is logged.
+# A missed row identical to the stored one is a duplicate; a different one is a conflict,
+# which is logged (the stored reading stays).
 _NOT_INSERTED = f"""
 WITH not_inserted AS (
     SELECT s.chunk, s.meter_id, s.ts, s.source,
            ({_S_VALUES}) IS DISTINCT FROM ({_R_VALUES}) AS conflicting,
            to_jsonb(r) AS existing, to_jsonb(s) - 'chunk' AS incoming
-    FROM {STAGE} s
+    FROM {MISSED} s
     JOIN readings r ON r.meter_id = s.meter_id AND r.ts = s.ts
-    WHERE r.ts BETWEEN $1 AND $2 AND r.xmin <> pg_current_xact_id()::xid
 ), logged AS (
     INSERT INTO reading_conflicts (meter_id, ts, source, existing, incoming)
     SELECT meter_id, ts, source, existing, incoming FROM not_inserted WHERE conflicting
 )
 SELECT chunk, conflicting, count(*) AS n FROM not_inserted GROUP BY chunk, conflicting
-"""
-_MARK_DIRTY = f"""
-INSERT INTO interval_dirty (meter_id, ts_min, ts_max)
-SELECT meter_id, min(ts), max(ts) FROM {STAGE} GROUP BY meter_id
 """
 _LOG_CONFLICT = """
 INSERT INTO reading_conflicts (meter_id, ts, source, existing, incoming)
@@ -67,12 +75,17 @@ class Batch:
 
 @dataclass(slots=True)
 class _Prepared:
+    """``fresh`` rows are newer than anything this process has committed for their meter:
+    they are COPYed straight into `readings`; ``rows`` (with their chunk number) may
+    repeat stored ones and take the staging + merge path."""
+
     rows: list[tuple[object, ...]]
     quarantined: list[q.QuarantineRecord]
     in_batch_conflicts: list[tuple[Reading, Reading]]
     results: list[SubmitResult]
-    ts_min: datetime | None = None
-    ts_max: datetime | None = None
+    fresh: list[tuple[object, ...]] = field(default_factory=list)
+    fresh_chunks: list[int] = field(default_factory=list)
+    ranges: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)
 
 
 def prepare(
@@ -81,16 +94,26 @@ def prepare(
     """Validate and de-duplicate within the batch; what is left goes to COPY."""
     prepared = _Prepared([], list(batch.rejects), [], [SubmitResult() for _ in batch.chunks])
     seen: dict[tuple[int, datetime], Reading] = {}
+    meters, committed, ranges = registry.meters, registry.committed, prepared.ranges
+    # In the zone most readings carry, so that comparisons need no UTC-offset lookups.
+    latest = (now + future_tolerance).astimezone(LOCAL_TZ)
     for chunk_no, chunk in enumerate(batch.chunks):
         result = prepared.results[chunk_no]
         for index, reading in enumerate(chunk):
-            record = q.check(
-                reading, registry.get(reading.meter_id), now=now, future_tolerance=future_tolerance
-            )
-            if record is not None:
-                prepared.quarantined.append(record)
-                result.rejected.append(Rejection(index, record.reason, record.detail))
-                continue
+            meter = meters.get(reading.meter_id)
+            ts = reading.ts
+            if (
+                meter is None
+                or ts.tzinfo is None
+                or not meter.installed_at <= ts <= latest
+                or (meter.removed_at is not None and ts > meter.removed_at)
+                or not q.plausible(reading, meter)
+            ):
+                record = q.check(reading, meter, now=now, future_tolerance=future_tolerance)
+                if record is not None:
+                    prepared.quarantined.append(record)
+                    result.rejected.append(Rejection(index, record.reason, record.detail))
+                    continue
             key = (reading.meter_id, reading.ts)
             first = seen.get(key)
             if first is not None:
@@ -101,11 +124,21 @@ def prepare(
                     prepared.in_batch_conflicts.append((first, reading))
                 continue
             seen[key] = reading
-            prepared.rows.append((*_row(reading), chunk_no))
             result.accepted += 1
-    if seen:
-        stamps = [key[1] for key in seen]
-        prepared.ts_min, prepared.ts_max = min(stamps), max(stamps)
+            row = _row(reading)
+            newest = committed.get(reading.meter_id)
+            if newest is not None and ts <= newest:
+                prepared.rows.append((*row, chunk_no))
+            else:
+                prepared.fresh.append(row)
+                prepared.fresh_chunks.append(chunk_no)
+            span = ranges.get(reading.meter_id)
+            if span is None:
+                ranges[reading.meter_id] = (ts, ts)
+            elif ts < span[0]:
+                ranges[reading.meter_id] = (ts, span[1])
+            elif ts > span[1]:
+                ranges[reading.meter_id] = (span[0], ts)
     return prepared
 
 
@@ -131,14 +164,19 @@ async def write(
     now = await conn.fetchval("SELECT now()")
     prepared = prepare(batch, registry, now=now, future_tolerance=future_tolerance)
     async with conn.transaction():
+        if prepared.fresh:
+            await _copy_fresh(conn, prepared)
         if prepared.rows:
             await conn.copy_records_to_table(STAGE, records=prepared.rows, columns=_STAGE_COLUMNS)
             status = await conn.execute(_MERGE)
-            inserted = int(status.rsplit(" ", 1)[1])
-            if inserted < len(prepared.rows):
+            if int(status.rsplit(" ", 1)[1]) > 0:  # how many rows were not new
                 await _account_not_inserted(conn, prepared)
-            if mark_dirty:
-                await conn.execute(_MARK_DIRTY)
+        if mark_dirty and prepared.ranges:
+            await conn.copy_records_to_table(
+                "interval_dirty",
+                records=[(m, lo, hi) for m, (lo, hi) in prepared.ranges.items()],
+                columns=("meter_id", "ts_min", "ts_max"),
+            )
         if prepared.quarantined:
             await conn.copy_records_to_table(
                 "quarantine",
@@ -153,11 +191,28 @@ async def write(
                     for a, b in prepared.in_batch_conflicts
                 ],
             )
+    registry.note_committed(prepared.ranges)
     return prepared.results
 
 
+async def _copy_fresh(conn: asyncpg.Connection, prepared: _Prepared) -> None:
+    """COPY the fresh rows straight into `readings` (the fast path: no staging, no merge).
+    If one of them exists after all (written by another process, or before a restart), the
+    savepoint is rolled back and they all take the staging path."""
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "readings", records=prepared.fresh, columns=READING_COLUMNS
+            )
+    except asyncpg.UniqueViolationError:
+        prepared.rows += [
+            (*row, chunk) for row, chunk in zip(prepared.fresh, prepared.fresh_chunks, strict=True)
+        ]
+        prepared.fresh = []
+
+
 async def _account_not_inserted(conn: asyncpg.Connection, prepared: _Prepared) -> None:
-    rows = await conn.fetch(_NOT_INSERTED, prepared.ts_min, prepared.ts_max)
+    rows = await conn.fetch(_NOT_INSERTED)
     for row in rows:
         result = prepared.results[row["chunk"]]
         result.accepted -= row["n"]

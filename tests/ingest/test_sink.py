@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from ingest.quarantine import Reason
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
+from meterhub.settings import Settings
 from tests.ingest.conftest import create_meters
 
 pytestmark = pytest.mark.integration
@@ -156,3 +158,24 @@ async def test_dirty_ranges_are_marked_for_interval_derivation(
     )
     assert row is not None
     assert (row["lo"], row["hi"]) == (T0, T0 + 7 * STEP)
+
+
+async def test_readings_written_by_another_process_are_still_duplicates(
+    sink_settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """A fresh sink has not seen these meters: it tries the direct COPY, meets the stored
+    keys, and falls back to the merge, which counts them exactly."""
+    meters = await create_meters(db, 2)
+    batch = [r for m in meters for r in series(m, 30)]
+    async with IngestSink(sink_settings) as first:
+        assert (await first.submit(batch)).accepted == 60
+    other = sink_settings.model_copy(update={"spool_dir": tmp_path / "other"})
+    mixed = batch[:10]
+    newer = [
+        Reading(meter_id=meters[0], ts=T0 + (40 + i) * STEP, energy=900.0 + i, source="t")
+        for i in range(5)
+    ]
+    async with IngestSink(other) as second:
+        result = await second.submit(mixed + newer)
+    assert (result.accepted, result.duplicates, result.conflicts) == (5, 10, 0)
+    assert await count(db, "readings", meters) == 65
