@@ -875,16 +875,26 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     base = get_settings().model_copy(update={"log_level": "WARNING"})
     configure_logging(base)
     polls = mq = None
-    async with bench_database(base, "meterhub_bench_collect") as dsn:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = base.model_copy(
-                update={"database_url": SecretStr(dsn), "spool_dir": Path(tmp) / "spool"}
-            )
-            if not args.skip_mqtt and (mq := await mqtt_phase(settings, dsn, args)):
-                report_mqtt(mq)
-            if not args.skip_polling:
-                polls = await polling_phase(settings, dsn, args)
-                report_polling(polls, args)
+    # A safety net only: each phase bounds its own waits.
+    budget = 300 + args.mqtt_messages / 100 + (args.cycles + 2) * INTERVAL
+    try:
+        async with (
+            asyncio.timeout(budget) as limit,
+            bench_database(base, "meterhub_bench_collect") as dsn,
+        ):
+            with tempfile.TemporaryDirectory() as tmp:
+                settings = base.model_copy(
+                    update={"database_url": SecretStr(dsn), "spool_dir": Path(tmp) / "spool"}
+                )
+                if not args.skip_mqtt and (mq := await mqtt_phase(settings, dsn, args)):
+                    report_mqtt(mq)
+                if not args.skip_polling:
+                    polls = await polling_phase(settings, dsn, args)
+                    report_polling(polls, args)
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        raise SystemExit(f"the benchmark did not finish within {budget:.0f} s") from None
     return summary(polls, mq)
 
 

@@ -179,6 +179,7 @@ class Scheduler:
         self._links: dict[str, tuple[tuple[PollTarget, ...], asyncio.Task[None]]] = {}
         self._workers: dict[str, LinkWorker] = {}
         self._conn: asyncpg.Connection | None = None
+        self._db_lock = asyncio.Lock()
         self._name = name
 
     @property
@@ -214,11 +215,14 @@ class Scheduler:
     async def _try(
         self, action: Callable[[asyncpg.Connection], Awaitable[object]], failure: str
     ) -> None:
-        try:
-            await action(await self._db())
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning(failure, error=repr(exc))
-            self._conn = None
+        async with self._db_lock:  # reloads and health flushes share one connection
+            try:
+                await action(await self._db())
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning(failure, error=repr(exc))
+                if self._conn is not None:
+                    self._conn.terminate()
+                self._conn = None
 
     async def _reload(self, conn: asyncpg.Connection) -> None:
         links = await load_targets(conn, list(self._pollers))
