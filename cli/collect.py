@@ -16,6 +16,7 @@ from collectors.scheduler import ScheduleOptions, Scheduler
 from collectors.targets import Poller
 from ingest.sink import IngestSink
 from meterhub.logs import configure_logging, get_logger
+from meterhub.runtime import tune_gc
 from meterhub.settings import get_settings
 
 log = get_logger(__name__)
@@ -43,6 +44,7 @@ def collect(
     terminal_events. Stops cleanly on SIGINT/SIGTERM."""
     settings = get_settings()
     configure_logging(settings)
+    tune_gc()
     options = ScheduleOptions(
         timeout=timeout,
         retries=retries,

@@ -19,6 +19,7 @@ from ingest.quarantine import Reason
 from ingest.sink import IngestSink
 from meterhub.db import connect
 from meterhub.logs import configure_logging
+from meterhub.runtime import tune_gc
 from meterhub.settings import get_settings
 
 app = typer.Typer(help="Import historical data.", no_args_is_help=True)
@@ -53,6 +54,7 @@ def import_readings(
     idempotent (re-importing a file stores nothing twice), with a progress bar."""
     settings = get_settings()
     configure_logging(settings)
+    tune_gc()
 
     async def run() -> tuple[int, int, int, int]:
         conn = await connect(settings)

@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from collectors.mqtt.worker import MqttIngestWorker
 from ingest.sink import IngestSink
 from meterhub.logs import configure_logging, get_logger
+from meterhub.runtime import tune_gc
 from meterhub.settings import get_settings
 
 log = get_logger(__name__)
@@ -59,6 +60,7 @@ def ingest_mqtt(
     """
     settings = get_settings()
     configure_logging(settings)
+    tune_gc()
     if metrics_port is not None:
         start_http_server(metrics_port)
 

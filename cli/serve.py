@@ -6,6 +6,7 @@ import typer
 import uvicorn
 
 from meterhub.logs import configure_logging
+from meterhub.runtime import tune_gc
 from meterhub.settings import get_settings
 
 
@@ -16,6 +17,7 @@ def serve(
     """Serve the API (OpenAPI docs at /docs, health at /livez and /readyz, /metrics)."""
     settings = get_settings()
     configure_logging(settings)
+    tune_gc()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
