@@ -46,12 +46,41 @@ class OutputFigureIn(BaseModel):
         return value
 
 
+_UPSERT_FIRM = """
+INSERT INTO firms (credit_code, name, industry, town, land_mu, above_scale, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (credit_code) DO UPDATE SET name = EXCLUDED.name, industry = EXCLUDED.industry,
+    town = EXCLUDED.town, land_mu = EXCLUDED.land_mu, above_scale = EXCLUDED.above_scale,
+    tags = EXCLUDED.tags, updated_at = now()
+RETURNING xmax = 0
+"""
+_UPSERT_OUTPUT = """
+INSERT INTO output_figures (firm_id, month, output_value, value_added, tax_paid, employees,
+                            rnd_spend, main_revenue)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (firm_id, month) DO UPDATE SET output_value = EXCLUDED.output_value,
+    value_added = EXCLUDED.value_added, tax_paid = EXCLUDED.tax_paid,
+    employees = EXCLUDED.employees, rnd_spend = EXCLUDED.rnd_spend,
+    main_revenue = EXCLUDED.main_revenue, imported_at = now()
+RETURNING xmax = 0
+"""
+
+
 @dataclass
 class ImportReport:
     created: int = 0
     updated: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     written: bool = True
+
+
+async def _upsert(conn: Conn, report: ImportReport, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run an upsert per row; ``xmax = 0`` tells a new row from an updated one."""
+    for args in rows:
+        if await conn.fetchval(sql, *args):
+            report.created += 1
+        else:
+            report.updated += 1
 
 
 def _errors(row_number: int, exc: ValidationError) -> list[dict[str, Any]]:
@@ -99,25 +128,15 @@ async def import_firms(
         report.written = False
         return report
     async with conn.transaction():
-        for firm in firms:
-            inserted = await conn.fetchval(
-                "INSERT INTO firms (credit_code, name, industry, town, land_mu, above_scale, tags)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (credit_code) DO UPDATE SET "
-                "name = EXCLUDED.name, industry = EXCLUDED.industry, town = EXCLUDED.town, "
-                "land_mu = EXCLUDED.land_mu, above_scale = EXCLUDED.above_scale, "
-                "tags = EXCLUDED.tags, updated_at = now() RETURNING xmax = 0",
-                firm.credit_code,
-                firm.name,
-                firm.industry,
-                firm.town,
-                firm.land_mu,
-                firm.above_scale,
-                firm.tags,
-            )
-            if inserted:
-                report.created += 1
-            else:
-                report.updated += 1
+        await _upsert(
+            conn,
+            report,
+            _UPSERT_FIRM,
+            [
+                (f.credit_code, f.name, f.industry, f.town, f.land_mu, f.above_scale, f.tags)
+                for f in firms
+            ],
+        )
         await audit.record(
             conn,
             principal,
@@ -163,27 +182,24 @@ async def import_output_figures(
         report.written = False
         return report
     async with conn.transaction():
-        for firm_id, f in figures:
-            inserted = await conn.fetchval(
-                "INSERT INTO output_figures (firm_id, month, output_value, value_added, tax_paid,"
-                " employees, rnd_spend, main_revenue) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                "ON CONFLICT (firm_id, month) DO UPDATE SET output_value = EXCLUDED.output_value,"
-                " value_added = EXCLUDED.value_added, tax_paid = EXCLUDED.tax_paid, "
-                "employees = EXCLUDED.employees, rnd_spend = EXCLUDED.rnd_spend, "
-                "main_revenue = EXCLUDED.main_revenue, imported_at = now() RETURNING xmax = 0",
-                firm_id,
-                f.month,
-                f.output_value,
-                f.value_added,
-                f.tax_paid,
-                f.employees,
-                f.rnd_spend,
-                f.main_revenue,
-            )
-            if inserted:
-                report.created += 1
-            else:
-                report.updated += 1
+        await _upsert(
+            conn,
+            report,
+            _UPSERT_OUTPUT,
+            [
+                (
+                    firm_id,
+                    f.month,
+                    f.output_value,
+                    f.value_added,
+                    f.tax_paid,
+                    f.employees,
+                    f.rnd_spend,
+                    f.main_revenue,
+                )
+                for firm_id, f in figures
+            ],
+        )
         await audit.record(
             conn,
             principal,

@@ -98,6 +98,12 @@ async def _sheet(request: Request, content_type: str | None, columns: Any) -> An
         raise InvalidRequest(str(exc)) from exc
 
 
+def _result(report: imports.ImportReport) -> ImportResult:
+    return ImportResult(
+        written=report.written, created=report.created, updated=report.updated, errors=report.errors
+    )
+
+
 @router.post(
     "/import",
     summary="Bulk import firms from the bureau's sheet",
@@ -116,10 +122,7 @@ async def import_firms(
 ) -> ImportResult:
     sheet = await _sheet(request, content_type, FIRM_COLUMNS)
     async with pool.acquire() as conn:
-        report = await imports.import_firms(conn, principal, sheet, partial=partial)
-    return ImportResult(
-        written=report.written, created=report.created, updated=report.updated, errors=report.errors
-    )
+        return _result(await imports.import_firms(conn, principal, sheet, partial=partial))
 
 
 @router.post(
@@ -141,9 +144,7 @@ async def import_output_figures(
     sheet = await _sheet(request, content_type, OUTPUT_COLUMNS)
     async with pool.acquire() as conn:
         report = await imports.import_output_figures(conn, principal, sheet, partial=partial)
-    return ImportResult(
-        written=report.written, created=report.created, updated=report.updated, errors=report.errors
-    )
+    return _result(report)
 
 
 @router.get(
