@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import uuid
 
@@ -10,7 +11,9 @@ import httpx
 import orjson
 import pytest
 
+from api.app import create_app
 from api.routes.readings import MAX_BODY_BYTES
+from meterhub.settings import Settings
 from tests.api.conftest import FEED, OTHER_FEED, Keys
 from tests.ingest.conftest import create_meters
 
@@ -186,3 +189,38 @@ async def test_only_grid_keys_push(client: httpx.AsyncClient, keys: Keys) -> Non
         "/v1/readings", content=b"[]", headers={"X-API-Key": "mh_00000000_" + "x" * 32}
     )
     assert wrong.status_code == 401
+
+
+async def test_a_full_queue_answers_503_with_retry_after(
+    api_settings: Settings, keys: Keys, db: asyncpg.Connection
+) -> None:
+    """With room for one request's readings, concurrent pushes beyond it are told to retry;
+    nothing they carried is stored or lost silently: each answer says what happened."""
+    (code,) = await feed_meters(db, 1)
+    tight = api_settings.model_copy(update={"queue_max": 1})
+    app = create_app(tight)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        headers = {**keys.headers("grid"), "Content-Type": "application/json"}
+        responses = await asyncio.gather(
+            *(
+                http.post(
+                    "/v1/readings",
+                    content=orjson.dumps(rows(code, 4, start=4 * i)),
+                    headers=headers,
+                )
+                for i in range(8)
+            )
+        )
+    busy = [r for r in responses if r.status_code == 503]
+    done = [r for r in responses if r.status_code == 202]
+    assert busy and done and len(busy) + len(done) == 8
+    assert all(r.headers["Retry-After"] == "2" for r in busy)
+    assert all(r.json()["type"] == "/problems/busy" for r in busy)
+    stored = await db.fetchval(
+        "SELECT count(*) FROM readings r JOIN meters m ON m.id = r.meter_id WHERE m.code = $1",
+        code,
+    )
+    assert stored == sum(r.json()["accepted"] for r in done) == 4 * len(done)
