@@ -39,8 +39,9 @@ test: services lint  ## lint, then the test suite (bounded soak/fuzz) against th
 test-all: services lint  ## everything, including the long soak and fuzz runs
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: services  ## the benchmarks; figures go to the README's Performance section
-	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b; done
+BENCH_ARGS ?=
+bench: services  ## the benchmarks (BENCH_ARGS=--quick for a short run); see README Performance
+	@for b in ingest api collect; do echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py $(BENCH_ARGS) || exit 1; done
 
 clean:  ## stop everything and delete .venv, .run and caches
 	-@bash deploy/demo.sh stop 2>/dev/null
