@@ -44,10 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         async with IngestSink(settings) as sink:
             app.state.sink = sink
-            worker = asyncio.create_task(run_interval_worker(settings, stop=stop))
+            worker = None
+            if settings.interval_worker:
+                worker = asyncio.create_task(run_interval_worker(settings, stop=stop))
             yield
             stop.set()
-            await worker
+            if worker is not None:
+                await worker
         if app.state.pool is not None:
             await app.state.pool.close()
 

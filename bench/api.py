@@ -124,7 +124,7 @@ async def in_process_rate(
         for batch in work
     ]
     queue = list(readings)
-    async with IngestSink(settings, mark_dirty=False) as sink:
+    async with IngestSink(settings, mark_dirty=True) as sink:
 
         async def produce() -> None:
             while queue:
@@ -174,6 +174,8 @@ def api_server(dsn: str, spool: Path) -> Iterator[str]:
         "MHUB_API_PORT": str(port),
         "MHUB_SPOOL_DIR": str(spool),
         "MHUB_LOG_LEVEL": "WARNING",
+        # Both sides do the same work: mark dirty ranges, derive nothing meanwhile.
+        "MHUB_INTERVAL_WORKER": "false",
     }
     proc = subprocess.Popen([str(Path(sys.executable).with_name("meterhub")), "serve"], env=env)
     url = f"http://127.0.0.1:{port}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import collect, db, imports, keys, mqtt, serve, services, simulate
+from cli import collect, db, derive, imports, keys, mqtt, serve, services, simulate
 
 app = typer.Typer(
     name="meterhub",
@@ -20,6 +20,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(simulate.app, name="simulate")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
+app.command("derive")(derive.derive)
 app.command("ingest-mqtt")(mqtt.ingest_mqtt)
 
 

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     batch_max_age: float = Field(default=0.25, description="seconds before a partial flush")
     queue_max: int = Field(default=200_000, description="readings queued before submit waits")
     writers: int = Field(default=2, description="parallel writer connections")
+    interval_worker: bool = Field(
+        default=True,
+        description="derive intervals and rollups inside `meterhub serve`; turn off when a "
+        "separate `meterhub derive` process does it",
+    )
     dtu_port: int | None = Field(
         default=None, description="port where 4G DTUs dial in (meterhub collect); off if unset"
     )
