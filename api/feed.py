@@ -151,8 +151,9 @@ def _number(name: str, value: Any) -> float:
     return number
 
 
-def _row(index: int, item: Any) -> FeedRow:
-    if not isinstance(item, dict):
+def _row(index: int, item: Any, stamps: dict[str, datetime]) -> FeedRow:
+    """One element; ``stamps`` caches parsed timestamps (a batch repeats them per meter)."""
+    if type(item) is not dict:
         raise TypeError(f"element must be an object, not {type(item).__name__}")
     meter, ts_text = item.get("meter"), item.get("ts")
     if meter is None or ts_text is None:
@@ -161,8 +162,16 @@ def _row(index: int, item: Any) -> FeedRow:
         raise TypeError("meter must be a string")
     if not isinstance(ts_text, str):
         raise TypeError("ts must be an ISO 8601 string with a UTC offset")
-    ts = datetime.fromisoformat(ts_text)
-    values = {k: _number(k, v) for k, v in item.items() if k in _NUMERIC and v is not None}
+    ts = stamps.get(ts_text)
+    if ts is None:
+        ts = stamps[ts_text] = datetime.fromisoformat(ts_text)
+    values: dict[str, float] = {}
+    for key, value in item.items():
+        if key in _NUMERIC and value is not None:
+            kind = type(value)  # exact types first: the common case, and bool is not int here
+            values[key] = (
+                value if kind is float else float(value) if kind is int else (_number(key, value))
+            )
     quality = item.get("quality", 0)
     if isinstance(quality, bool) or not isinstance(quality, int | str):
         raise TypeError("quality must be an integer")
@@ -181,6 +190,7 @@ def _reject(index: int, item: Any, reason: Reason, detail: str, source: str) -> 
 def parse_items(items: Iterable[Any], *, source: str, start: int = 0) -> ParsedFeed:
     """Rows (dicts) into feed rows and rejections; indices count from ``start``."""
     parsed = ParsedFeed([], [], 0)
+    stamps: dict[str, datetime] = {}
     for index, item in enumerate(items, start):
         parsed.total += 1
         if isinstance(item, _Unparsed):
@@ -189,7 +199,7 @@ def parse_items(items: Iterable[Any], *, source: str, start: int = 0) -> ParsedF
             )
             continue
         try:
-            parsed.rows.append(_row(index, item))
+            parsed.rows.append(_row(index, item, stamps))
         except KeyError as exc:
             parsed.rejects.append(
                 (
