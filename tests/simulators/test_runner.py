@@ -58,11 +58,18 @@ SWAPPED = at(2026, 6, 1, 14)
 QUARTER = timedelta(minutes=15)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (probes stay open until all are chosen, so the kernel
+    cannot hand out the same one twice)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
 
 
 def _credit_code(tag: str, n: int) -> str:
@@ -147,12 +154,13 @@ def small_city(tag: str | None = None, *, seed: int = 11, faults: bool = False) 
             land_mu=None,
         ),
     )
+    ports = free_ports(2)
     return CityConfig(
         seed=seed,
         name=f"sim-{tag}",
         gateways=(
-            GatewaySpec("mb-1", "modbus", port=free_port()),
-            GatewaySpec("dlt-1", "dlt645", port=free_port()),
+            GatewaySpec("mb-1", "modbus", port=ports[0]),
+            GatewaySpec("dlt-1", "dlt645", port=ports[1]),
             GatewaySpec(mqtt_id, "mqtt"),
         ),
         firms=firms,
