@@ -71,7 +71,6 @@ def free_ports(count: int) -> list[int]:
             probe.close()
 
 
-
 def _credit_code(tag: str, n: int) -> str:
     digest = hashlib.sha256(f"{tag}:{n}".encode()).digest()
     body = "91330782MA" + "".join(ALPHABET[b % len(ALPHABET)] for b in digest[:7])
