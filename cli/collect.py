@@ -61,7 +61,7 @@ def collect(
             log.info("listening for DTUs", port=settings.dtu_port)
         pollers = _pollers(timeout, listener)
         try:
-            async with IngestSink(settings) as sink:
+            async with IngestSink(settings.for_process("collector")) as sink:
                 scheduler = Scheduler(
                     settings, sink=sink, pollers=pollers, options=options, name=name
                 )

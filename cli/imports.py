@@ -77,7 +77,7 @@ def import_readings(
             task = progress.add_task(path.name, total=size)
             text = cast(IO[bytes], gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw)
             row = 0
-            async with IngestSink(settings) as sink:
+            async with IngestSink(settings.for_process("import")) as sink:
                 for chunk in _chunks(text):
                     parsed = parse_items(chunk, source=source, start=row + 2)
                     readings, _, rejects = to_readings(parsed, resolve, source=source)

@@ -70,7 +70,7 @@ def ingest_mqtt(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with (
-            IngestSink(settings) as sink,
+            IngestSink(settings.for_process("ingest-mqtt")) as sink,
             MqttIngestWorker(
                 settings,
                 sink,

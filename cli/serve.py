@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from api.app import create_app
 from meterhub.logs import configure_logging
 from meterhub.runtime import tune_gc
 from meterhub.settings import get_settings
@@ -19,8 +20,7 @@ def serve(
     configure_logging(settings)
     tune_gc()
     uvicorn.run(
-        "api.app:create_app",
-        factory=True,
+        create_app(settings.for_process("api")),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_config=None,

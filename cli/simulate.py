@@ -316,7 +316,7 @@ def backfill(
             finally:
                 await conn.close()
             meters = fleet.speaking("modbus") + fleet.speaking("dlt645")
-            async with IngestSink(settings) as sink:
+            async with IngestSink(settings.for_process("simulate")) as sink:
                 with _bar(meters, ticks, "polled meters", faults) as advance:
                     got = await backfill_polled(
                         sink, fleet, ticks, meter_ids=ids, faults=faults, progress=advance

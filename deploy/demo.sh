@@ -14,7 +14,6 @@ port=${MHUB_API_PORT:-8000}
 api="http://$host:$port"
 firms=${MHUB_DEMO_FIRMS:-40}
 weeks=${MHUB_DEMO_WEEKS:-8}
-export MHUB_SPOOL_DIR=${MHUB_SPOOL_DIR:-$run_dir/spool}
 
 say() { printf 'demo: %s\n' "$*"; }
 running() { [ -f "$demo/$1.pid" ] && kill -0 "$(cat "$demo/$1.pid")" 2>/dev/null; }
@@ -26,8 +25,8 @@ start_bg() {  # name, command...: start in the background unless already running
     say "$name already running (pid $(cat "$demo/$name.pid"))"
     return
   fi
-  # Each process gets its own spool: a spool belongs to one writer.
-  MHUB_SPOOL_DIR="$run_dir/spool-$name" nohup "$@" >"$demo/$name.log" 2>&1 &
+  # Each meterhub process picks its own spool, .run/spool-<process>.
+  nohup "$@" >"$demo/$name.log" 2>&1 &
   echo $! >"$demo/$name.pid"
   say "started $name (pid $!, log $demo/$name.log)"
 }

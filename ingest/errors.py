@@ -19,5 +19,11 @@ class SpoolFullError(IngestError):
     code = "spool_full"
 
 
+class SpoolInUseError(IngestError):
+    """Another process holds this spool directory."""
+
+    code = "spool_in_use"
+
+
 class SinkClosedError(IngestError):
     code = "sink_closed"

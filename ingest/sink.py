@@ -169,7 +169,7 @@ class IngestSink:
         for conn in self._conns:
             if conn is not None:
                 conn.terminate()
-        self._spool.close()
+        self._spool.release()
 
     async def wait_replayed(self, timeout: float = 60.0) -> None:
         """Wait until the spool has been replayed and writers use the database again."""

@@ -7,6 +7,7 @@ crash mid-write) is detected by its length or checksum, counted, reported and ne
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import time
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.errors import SpoolFullError
+from ingest.errors import SpoolFullError, SpoolInUseError
 
 _HEADER = struct.Struct("<II")
 _SUFFIX = ".seg"
@@ -48,6 +49,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
+        self._lock: int | None = _lock_directory(directory)
         self._fd: int | None = None
         self._active: Path | None = None
         self._active_size = 0
@@ -90,9 +92,17 @@ class Spool:
         self.close()
 
     def close(self) -> None:
+        """Close the active segment (the spool stays usable; see `release`)."""
         if self._fd is not None:
             os.close(self._fd)
         self._fd, self._active, self._active_size = None, None, 0
+
+    def release(self) -> None:
+        """Close, and let another process use this spool directory."""
+        self.close()
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor drops the flock
+            self._lock = None
 
     def closed_segments(self) -> list[Path]:
         return [p for p in self._segments() if p != self._active]
@@ -114,6 +124,21 @@ class Spool:
 
     def is_empty(self) -> bool:
         return not self._segments()
+
+
+def _lock_directory(directory: Path) -> int:
+    """An exclusive lock on the spool directory: two processes appending to and replaying
+    the same segments would lose or double readings."""
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SpoolInUseError(
+            f"spool {directory} is in use by another process; give each process its own "
+            "MHUB_SPOOL_DIR"
+        ) from None
+    return fd
 
 
 def scan_segment(path: Path) -> SegmentScan:

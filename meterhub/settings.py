@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     def spool_path(self) -> Path:
         return self.spool_dir or self.run_dir / "spool"
 
+    def for_process(self, name: str) -> Settings:
+        """These settings for one kind of process: unless MHUB_SPOOL_DIR is set, its spool
+        is ``RUN_DIR/spool-<name>`` (a spool belongs to one process at a time)."""
+        if self.spool_dir is not None:
+            return self
+        return self.model_copy(update={"spool_dir": self.run_dir / f"spool-{name}"})
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

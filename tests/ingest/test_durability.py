@@ -137,7 +137,7 @@ async def test_truncated_spool_segment_is_detected_and_reported(
     batches = [readings(meters, n) for n in range(3)]
     for batch in batches:
         spool.append(batch_codec.encode(Batch([batch], [])))
-    spool.close()
+    spool.release()
     (segment,) = spool_dir.glob("*.seg")
     with segment.open("r+b") as f:
         f.truncate(segment.stat().st_size - 10)  # a crash in the middle of the last record

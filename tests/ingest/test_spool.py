@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest import batch_codec
-from ingest.errors import SpoolFullError
+from ingest.errors import SpoolFullError, SpoolInUseError
 from ingest.quarantine import QuarantineRecord, Reason
 from ingest.spool import Spool, scan_segment
 from ingest.writer import Batch
@@ -94,3 +94,11 @@ def test_batch_codec_refuses_foreign_classes() -> None:
     evil = pickle.dumps((1, [[(1, Path("/etc"))]], []))
     with pytest.raises(pickle.UnpicklingError, match="pathlib"):
         batch_codec.decode(evil)
+
+
+def test_a_spool_directory_belongs_to_one_process_at_a_time(tmp_path: Path) -> None:
+    first = Spool(tmp_path, max_bytes=1000)
+    with pytest.raises(SpoolInUseError, match="give each process its own MHUB_SPOOL_DIR"):
+        Spool(tmp_path, max_bytes=1000)
+    first.release()
+    Spool(tmp_path, max_bytes=1000).release()
