@@ -204,6 +204,7 @@ class Scheduler:
                 flush, *(t for _, t in self._links.values()), return_exceptions=True
             )
             await self._try(self.book.flush, "could not record terminal state")
+            await self._try(self._sign_off, "could not remove the heartbeat")
             if self._conn is not None:
                 self._conn.terminate()
 
@@ -259,6 +260,10 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._options.flush_every)
             await self._try(self._beat, "could not record terminal state")
+
+    async def _sign_off(self, conn: asyncpg.Connection) -> None:
+        """A collector that stops cleanly is not a stuck one: /readyz forgets it."""
+        await conn.execute("DELETE FROM collector_heartbeats WHERE name = $1", self._name)
 
     async def _beat(self, conn: asyncpg.Connection) -> None:
         await self.book.flush(conn)

@@ -31,10 +31,14 @@ start_bg() {  # name, command...: start in the background unless already running
   say "started $name (pid $!, log $demo/$name.log)"
 }
 
-wait_ready() {
+answers() {  # url: true when it answers 200
+  "$py" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$1" \
+    2>/dev/null
+}
+
+wait_ready() {  # the API process is up (the collectors' readiness comes later)
   for _ in $(seq 1 150); do
-    if "$py" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-      "$api/readyz" 2>/dev/null; then
+    if answers "$api/livez"; then
       return 0
     fi
     running api || { say "the API exited; its log:" >&2; tail -n 40 "$demo/api.log" >&2; exit 1; }
@@ -77,8 +81,13 @@ start() {
   start_bg simulators "$mhub" simulate run "$demo/city.toml" --api "$api" \
     --grid-key-file "$demo/grid.key" --interval 60
   start_bg collector "$mhub" collect --name demo-collector
-  local key
+  local key ready=no
   key=$(cat "$demo/bureau.key")
+  for _ in $(seq 1 50); do
+    if answers "$api/readyz"; then ready=yes; break; fi
+    sleep 0.2
+  done
+  [ "$ready" = yes ] || say "warning: $api/readyz is not ready yet; it says why" >&2
   cat <<MSG
 
 demo: meterhub is up — a simulated city of $firms firms with $weeks weeks of history, live

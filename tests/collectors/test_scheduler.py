@@ -196,3 +196,31 @@ async def test_scheduler_keeps_running_while_the_database_is_away(
         stop.set()
         await asyncio.wait_for(task, 10)
     await poller.close()
+
+
+async def test_a_cleanly_stopped_collector_removes_its_heartbeat(
+    sink: IngestSink, sink_settings: Settings, db: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    poller = ModbusPoller()
+    stop = asyncio.Event()
+    scheduler = Scheduler(
+        sink_settings,
+        sink=sink,
+        pollers={"modbus": poller},
+        options=ScheduleOptions(reload_every=0.1, flush_every=0.1),
+        name="heartbeat-test",
+    )
+    task = asyncio.create_task(scheduler.run(stop))
+    async with asyncio.timeout(10):
+        while not await db.fetchval(
+            "SELECT count(*) FROM collector_heartbeats WHERE name = 'heartbeat-test'"
+        ):
+            await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await poller.close()
+    assert not await db.fetchval(
+        "SELECT count(*) FROM collector_heartbeats WHERE name = 'heartbeat-test'"
+    )

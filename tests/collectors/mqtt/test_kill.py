@@ -100,7 +100,7 @@ async def test_a_worker_stopped_mid_stream_loses_nothing(
             )
             async with asyncio.timeout(60):
                 # Polls: the progress to watch is another process's.
-                while (at_stop := len(await stored(db, meters.values()))) < total // 4:  # noqa: ASYNC110
+                while (at_stop := len(await stored(db, meters.values()))) < total // 4:
                     await asyncio.sleep(0.01)
             process.send_signal(signum)
             async with asyncio.timeout(60):
