@@ -38,9 +38,15 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_url(settings: Settings) -> Iterator[str]:
+def api_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "MHUB_DATABASE_URL": settings.dsn(), "MHUB_API_PORT": str(port)}
+    spool = tmp_path_factory.mktemp("api-spool")
+    env = {
+        **os.environ,
+        "MHUB_DATABASE_URL": settings.dsn(),
+        "MHUB_API_PORT": str(port),
+        "MHUB_SPOOL_DIR": str(spool),
+    }
     meterhub = Path(sys.executable).with_name("meterhub")
     proc = subprocess.Popen([str(meterhub), "serve"], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -85,10 +91,15 @@ def test_metrics_are_prometheus_text(api_url: str) -> None:
     assert "python_info" in response.text
 
 
-def test_readyz_reports_an_unreachable_database(settings: Settings) -> None:
+def test_readyz_reports_an_unreachable_database(settings: Settings, tmp_path: Path) -> None:
     port = _free_port()
     dead_db = f"postgresql://nobody:x@127.0.0.1:{_free_port()}/none"
-    env = {**os.environ, "MHUB_DATABASE_URL": dead_db, "MHUB_API_PORT": str(port)}
+    env = {
+        **os.environ,
+        "MHUB_DATABASE_URL": dead_db,
+        "MHUB_API_PORT": str(port),
+        "MHUB_SPOOL_DIR": str(tmp_path / "spool"),
+    }
     meterhub = Path(sys.executable).with_name("meterhub")
     proc = subprocess.Popen([str(meterhub), "serve"], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
