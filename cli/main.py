@@ -9,7 +9,7 @@ from cli import collect, db, derive, imports, keys, mqtt, serve, services, simul
 app = typer.Typer(
     name="meterhub",
     help="Smart-meter data service: collectors, lossless ingest into TimescaleDB, "
-    "the bureau's trend API and weekly rectification notices.",
+    "the bureau's trend API (weekly rectification notices are planned).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
