@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from pathlib import Path
-
 import pytest
 
 from collectors.dlt645.reader import read_meter
 from collectors.dlt645.transport import TcpBus
 from collectors.errors import RequestTimeoutError
 from simulators.dlt645_fleet import fleet_addresses, serve_fleet
-
-ROOT = Path(__file__).parents[2]
+from tests.simulators.fleet_process import fleet_process
 
 
 def test_addresses_are_numbered_across_the_fleet() -> None:
@@ -40,24 +35,9 @@ async def test_every_bus_answers_for_its_own_meters_only() -> None:
 
 
 async def test_fleet_process_serves_until_stdin_closes() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "simulators.dlt645_fleet",
-        "--gateways=2",
-        "--meters=32",
-        "--first-address=100",
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        lines: list[list[str]] = []
-        async with asyncio.timeout(30):
-            while (line := (await proc.stdout.readline()).decode().strip()) != "ready":
-                assert line, "the fleet process exited early"
-                lines.append(line.split())
+    args = ("--gateways=2", "--meters=32", "--first-address=100")
+    async with fleet_process("simulators.dlt645_fleet", *args) as printed:
+        lines = [line.split() for line in printed]
         assert [len(words) for words in lines] == [33, 33]
         url, *addresses = lines[1]
         assert addresses[0] == "000000000132"
@@ -65,13 +45,3 @@ async def test_fleet_process_serves_until_stdin_closes() -> None:
         async with TcpBus(host, int(port), gap=0) as bus:
             got = await read_meter(bus, addresses[-1], timeout=2.0, retries=0)
         assert got.fields["voltage_a"] == pytest.approx(230.0)
-    finally:
-        proc.stdin.close()
-        try:
-            async with asyncio.timeout(30):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-    assert proc.returncode == 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,11 +11,11 @@ from collectors.modbus.client import LinkOptions
 from collectors.modbus.pool import LinkPool
 from collectors.modbus.reader import read_meter
 from simulators.modbus_fleet import fleet_layout, serve_many
+from tests.simulators.fleet_process import fleet_process
 
 MODELS = [load_model(n) for n in list_models()]
 SDM630 = load_model("eastron_sdm630")
 OPTIONS = LinkOptions(timeout=5.0, retries=0, reconnect_min=0.05)
-ROOT = Path(__file__).parents[2]
 
 
 def test_fleet_layout_spreads_models_over_ports() -> None:
@@ -45,35 +43,9 @@ async def test_every_meter_of_every_port_reads_concurrently() -> None:
 
 
 async def test_fleet_process_serves_until_stdin_closes() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "simulators.modbus_fleet",
-        "--ports=2",
-        "--units=3",
-        "--model=eastron_sdm630",
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        urls: list[str] = []
-        async with asyncio.timeout(30):
-            while (line := (await proc.stdout.readline()).decode().strip()) != "ready":
-                assert line, "the fleet process exited early"
-                urls.append(line)
+    args = ("--ports=2", "--units=3", "--model=eastron_sdm630")
+    async with fleet_process("simulators.modbus_fleet", *args) as urls:
         assert len(urls) == 2
         async with LinkPool(OPTIONS) as pool:
             got = await read_meter(pool, model=SDM630, unit_id=3, url=urls[1])
         assert got.values["power"] == 4.0
-    finally:
-        proc.stdin.close()
-        try:
-            async with asyncio.timeout(30):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-    assert proc.returncode == 0
