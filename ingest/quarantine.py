@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import operator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -48,14 +47,20 @@ class QuarantineRecord:
 
 QUARANTINE_COLUMNS = ("source", "reason", "detail", "meter_id", "ts", "payload")
 
-_ENERGY_FIELDS = ("energy", "energy_sharp", "energy_peak", "energy_flat", "energy_valley")
-_NON_NEGATIVE = (*_ENERGY_FIELDS, "voltage_a", "voltage_b", "voltage_c")
-_MAX_QUALITY = 32767
+#: Cumulative registers: below the meter's rollover value, never negative.
+ENERGY_FIELDS = ("energy", "energy_sharp", "energy_peak", "energy_flat", "energy_valley")
+NON_NEGATIVE_FIELDS = (*ENERGY_FIELDS, "voltage_a", "voltage_b", "voltage_c")
+#: `quality` is a smallint of bit flags.
+MAX_QUALITY = 32767
 
 
 def reading_payload(reading: Reading) -> str:
     """The reading as JSON, keeping NaN and infinities visible (rare path: stdlib json)."""
-    return json.dumps(asdict(reading), default=datetime.isoformat, ensure_ascii=False)
+    return json.dumps(asdict(reading), default=_json_default, ensure_ascii=False)
+
+
+def _json_default(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else repr(value)
 
 
 def quarantine(reading: Reading, reason: Reason, detail: str) -> QuarantineRecord:
@@ -64,21 +69,41 @@ def quarantine(reading: Reading, reason: Reason, detail: str) -> QuarantineRecor
         reason=reason,
         detail=detail,
         payload=reading_payload(reading),
-        meter_id=reading.meter_id,
-        ts=reading.ts if reading.ts.tzinfo is not None else None,
+        meter_id=reading.meter_id if _is_meter_id(reading.meter_id) else None,
+        ts=reading.ts if isinstance(reading.ts, datetime) and reading.ts.tzinfo else None,
     )
+
+
+def _is_meter_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:  # an integer beyond any float
+        return False
+    return True
 
 
 def _value_problem(reading: Reading, meter: MeterInfo) -> tuple[Reason, str] | None:
     for name in VALUE_FIELDS:
         value = getattr(reading, name)
+        if value is not None and not _is_number(value):
+            return Reason.WRONG_TYPE, f"{name} is {type(value).__name__}, not a number"
+    if not _is_number(reading.quality):
+        return Reason.WRONG_TYPE, f"quality is {type(reading.quality).__name__}, not an integer"
+    for name in VALUE_FIELDS:
+        value = getattr(reading, name)
         if value is not None and not math.isfinite(value):
             return Reason.NON_FINITE, f"{name} is {value}"
-    for name in _NON_NEGATIVE:
+    for name in NON_NEGATIVE_FIELDS:
         value = getattr(reading, name)
         if value is not None and value < 0:
             return Reason.NEGATIVE_VALUE, f"{name} is {value}"
-    for name in _ENERGY_FIELDS:
+    for name in ENERGY_FIELDS:
         value = getattr(reading, name)
         if value is not None and value >= meter.rollover:
             return Reason.ENERGY_BEYOND_ROLLOVER, f"{name} {value} >= rollover {meter.rollover}"
@@ -87,45 +112,19 @@ def _value_problem(reading: Reading, meter: MeterInfo) -> tuple[Reason, str] | N
         return Reason.POWER_BEYOND_RATING, f"|power| {reading.power} > rating {meter.max_power}"
     if reading.power_factor is not None and abs(reading.power_factor) > 1:
         return Reason.OUT_OF_RANGE, f"power_factor {reading.power_factor} outside [-1, 1]"
-    if not 0 <= reading.quality <= _MAX_QUALITY:
-        return Reason.OUT_OF_RANGE, f"quality {reading.quality} outside [0, {_MAX_QUALITY}]"
+    if not 0 <= reading.quality <= MAX_QUALITY:
+        return Reason.OUT_OF_RANGE, f"quality {reading.quality} outside [0, {MAX_QUALITY}]"
     return None
-
-
-_LIMITED = operator.attrgetter(*_NON_NEGATIVE)
-_SIGNED = operator.attrgetter("power", "current_a", "current_b", "current_c", "power_factor")
-
-
-def plausible(reading: Reading, meter: MeterInfo) -> bool:
-    """A fast yes for the common case; a False only means `check` must look closely.
-
-    Comparisons are false for NaN, and the sum of finite numbers is finite unless it
-    overflows (which also sends the reading to `check`).
-    """
-    limited = _LIMITED(reading)
-    if None in limited:
-        limited = tuple(v for v in limited if v is not None)
-    if limited and not (min(limited) >= 0.0 and max(limited[:5]) < meter.rollover):
-        return False
-    signed = _SIGNED(reading)
-    if None in signed:
-        signed = tuple(v for v in signed if v is not None)
-    if signed:
-        total = sum(signed)
-        if total - total != 0.0:
-            return False
-    power, pf = reading.power, reading.power_factor
-    if power is not None and not -meter.max_power <= power <= meter.max_power:
-        return False
-    if pf is not None and not -1.0 <= pf <= 1.0:
-        return False
-    return 0 <= reading.quality <= _MAX_QUALITY
 
 
 def check(
     reading: Reading, meter: MeterInfo | None, *, now: datetime, future_tolerance: timedelta
 ) -> QuarantineRecord | None:
     """The quarantine record for ``reading`` if it is not good data, else None."""
+    if not isinstance(reading.ts, datetime):
+        return quarantine(reading, Reason.WRONG_TYPE, "timestamp is not a datetime")
+    if not _is_meter_id(reading.meter_id):
+        return quarantine(reading, Reason.WRONG_TYPE, "meter_id is not an integer")
     if reading.ts.tzinfo is None:
         return quarantine(reading, Reason.NAIVE_TIMESTAMP, "timestamp has no time zone")
     if meter is None:

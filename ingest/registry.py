@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
 
 import asyncpg
+import numpy as np
+from numpy.typing import NDArray
 
+from ingest.columns import to_micros
 from meterhub.meter import MeterInfo
 from meterhub.reading import LOCAL_TZ, Utility
 
@@ -31,15 +34,41 @@ def _meter(row: asyncpg.Record) -> MeterInfo:
     )
 
 
+_NEVER = int(np.iinfo(np.int64).max)
+_NOTHING = int(np.iinfo(np.int64).min)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterLimits:
+    """What validation checks, as arrays aligned with a list of meter ids; times are
+    microseconds since the PostgreSQL epoch (see `ingest.columns`)."""
+
+    known: NDArray[np.bool_]
+    installed: NDArray[np.int64]
+    removed: NDArray[np.int64]
+    rollover: NDArray[np.float64]
+    max_power: NDArray[np.float64]
+    #: The newest reading committed by this process (the minimum int64 when none).
+    committed: NDArray[np.int64]
+
+
+def _limits_of(meter: MeterInfo | None) -> tuple[bool, int, int, float, float]:
+    if meter is None:
+        return False, _NEVER, _NOTHING, 0.0, 0.0
+    removed = _NEVER if meter.removed_at is None else to_micros(meter.removed_at)
+    return True, to_micros(meter.installed_at), removed, meter.rollover, meter.max_power
+
+
 class MeterRegistry:
     """Meters by id. Unknown ids are looked up on demand; everything is reloaded every
     ``max_age`` seconds so that edits (removal dates, ratios) reach validation."""
 
     def __init__(self, *, max_age: float = 60.0) -> None:
         self._meters: dict[int, MeterInfo] = {}
-        #: The newest reading time this process has committed per meter: a reading after
-        #: it cannot be a duplicate of one written here, so it may skip the merge.
-        self.committed: dict[int, datetime] = {}
+        #: The newest reading time (µs) this process has committed per meter: a reading
+        #: after it cannot be a duplicate of one written here, so it may skip the merge.
+        self._committed: dict[int, int] = {}
+        self._limits: dict[int, tuple[bool, int, int, float, float]] = {}
         self._loaded_at = 0.0
         self._max_age = max_age
 
@@ -56,19 +85,42 @@ class MeterRegistry:
         if time.monotonic() - self._loaded_at > self._max_age:
             rows = await conn.fetch(_SELECT)
             self._meters = {row["id"]: _meter(row) for row in rows}
+            self._limits = {}
             self._loaded_at = time.monotonic()
             return
         missing = [m for m in set(meter_ids) if m not in self._meters]
         if missing:
             rows = await conn.fetch(_SELECT + " WHERE id = ANY($1::bigint[])", missing)
             self._meters.update({row["id"]: _meter(row) for row in rows})
+            for meter_id in missing:
+                self._limits.pop(meter_id, None)
 
-    def note_committed(self, ranges: dict[int, tuple[datetime, datetime]]) -> None:
-        committed = self.committed
-        for meter_id, (_, newest) in ranges.items():
-            known = committed.get(meter_id)
-            if known is None or newest > known:
-                committed[meter_id] = newest
+    def limits(self, meter_ids: NDArray[np.int64]) -> MeterLimits:
+        """The limits of ``meter_ids`` (unknown ones have ``known`` False)."""
+        ids = meter_ids.tolist()
+        columns = list(zip(*[self._limits_for(m) for m in ids], strict=True)) or [()] * 5
+        committed = self._committed
+        return MeterLimits(
+            known=np.array(columns[0], dtype=np.bool_),
+            installed=np.array(columns[1], dtype=np.int64),
+            removed=np.array(columns[2], dtype=np.int64),
+            rollover=np.array(columns[3], dtype=np.float64),
+            max_power=np.array(columns[4], dtype=np.float64),
+            committed=np.array([committed.get(m, _NOTHING) for m in ids], dtype=np.int64),
+        )
+
+    def _limits_for(self, meter_id: int) -> tuple[bool, int, int, float, float]:
+        found = self._limits.get(meter_id)
+        if found is None:
+            found = self._limits[meter_id] = _limits_of(self._meters.get(meter_id))
+        return found
+
+    def note_committed(self, meter_ids: NDArray[np.int64], newest: NDArray[np.int64]) -> None:
+        """Remember the newest committed reading time (µs) per meter."""
+        committed = self._committed
+        for meter_id, ts in zip(meter_ids.tolist(), newest.tolist(), strict=True):
+            if ts > committed.get(meter_id, _NOTHING):
+                committed[meter_id] = ts
 
     def invalidate(self) -> None:
         self._loaded_at = 0.0

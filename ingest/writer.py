@@ -1,25 +1,29 @@
-"""One batch into the database: validate, COPY into staging, merge, record what happened."""
+"""One batch into the database: validate (as columns), COPY, merge what may repeat stored
+readings, record what happened."""
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
 import asyncpg
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 
+from ingest import pgcopy
 from ingest import quarantine as q
+from ingest.columns import ReadingColumns, from_readings, to_micros
 from ingest.outcome import Rejection, SubmitResult
 from ingest.registry import MeterRegistry
-from meterhub.reading import LOCAL_TZ, READING_COLUMNS, VALUE_FIELDS, Reading
+from ingest.screen import surely_good
+from meterhub.reading import READING_COLUMNS, VALUE_FIELDS, Reading
 
 STAGE = "ingest_stage"
 _COLS = ", ".join(READING_COLUMNS)
 _STAGE_COLUMNS = (*READING_COLUMNS, "chunk")
-_row = operator.attrgetter(*READING_COLUMNS)
-_values = operator.attrgetter(*VALUE_FIELDS)
 
 MISSED = "ingest_missed"
 CREATE_STAGE = f"""
@@ -73,73 +77,125 @@ class Batch:
         return sum(len(chunk) for chunk in self.chunks)
 
 
+@dataclass(frozen=True, slots=True)
+class _Spans:
+    meter_id: NDArray[np.int64]
+    first: NDArray[np.int64]
+    last: NDArray[np.int64]
+
+
 @dataclass(slots=True)
 class _Prepared:
-    """``fresh`` rows are newer than anything this process has committed for their meter:
-    they are COPYed straight into `readings`; ``rows`` (with their chunk number) may
-    repeat stored ones and take the staging + merge path."""
+    """Row numbers (into ``columns``) by destination. ``fresh`` rows are newer than
+    anything this process has committed for their meter: they are COPYed straight into
+    `readings`; ``staged`` rows may repeat stored ones and take the staging + merge path.
+    ``spans`` are the accepted rows' time ranges per meter (for interval derivation)."""
 
-    rows: list[tuple[object, ...]]
+    columns: ReadingColumns
+    chunk: NDArray[np.int64]
+    fresh: NDArray[np.intp]
+    staged: NDArray[np.intp]
+    spans: _Spans
     quarantined: list[q.QuarantineRecord]
     in_batch_conflicts: list[tuple[Reading, Reading]]
     results: list[SubmitResult]
-    fresh: list[tuple[object, ...]] = field(default_factory=list)
-    fresh_chunks: list[int] = field(default_factory=list)
-    ranges: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)
 
 
 def prepare(
-    batch: Batch, registry: MeterRegistry, *, now: datetime, future_tolerance: timedelta
+    batch: Batch,
+    columns: ReadingColumns,
+    registry: MeterRegistry,
+    *,
+    now: datetime,
+    future_tolerance: timedelta,
 ) -> _Prepared:
-    """Validate and de-duplicate within the batch; what is left goes to COPY."""
-    prepared = _Prepared([], list(batch.rejects), [], [SubmitResult() for _ in batch.chunks])
-    seen: dict[tuple[int, datetime], Reading] = {}
-    meters, committed, ranges = registry.meters, registry.committed, prepared.ranges
-    # In the zone most readings carry, so that comparisons need no UTC-offset lookups.
-    latest = (now + future_tolerance).astimezone(LOCAL_TZ)
-    for chunk_no, chunk in enumerate(batch.chunks):
-        result = prepared.results[chunk_no]
-        for index, reading in enumerate(chunk):
-            meter = meters.get(reading.meter_id)
-            ts = reading.ts
-            if (
-                meter is None
-                or ts.tzinfo is None
-                or not meter.installed_at <= ts <= latest
-                or (meter.removed_at is not None and ts > meter.removed_at)
-                or not q.plausible(reading, meter)
-            ):
-                record = q.check(reading, meter, now=now, future_tolerance=future_tolerance)
-                if record is not None:
-                    prepared.quarantined.append(record)
-                    result.rejected.append(Rejection(index, record.reason, record.detail))
-                    continue
-            key = (reading.meter_id, reading.ts)
-            first = seen.get(key)
-            if first is not None:
-                if _values(first) == _values(reading):
-                    result.duplicates += 1
-                else:
-                    result.conflicts += 1
-                    prepared.in_batch_conflicts.append((first, reading))
-                continue
-            seen[key] = reading
-            result.accepted += 1
-            row = _row(reading)
-            newest = committed.get(reading.meter_id)
-            if newest is not None and ts <= newest:
-                prepared.rows.append((*row, chunk_no))
-            else:
-                prepared.fresh.append(row)
-                prepared.fresh_chunks.append(chunk_no)
-            span = ranges.get(reading.meter_id)
-            if span is None:
-                ranges[reading.meter_id] = (ts, ts)
-            elif ts < span[0]:
-                ranges[reading.meter_id] = (ts, span[1])
-            elif ts > span[1]:
-                ranges[reading.meter_id] = (span[0], ts)
-    return prepared
+    """Validate and de-duplicate ``columns`` (the batch's readings) within the batch; what
+    is left goes to COPY."""
+    results = [SubmitResult() for _ in batch.chunks]
+    sizes = [len(chunk) for chunk in batch.chunks]
+    chunk = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    starts = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
+    meters, meter = np.unique(columns.meter_id, return_inverse=True)
+    limits = registry.limits(meters)
+    good = surely_good(columns, limits, meter, to_micros(now + future_tolerance))
+    quarantined = list(batch.rejects)
+    for row in np.flatnonzero(~good).tolist():
+        record = _judge(columns, row, registry, now=now, future_tolerance=future_tolerance)
+        if record is None:
+            good[row] = True
+            continue
+        quarantined.append(record)
+        rejection = Rejection(row - int(starts[chunk[row]]), record.reason, record.detail)
+        results[chunk[row]].rejected.append(rejection)
+    kept, conflicts = _deduplicate(columns, np.flatnonzero(good), chunk, results)
+    for count, result in zip(np.bincount(chunk[kept], minlength=len(sizes)), results, strict=True):
+        result.accepted = int(count)
+    fresh = columns.ts[kept] > limits.committed[meter[kept]]
+    return _Prepared(
+        columns=columns,
+        chunk=chunk,
+        fresh=kept[fresh],
+        staged=kept[~fresh],
+        spans=_spans(columns, kept),
+        quarantined=quarantined,
+        in_batch_conflicts=conflicts,
+        results=results,
+    )
+
+
+def _judge(
+    columns: ReadingColumns,
+    row: int,
+    registry: MeterRegistry,
+    *,
+    now: datetime,
+    future_tolerance: timedelta,
+) -> q.QuarantineRecord | None:
+    """The one-by-one verdict on a row the screen did not pass."""
+    reading = columns.reading(row)
+    meter = registry.get(reading.meter_id) if isinstance(reading.meter_id, int) else None
+    record = q.check(reading, meter, now=now, future_tolerance=future_tolerance)
+    if record is None and columns.broken[row]:  # a type the columns cannot carry
+        return q.quarantine(reading, q.Reason.WRONG_TYPE, "a field has an unsupported type")
+    return record
+
+
+def _deduplicate(
+    columns: ReadingColumns,
+    rows: NDArray[np.intp],
+    chunk: NDArray[np.int64],
+    results: list[SubmitResult],
+) -> tuple[NDArray[np.intp], list[tuple[Reading, Reading]]]:
+    """The first row of each (meter, time) key, ordered by key; later ones are counted as
+    duplicates (same values) or conflicts (different values, also returned)."""
+    order = rows[np.lexsort((columns.ts[rows], columns.meter_id[rows]))]  # stable: first wins
+    meter_id, ts = columns.meter_id[order], columns.ts[order]
+    repeat = np.zeros(len(order), dtype=np.bool_)
+    repeat[1:] = (meter_id[1:] == meter_id[:-1]) & (ts[1:] == ts[:-1])
+    conflicts: list[tuple[Reading, Reading]] = []
+    if not repeat.any():
+        return order, conflicts
+    positions = np.arange(len(order))
+    run_start = np.maximum.accumulate(np.where(repeat, 0, positions))
+    for pos in np.flatnonzero(repeat).tolist():
+        first, row = int(order[run_start[pos]]), int(order[pos])
+        result = results[chunk[row]]
+        if columns.same_values(first, row):
+            result.duplicates += 1
+        else:
+            result.conflicts += 1
+            conflicts.append((columns.reading(first), columns.reading(row)))
+    return order[~repeat], conflicts
+
+
+def _spans(columns: ReadingColumns, kept: NDArray[np.intp]) -> _Spans:
+    """First and last time per meter of ``kept`` (ordered by meter, then time)."""
+    meter_id, ts = columns.meter_id[kept], columns.ts[kept]
+    if len(kept) == 0:
+        return _Spans(meter_id, ts, ts)
+    starts = np.flatnonzero(np.diff(meter_id, prepend=meter_id[0] - 1))
+    ends = np.append(starts[1:] - 1, len(kept) - 1)
+    return _Spans(meter_id[starts], ts[starts], ts[ends])
 
 
 def _jsonb(reading: Reading) -> str:
@@ -159,24 +215,27 @@ async def write(
     Counts are exact: every submitted reading ends as accepted, duplicate, conflict or
     rejected (quarantined).
     """
-    meter_ids = {reading.meter_id for chunk in batch.chunks for reading in chunk}
-    await registry.refresh(conn, meter_ids)
+    columns = from_readings(list(chain.from_iterable(batch.chunks)))
+    await registry.refresh(conn, np.unique(columns.meter_id).tolist())
     now = await conn.fetchval("SELECT now()")
-    prepared = prepare(batch, registry, now=now, future_tolerance=future_tolerance)
+    prepared = prepare(batch, columns, registry, now=now, future_tolerance=future_tolerance)
     async with conn.transaction():
-        if prepared.fresh:
+        if len(prepared.fresh):
             await _copy_fresh(conn, prepared)
-        if prepared.rows:
-            await conn.copy_records_to_table(STAGE, records=prepared.rows, columns=_STAGE_COLUMNS)
+        if len(prepared.staged):
+            await _copy(conn, STAGE, _STAGE_COLUMNS, _staged_columns(prepared))
             status = await conn.execute(_MERGE)
             if int(status.rsplit(" ", 1)[1]) > 0:  # how many rows were not new
                 await _account_not_inserted(conn, prepared)
-        if mark_dirty and prepared.ranges:
-            await conn.copy_records_to_table(
-                "interval_dirty",
-                records=[(m, lo, hi) for m, (lo, hi) in prepared.ranges.items()],
-                columns=("meter_id", "ts_min", "ts_max"),
-            )
+        spans = prepared.spans
+        if mark_dirty and len(spans.meter_id):
+            kind = pgcopy.Kind
+            dirty = [
+                pgcopy.Column(kind.BIGINT, spans.meter_id),
+                pgcopy.Column(kind.TIMESTAMPTZ, spans.first),
+                pgcopy.Column(kind.TIMESTAMPTZ, spans.last),
+            ]
+            await _copy(conn, "interval_dirty", ("meter_id", "ts_min", "ts_max"), dirty)
         if prepared.quarantined:
             await conn.copy_records_to_table(
                 "quarantine",
@@ -191,8 +250,23 @@ async def write(
                     for a, b in prepared.in_batch_conflicts
                 ],
             )
-    registry.note_committed(prepared.ranges)
+    registry.note_committed(spans.meter_id, spans.last)
     return prepared.results
+
+
+async def _copy(
+    conn: asyncpg.Connection, table: str, names: Sequence[str], columns: list[pgcopy.Column]
+) -> None:
+    # asyncpg sends a buffer as it is (bytes would be taken for a path; its stubs list only
+    # files and async iterables).
+    data = memoryview(pgcopy.encode(columns))
+    await conn.copy_to_table(table, source=data, columns=list(names), format="binary")  # type: ignore[arg-type]
+
+
+def _staged_columns(prepared: _Prepared) -> list[pgcopy.Column]:
+    rows = prepared.staged
+    chunk = pgcopy.Column(pgcopy.Kind.INTEGER, prepared.chunk[rows])
+    return [*prepared.columns.copy_columns(rows), chunk]
 
 
 async def _copy_fresh(conn: asyncpg.Connection, prepared: _Prepared) -> None:
@@ -201,14 +275,11 @@ async def _copy_fresh(conn: asyncpg.Connection, prepared: _Prepared) -> None:
     savepoint is rolled back and they all take the staging path."""
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table(
-                "readings", records=prepared.fresh, columns=READING_COLUMNS
-            )
+            columns = prepared.columns.copy_columns(prepared.fresh)
+            await _copy(conn, "readings", READING_COLUMNS, columns)
     except asyncpg.UniqueViolationError:
-        prepared.rows += [
-            (*row, chunk) for row, chunk in zip(prepared.fresh, prepared.fresh_chunks, strict=True)
-        ]
-        prepared.fresh = []
+        prepared.staged = np.concatenate((prepared.staged, prepared.fresh))
+        prepared.fresh = prepared.fresh[:0]
 
 
 async def _account_not_inserted(conn: asyncpg.Connection, prepared: _Prepared) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 
 def tune_gc() -> None:
@@ -15,3 +17,20 @@ def tune_gc() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic collection inside the block (restored after, if it was on).
+
+    For short synchronous bursts that allocate many acyclic containers (turning a batch of
+    readings into columns): the collections they trigger would otherwise cost more than
+    the work itself (measured: about twice the time).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

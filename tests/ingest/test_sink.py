@@ -11,7 +11,7 @@ import pytest
 
 from ingest.quarantine import Reason
 from ingest.sink import IngestSink
-from meterhub.reading import LOCAL_TZ, Reading
+from meterhub.reading import LOCAL_TZ, READING_COLUMNS, Quality, Reading
 from meterhub.settings import Settings
 from tests.ingest.conftest import create_meters
 
@@ -179,3 +179,59 @@ async def test_readings_written_by_another_process_are_still_duplicates(
         result = await second.submit(mixed + newer)
     assert (result.accepted, result.duplicates, result.conflicts) == (5, 10, 0)
     assert await count(db, "readings", meters) == 65
+
+
+async def test_stored_readings_equal_the_submitted_ones_field_by_field(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    meters = await create_meters(db, 2, max_power=100)
+    full = Reading(
+        meter_id=meters[0],
+        ts=T0 + timedelta(seconds=7, microseconds=123),
+        energy=1234.56,
+        energy_sharp=1.0,
+        energy_peak=2.0,
+        energy_flat=3.0,
+        energy_valley=4.0,
+        power=-12.5,  # export
+        voltage_a=230.1,
+        voltage_b=229.9,
+        voltage_c=231.0,
+        current_a=-0.0,
+        current_b=15.25,
+        current_c=15.5,
+        power_factor=-0.93,
+        quality=Quality.ESTIMATED | Quality.BACKFILL,
+        source="modbus:网关-3",
+    )
+    sparse = Reading(meter_id=meters[1], ts=T0, energy=7.0, source="")
+    result = await sink.submit([full, sparse])
+    assert result.accepted == 2
+    rows = await db.fetch(
+        f"SELECT {', '.join(READING_COLUMNS)} FROM readings WHERE meter_id = ANY($1) "
+        "ORDER BY meter_id",
+        meters,
+    )
+    assert [Reading(**dict(row)) for row in rows] == [full, sparse]
+
+
+async def test_readings_of_the_wrong_type_are_quarantined_not_fatal(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    (meter,) = await create_meters(db, 1)
+    good = series(meter, 3)
+    bad = [
+        Reading(meter_id="x", ts=T0, energy=1.0, source="test"),  # type: ignore[arg-type]
+        Reading(meter_id=meter, ts="2026-03-02", energy=1.0, source="test"),  # type: ignore[arg-type]
+        Reading(meter_id=meter, ts=T0 + 9 * STEP, energy="1", source="test"),  # type: ignore[arg-type]
+        Reading(meter_id=meter, ts=T0 + 9 * STEP, quality=0.5, source="test"),  # type: ignore[arg-type]
+    ]
+    result = await sink.submit(good + bad)
+    assert result.accepted == 3
+    assert [(r.index, r.reason) for r in result.rejected] == [
+        (3, Reason.WRONG_TYPE),
+        (4, Reason.WRONG_TYPE),
+        (5, Reason.WRONG_TYPE),
+        (6, Reason.WRONG_TYPE),
+    ]
+    assert await count(db, "readings", [meter]) == 3
