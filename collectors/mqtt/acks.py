@@ -7,6 +7,7 @@ in; commits can finish out of order, so a settled delivery waits here for the on
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -32,14 +33,14 @@ class Slot:
 
 
 class AckWindow:
-    """Open a slot per delivery as it arrives; settle it when its fate is known.
+    """Open a slot per delivery as it arrives; settle slots when their fate is known.
 
     Example::
 
         slot = window.open(delivery)
         ...
-        for ready in window.settle(slot, durable=True):
-            bridge.ack(ready.delivery) if ready.durable else bridge.release(ready.delivery)
+        for ready in window.settle([slot], durable=True):
+            ...  # in arrival order: ack ready.delivery if ready.durable, else release it
     """
 
     def __init__(self) -> None:
@@ -53,10 +54,13 @@ class AckWindow:
         self._slots.append(slot)
         return slot
 
-    def settle(self, slot: Slot, *, durable: bool) -> list[Slot]:
-        """Record ``slot``'s fate; returns the settled slots now at the head, in order."""
-        slot.durable = durable
+    def settle(self, slots: Iterable[Slot], *, durable: bool) -> list[Slot]:
+        """Record the fate of ``slots``; returns the settled slots now at the head, in
+        arrival order (each slot once, however many calls it takes to reach the head)."""
+        for slot in slots:
+            slot.durable = durable
         ready: list[Slot] = []
-        while self._slots and self._slots[0].durable is not None:
-            ready.append(self._slots.popleft())
+        pending = self._slots
+        while pending and pending[0].durable is not None:
+            ready.append(pending.popleft())
         return ready

@@ -14,6 +14,7 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -51,9 +52,9 @@ class MqttBridge:
         bridge = MqttBridge(address, client_id="ingest-1",
                             topic_filter="$share/ingest/meterhub/v1/+/readings")
         await bridge.start(timeout=30)
-        for delivery in await bridge.deliveries(100):
-            ...  # make it durable, then
-            bridge.ack(delivery)
+        deliveries = await bridge.deliveries(100)
+        ...  # make them durable, then
+        bridge.ack(deliveries)
         await bridge.stop()
     """
 
@@ -146,23 +147,27 @@ class MqttBridge:
             if not self._inbox:
                 await self._ready.wait()
 
-    def ack(self, delivery: Delivery) -> bool:
-        """Acknowledge ``delivery`` and free its slot; False if its connection was lost
-        (the broker will redeliver it)."""
+    def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Acknowledge ``deliveries`` in order and free their slots; returns those acked:
+        the others came in on a connection since lost (the broker will redeliver them)."""
+        acked: list[Delivery] = []
         try:
             with self._state_lock:
-                if delivery.generation != self._generation or not self._connected:
-                    return False
-                if delivery.qos > 0:
-                    self._client.ack(delivery.mid, delivery.qos)
-                return True
+                if self._connected:
+                    generation = self._generation
+                    acked = [d for d in deliveries if d.generation == generation]
+                    for delivery in acked:
+                        if delivery.qos > 0:
+                            self._client.ack(delivery.mid, delivery.qos)
         finally:
-            self.release()
+            self.release(len(deliveries))
+        return acked
 
-    def release(self, delivery: Delivery | None = None) -> None:
-        """Free ``delivery``'s slot without acknowledging it (the broker will redeliver)."""
-        self._slots.release()
-        metrics.INFLIGHT.dec()
+    def release(self, count: int = 1) -> None:
+        """Free ``count`` slots without acknowledging (the broker will redeliver)."""
+        if count:
+            self._slots.release(count)
+            metrics.INFLIGHT.dec(count)
 
     async def unsubscribe(self, *, timeout: float = 10.0) -> None:
         """Leave the subscription (the share group gives this worker no new messages)."""
@@ -198,8 +203,8 @@ class MqttBridge:
         if end_session:
             props.SessionExpiryInterval = 0
         await self._halt(props)
-        while self._inbox:
-            self.release(self._inbox.popleft())
+        self.release(len(self._inbox))
+        self._inbox.clear()
 
     async def _halt(self, props: Properties | None) -> None:
         self._closing = True

@@ -75,12 +75,14 @@ def parse_payload(payload: bytes, *, gateway_id: str, resolve: Resolve) -> Parse
         record = QuarantineRecord(source, refused.reason, _clean(refused.detail), raw_text(payload))
         return ParsedPayload(rejects=[record], rejected_whole=True)
     parsed = ParsedPayload(elements=len(elements))
+    readings, rejects = parsed.readings, parsed.rejects
+    stamps: dict[str, datetime] = {}  # a message's elements mostly share one timestamp
     for index, element in enumerate(elements):
-        item = _element(element, index=index, source=source, resolve=resolve)
+        item = _element(element, index=index, source=source, resolve=resolve, stamps=stamps)
         if isinstance(item, Reading):
-            parsed.readings.append(item)
+            readings.append(item)
         else:
-            parsed.rejects.append(item)
+            rejects.append(item)
     return parsed
 
 
@@ -120,33 +122,36 @@ def _envelope(payload: bytes, gateway_id: str) -> list[object]:
 
 
 def _element(
-    element: object, *, index: int, source: str, resolve: Resolve
+    element: object, *, index: int, source: str, resolve: Resolve, stamps: dict[str, datetime]
 ) -> Reading | QuarantineRecord:
-    where = f"readings[{index}]"
+    """One reading element; ``stamps`` caches the message's parsed ``ts`` strings."""
     ts: datetime | None = None
     meter_id: int | None = None
     try:
         if not isinstance(element, dict):
+            where = _where(index)
             raise _Refused(Reason.WRONG_TYPE, f"{where} is {_kind(element)}, expected an object")
-        channel = _required(element, "channel", where)
+        channel = _required(element, "channel", index)
         if type(channel) is not int:
+            where = _where(index)
             raise _Refused(
                 Reason.WRONG_TYPE, f"{where}.channel is {_kind(channel)}, expected an integer"
             )
-        ts = _timestamp(_required(element, "ts", where), f"{where}.ts")
+        ts = _element_ts(_required(element, "ts", index), index, stamps)
         meter_id = resolve(channel, ts)
-        values = _values(element, where)
+        values = _values(element, index)
         if not values:
             raise _Refused(
-                Reason.MISSING_FIELD, f"{where} has no value ({', '.join(VALUE_FIELDS)})"
+                Reason.MISSING_FIELD, f"{_where(index)} has no value ({', '.join(VALUE_FIELDS)})"
             )
         quality = element.get("quality", 0)
         if type(quality) is not int:
+            where = _where(index)
             raise _Refused(
                 Reason.WRONG_TYPE, f"{where}.quality is {_kind(quality)}, expected an integer"
             )
         if meter_id is None:
-            raise _Refused(Reason.UNKNOWN_METER, f"{where}: no meter on channel {channel}")
+            raise _Refused(Reason.UNKNOWN_METER, f"{_where(index)}: no meter on channel {channel}")
     except _Refused as refused:
         text = _element_text(element)
         detail = _clean(refused.detail)
@@ -154,11 +159,24 @@ def _element(
     return Reading(meter_id=meter_id, ts=ts, quality=quality, source=source, **values)
 
 
-def _required(element: dict[str, object], name: str, where: str) -> object:
+def _where(index: int) -> str:
+    return f"readings[{index}]"
+
+
+def _required(element: dict[str, object], name: str, index: int) -> object:
     value = element.get(name)
     if value is None:
-        raise _Refused(Reason.MISSING_FIELD, f"{where} has no {name!r}")
+        raise _Refused(Reason.MISSING_FIELD, f"{_where(index)} has no {name!r}")
     return value
+
+
+def _element_ts(value: object, index: int, stamps: dict[str, datetime]) -> datetime:
+    if type(value) is str:
+        ts = stamps.get(value)
+        if ts is None:
+            ts = stamps[value] = _timestamp(value, f"{_where(index)}.ts")
+        return ts
+    return _timestamp(value, f"{_where(index)}.ts")
 
 
 def _timestamp(value: object, where: str) -> datetime:
@@ -177,7 +195,7 @@ def _timestamp(value: object, where: str) -> datetime:
     return ts
 
 
-def _values(element: dict[str, object], where: str) -> dict[str, float]:
+def _values(element: dict[str, object], index: int) -> dict[str, float]:
     """The value fields present (null counts as absent), each a number."""
     values: dict[str, float] = {}
     for name, value in element.items():
@@ -188,8 +206,8 @@ def _values(element: dict[str, object], where: str) -> dict[str, float]:
         elif type(value) is int:
             values[name] = float(value)
         elif value is not None:
-            kind = _kind(value)
-            raise _Refused(Reason.WRONG_TYPE, f"{where}.{name} is {kind}, expected a number")
+            where = f"{_where(index)}.{name}"
+            raise _Refused(Reason.WRONG_TYPE, f"{where} is {_kind(value)}, expected a number")
     return values
 
 

@@ -42,8 +42,13 @@ class ChannelMap:
 
     def __init__(self, tenures: dict[int, list[_Tenure]]) -> None:
         self._tenures = tenures
+        #: Channels that have only ever carried one meter: that meter, whatever the time.
+        self._only = {ch: meters[0].meter_id for ch, meters in tenures.items() if len(meters) == 1}
 
     def __call__(self, channel: int, ts: datetime) -> int | None:
+        only = self._only.get(channel)
+        if only is not None:
+            return only
         tenures = self._tenures.get(channel)
         if not tenures:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import time
 from collections.abc import Callable
@@ -52,6 +53,16 @@ class WorkerStats:
     conflicts: int = 0
     spooled_messages: int = 0
     submit_failures: int = 0
+
+
+#: Topics seen -> their gateway ids (a topic's gateway id never changes).
+_gateway_of = functools.lru_cache(maxsize=65_536)(gateway_of)
+
+
+def _wrong_topic(delivery: Delivery) -> ParsedPayload:
+    detail = f"topic {delivery.topic!r} is not meterhub/v1/<gateway>/readings"
+    record = QuarantineRecord("mqtt", Reason.MALFORMED_PAYLOAD, detail, raw_text(delivery.payload))
+    return ParsedPayload(rejects=[record], rejected_whole=True)
 
 
 def default_client_id(group: str) -> str:
@@ -196,7 +207,7 @@ class MqttIngestWorker:
     async def _commit(self, slots: list[Slot]) -> None:
         durable = False
         try:
-            parsed = [await self._parse(slot.delivery) for slot in slots]
+            parsed = await self._parse([slot.delivery for slot in slots])
             readings = [reading for p in parsed for reading in p.readings]
             rejects = [record for p in parsed for record in p.rejects]
             result = await self._submit(readings, rejects)
@@ -207,25 +218,29 @@ class MqttIngestWorker:
         except Exception:
             log.exception("mqtt commit failed; messages left for redelivery", messages=len(slots))
         finally:
-            for slot in slots:
-                self._settle(slot, durable=durable)
+            self._settle(slots, durable=durable)
             self._progress.set()
 
-    async def _parse(self, delivery: Delivery) -> ParsedPayload:
-        gateway_id = gateway_of(delivery.topic)
-        if gateway_id is None:
-            detail = f"topic {delivery.topic!r} is not meterhub/v1/<gateway>/readings"
-            record = QuarantineRecord(
-                "mqtt", Reason.MALFORMED_PAYLOAD, detail, raw_text(delivery.payload)
-            )
-            return ParsedPayload(rejects=[record], rejected_whole=True)
-        channels = await self._channels(gateway_id)
-        parsed = parse_payload(delivery.payload, gateway_id=gateway_id, resolve=channels)
-        if any(record.reason is Reason.UNKNOWN_METER for record in parsed.rejects):
-            fresh = await self._resolver.retry_miss(gateway_id)
-            if fresh is not None:
-                parsed = parse_payload(delivery.payload, gateway_id=gateway_id, resolve=fresh)
-        metrics.READINGS_PER_MESSAGE.observe(parsed.elements)
+    async def _parse(self, deliveries: list[Delivery]) -> list[ParsedPayload]:
+        """Parse each delivery; channel maps are looked up once per gateway and group."""
+        maps: dict[str, ChannelMap] = {}
+        parsed: list[ParsedPayload] = []
+        for delivery in deliveries:
+            gateway_id = _gateway_of(delivery.topic)
+            if gateway_id is None:
+                parsed.append(_wrong_topic(delivery))
+                continue
+            if gateway_id not in maps:
+                maps[gateway_id] = await self._channels(gateway_id)
+            payload = delivery.payload
+            one = parse_payload(payload, gateway_id=gateway_id, resolve=maps[gateway_id])
+            if any(record.reason is Reason.UNKNOWN_METER for record in one.rejects):
+                fresh = await self._resolver.retry_miss(gateway_id)
+                if fresh is not None:
+                    maps[gateway_id] = fresh
+                    one = parse_payload(payload, gateway_id=gateway_id, resolve=fresh)
+            metrics.READINGS_PER_MESSAGE.observe(one.elements)
+            parsed.append(one)
         return parsed
 
     async def _channels(self, gateway_id: str) -> ChannelMap:
@@ -272,20 +287,29 @@ class MqttIngestWorker:
         stats.duplicates += result.duplicates
         stats.conflicts += result.conflicts
 
-    def _settle(self, slot: Slot, *, durable: bool) -> None:
-        for ready in self._window.settle(slot, durable=durable):
-            delivery = ready.delivery
-            if not ready.durable:
-                self._bridge.release(delivery)
-                self.stats.unacked += 1
-                metrics.UNACKED.inc()
-            elif self._bridge.ack(delivery):
-                self.stats.acked += 1
-                metrics.ACKED.inc()
-                metrics.ACK_SECONDS.observe(time.monotonic() - delivery.received_at)
-            else:
-                self.stats.stale += 1
-                metrics.STALE.inc()
+    def _settle(self, slots: list[Slot], *, durable: bool) -> None:
+        """Settle ``slots``; ack (or release) what is now at the head of the window."""
+        ready = self._window.settle(slots, durable=durable)
+        if not ready:
+            return
+        stats = self.stats
+        done = [slot.delivery for slot in ready if slot.durable]
+        unacked = len(ready) - len(done)
+        if unacked:
+            self._bridge.release(unacked)
+            stats.unacked += unacked
+            metrics.UNACKED.inc(unacked)
+        acked = self._bridge.ack(done)
+        stale = len(done) - len(acked)
+        if stale:
+            stats.stale += stale
+            metrics.STALE.inc(stale)
+        if acked:
+            stats.acked += len(acked)
+            metrics.ACKED.inc(len(acked))
+            now = time.monotonic()
+            for delivery in acked:
+                metrics.ACK_SECONDS.observe(now - delivery.received_at)
 
     async def _wait_quiet(self, *, quiet: float) -> None:
         """Wait until no message has arrived for ``quiet`` s (at most ``drain_timeout`` s)."""

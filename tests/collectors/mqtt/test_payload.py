@@ -220,3 +220,18 @@ def test_huge_raw_payloads_are_cut_short() -> None:
         f"[truncated: {len(payload)} bytes in all]"
     )
     assert len(text) < MAX_QUARANTINED_BYTES + 100
+
+
+def test_elements_sharing_a_timestamp_are_each_checked() -> None:
+    elements = [
+        {"channel": 1, "ts": TS, "energy": 1.0},
+        {"channel": 2, "ts": "2026-03-01T08:15:00", "energy": 2.0},  # no offset
+        {"channel": 3, "ts": TS, "energy": 3.0},
+        {"channel": 2, "ts": "2026-03-01T08:15:00", "energy": 4.0},
+    ]
+    parsed = parse_payload(message(elements), gateway_id=GW, resolve=resolve)
+    assert [(r.meter_id, r.ts, r.energy) for r in parsed.readings] == [(101, T, 1.0), (103, T, 3.0)]
+    assert [(r.reason, r.detail[:11]) for r in parsed.rejects] == [
+        (Reason.NAIVE_TIMESTAMP, "readings[1]"),
+        (Reason.NAIVE_TIMESTAMP, "readings[3]"),
+    ]

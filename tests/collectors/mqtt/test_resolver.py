@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from collectors.mqtt.errors import ResolverUnavailableError
-from collectors.mqtt.resolver import MeterResolver
+from collectors.mqtt.resolver import ChannelMap, MeterResolver, _Tenure
 from meterhub.reading import LOCAL_TZ
 from meterhub.settings import Settings
 from tests.collectors.mqtt.conftest import INSTALLED, create_mqtt_meters
@@ -58,3 +58,16 @@ async def test_no_database_and_nothing_cached() -> None:
     with pytest.raises(ResolverUnavailableError):
         await resolver.channel_map("gw")
     await resolver.close()
+
+
+def test_a_channel_map_picks_the_meter_installed_at_the_reading_time() -> None:
+    before, after = datetime(2026, 2, 1, tzinfo=LOCAL_TZ), datetime(2026, 4, 1, tzinfo=LOCAL_TZ)
+    channels = ChannelMap(
+        {
+            1: [_Tenure(11, INSTALLED, None)],  # the only meter a channel ever had: always it
+            2: [_Tenure(21, INSTALLED, SWAP), _Tenure(22, SWAP, None)],
+        }
+    )
+    assert [channels(1, ts) for ts in (datetime(2020, 1, 1, tzinfo=LOCAL_TZ), after)] == [11, 11]
+    assert [channels(2, ts) for ts in (before, SWAP, after)] == [21, 22, 22]
+    assert channels(3, SWAP) is None
