@@ -9,7 +9,6 @@ from the original `Reading`, exactly as before they were columns.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,14 +18,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingest import pgcopy
-from meterhub.reading import LOCAL_TZ, READING_COLUMNS, VALUE_FIELDS, Reading
+from meterhub.reading import LOCAL_TZ, VALUE_FIELDS, Reading
 from meterhub.runtime import gc_paused
 
 #: PostgreSQL's epoch: binary timestamps count microseconds from it.
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _BROKEN_TS = np.iinfo(np.int64).min
-_ROW = operator.attrgetter(*READING_COLUMNS)
 
 
 def to_micros(ts: datetime) -> int:
@@ -103,11 +101,11 @@ def from_readings(readings: Sequence[Reading]) -> ReadingColumns:
 
 
 def _from_readings(readings: Sequence[Reading]) -> ReadingColumns:
-    rows = list(map(_ROW, readings))
-    n = len(rows)
+    n = len(readings)
     if n == 0:
         return _empty(readings)
-    meter, stamps, *values, quality, source = zip(*rows, strict=True)
+    # A Reading is a tuple in READING_COLUMNS order: transposing gives the columns.
+    meter, stamps, *values, quality, source = zip(*readings, strict=True)
     broken = np.zeros(n, dtype=np.bool_)
     meter_id = _integers(meter, broken)
     ts = np.fromiter(map(_Micros().__getitem__, stamps), dtype=np.int64, count=n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from meterhub.meter import MeterInfo
@@ -56,7 +56,7 @@ MAX_QUALITY = 32767
 
 def reading_payload(reading: Reading) -> str:
     """The reading as JSON, keeping NaN and infinities visible (rare path: stdlib json)."""
-    return json.dumps(asdict(reading), default=_json_default, ensure_ascii=False)
+    return json.dumps(reading._asdict(), default=_json_default, ensure_ascii=False)
 
 
 def _json_default(value: object) -> str:

@@ -4,7 +4,7 @@ readings, record what happened."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
 
@@ -199,7 +199,7 @@ def _spans(columns: ReadingColumns, kept: NDArray[np.intp]) -> _Spans:
 
 
 def _jsonb(reading: Reading) -> str:
-    return orjson.dumps(asdict(reading)).decode()
+    return orjson.dumps(reading._asdict()).decode()
 
 
 async def write(

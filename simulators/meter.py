@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from meterhub.reading import TARIFFS, VALUE_FIELDS, Reading, Utility
 from simulators.config import CityConfig, FirmSpec, MeterSpec
@@ -214,8 +214,8 @@ class SimulatedMeter:
         value = _GARBAGE[int(self.faults.draw(fault, ts, salt=2) * len(_GARBAGE))]
         if value == -1.0:
             value = -abs(getattr(reading, name)) - 1000.0
-        changes: dict[str, object] = {name: value}
-        return dataclasses.replace(reading, **changes)  # type: ignore[arg-type]
+        changes: dict[str, Any] = {name: value}
+        return reading._replace(**changes)
 
 
 def build_meters(city: CityConfig, *, gateway: str | None = None) -> list[SimulatedMeter]:

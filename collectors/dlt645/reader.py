@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 from prometheus_client import Counter
 
@@ -111,9 +111,7 @@ class MeterValues:
     ) -> Reading:
         """A `Reading` of these fields stamped ``ts`` (normally ``clock``, or the poll time
         with `Quality.CLOCK_DRIFT` when the scheduler distrusts the meter's clock)."""
-        base = Reading(meter_id=meter_id, ts=ts, quality=quality, source=source)
-        values: dict[str, Any] = dict(self.fields)
-        return replace(base, **values)
+        return Reading(meter_id=meter_id, ts=ts, quality=quality, source=source, **self.fields)
 
 
 async def _with_retries(
