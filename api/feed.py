@@ -1,22 +1,25 @@
 """The grid company's push feed: bodies (JSON array, NDJSON, CSV) into readings.
 
-Pure functions: parsing never raises for bad rows; each bad row becomes a rejection with
-its index and reason, and the good rows go on. Only an unparseable body as a whole is an
-error (`FeedFormatError`).
+Pure functions. A body is split into elements (`split_body`); the plainly well-formed
+elements of known meters become readings directly (`convert`, one dictionary or list
+lookup per field), and the others take the careful path (`api.feed_rows`), which gives
+each bad one a rejection with its index and reason. Value types the fast path passes on
+(a string where a JSON number belongs, ``true``) are quarantined by the ingest path as
+``wrong_type``. Only an unparseable body as a whole is an error (`FeedFormatError`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from api.feed_rows import Unparsed, parse_items, to_readings
 from ingest.quarantine import QuarantineRecord, Reason
 from meterhub.errors import MeterhubError
 from meterhub.reading import VALUE_FIELDS, Reading
@@ -53,42 +56,53 @@ CSV_ALIASES: dict[str, str] = {
     "功率因数": "power_factor",
     "质量": "quality",
 }
-_NUMERIC = frozenset(VALUE_FIELDS)
 
 
 class FeedFormatError(MeterhubError):
     code = "feed_format"
 
 
-@dataclass(frozen=True, slots=True)
-class FeedRow:
-    """A syntactically valid row: the meter's code and its reading values."""
-
-    index: int
-    meter: str
-    ts: datetime
-    values: dict[str, float]
-    quality: int
-
-
 @dataclass(slots=True)
-class ParsedFeed:
-    rows: list[FeedRow]
-    rejects: list[tuple[int, QuarantineRecord]]
-    total: int
+class FeedBody:
+    """A body's elements: JSON values (`Unparsed` for a bad NDJSON line), or CSV rows (lists
+    of strings) with the field name of each column."""
+
+    items: list[Any]
+    names: list[str] | None = None
+
+    @property
+    def is_csv(self) -> bool:
+        return self.names is not None
+
+    def codes(self) -> set[str]:
+        """The meter codes named by the elements (ill-formed ones aside)."""
+        if self.names is not None:
+            at = self.names.index("meter")
+            return {row[at] for row in self.items if len(row) > at}
+        return {
+            str(item["meter"])
+            for item in self.items
+            if type(item) is dict and type(item.get("meter")) in (str, int)
+        }
+
+    def element(self, index: int) -> Any:
+        """Element ``index`` as the careful path takes it (a CSV row as a dict)."""
+        item = self.items[index]
+        if self.names is None:
+            return item
+        return {n: v for n, v in zip(self.names, item, strict=False) if v != ""}
 
 
-def parse_body(body: bytes, media_type: str, *, source: str) -> ParsedFeed:
-    """Parse a whole push body by its media type."""
+def split_body(body: bytes, media_type: str) -> FeedBody:
+    """Split a whole push body by its media type."""
     if media_type in ("application/json", ""):
-        items = _json_array(body)
-    elif media_type in ("application/x-ndjson", "application/jsonl", "application/ndjson"):
-        items = _ndjson(body)
-    elif media_type in ("text/csv", "application/csv"):
-        items = _csv(body)
-    else:
-        raise FeedFormatError(f"unsupported media type {media_type!r}")
-    return parse_items(items, source=source)
+        return FeedBody(_json_array(body))
+    if media_type in ("application/x-ndjson", "application/jsonl", "application/ndjson"):
+        return FeedBody(_ndjson(body))
+    if media_type in ("text/csv", "application/csv"):
+        names, rows = _csv(body)
+        return FeedBody(rows, names)
+    raise FeedFormatError(f"unsupported media type {media_type!r}")
 
 
 def _json_array(body: bytes) -> list[Any]:
@@ -109,11 +123,11 @@ def _ndjson(body: bytes) -> list[Any]:
         try:
             items.append(orjson.loads(line))
         except orjson.JSONDecodeError:
-            items.append(_Unparsed(line.decode("utf-8", "replace")))
+            items.append(Unparsed(line.decode("utf-8", "replace")))
     return items
 
 
-def _csv(body: bytes) -> list[Any]:
+def _csv(body: bytes) -> tuple[list[str], list[list[str]]]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -125,8 +139,7 @@ def _csv(body: bytes) -> list[Any]:
     header = next(reader, None)
     if header is None:
         raise FeedFormatError("the CSV body is empty")
-    names = csv_field_names(header)
-    return [{n: v for n, v in zip(names, row, strict=False) if v != ""} for row in reader if row]
+    return csv_field_names(header), [row for row in reader if row]
 
 
 def csv_field_names(header: list[str]) -> list[str]:
@@ -139,115 +152,103 @@ def csv_field_names(header: list[str]) -> list[str]:
     return names
 
 
-@dataclass(frozen=True, slots=True)
-class _Unparsed:
-    text: str
+class _Stamps(dict[str, datetime]):
+    """ISO 8601 text -> datetime, parsed once per distinct text (a batch repeats them)."""
+
+    def __missing__(self, text: str) -> datetime:
+        ts = self[text] = datetime.fromisoformat(text)  # TypeError/ValueError: careful path
+        return ts
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    number = float(value)
-    return number
+@dataclass(slots=True)
+class FeedReadings:
+    """Readings with the element index of each, and the rejections (index, record)."""
+
+    readings: list[Reading] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+    rejects: list[tuple[int, QuarantineRecord]] = field(default_factory=list)
 
 
-def _row(index: int, item: Any, stamps: dict[str, datetime]) -> FeedRow:
-    """One element; ``stamps`` caches parsed timestamps (a batch repeats them per meter)."""
-    if type(item) is not dict:
-        raise TypeError(f"element must be an object, not {type(item).__name__}")
-    meter, ts_text = item.get("meter"), item.get("ts")
-    if meter is None or ts_text is None:
-        raise KeyError("meter" if meter is None else "ts")
-    if not isinstance(meter, str | int) or isinstance(meter, bool):
-        raise TypeError("meter must be a string")
-    if not isinstance(ts_text, str):
-        raise TypeError("ts must be an ISO 8601 string with a UTC offset")
-    ts = stamps.get(ts_text)
-    if ts is None:
-        ts = stamps[ts_text] = datetime.fromisoformat(ts_text)
-    values: dict[str, float] = {}
-    for key, value in item.items():
-        if key in _NUMERIC and value is not None:
-            kind = type(value)  # exact types first: the common case, and bool is not int here
-            values[key] = (
-                value if kind is float else float(value) if kind is int else (_number(key, value))
-            )
-    quality = item.get("quality", 0)
-    if isinstance(quality, bool) or not isinstance(quality, int | str):
-        raise TypeError("quality must be an integer")
-    return FeedRow(index, str(meter), ts, values, int(quality))
-
-
-def _reject(index: int, item: Any, reason: Reason, detail: str, source: str) -> QuarantineRecord:
-    raw = (
-        item.text
-        if isinstance(item, _Unparsed)
-        else orjson.dumps(item, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    )
-    return QuarantineRecord(source=source, reason=reason, detail=f"[{index}] {detail}", payload=raw)
-
-
-def parse_items(items: Iterable[Any], *, source: str, start: int = 0) -> ParsedFeed:
-    """Rows (dicts) into feed rows and rejections; indices count from ``start``."""
-    parsed = ParsedFeed([], [], 0)
-    stamps: dict[str, datetime] = {}
-    for index, item in enumerate(items, start):
-        parsed.total += 1
-        if isinstance(item, _Unparsed):
-            parsed.rejects.append(
-                (index, _reject(index, item, Reason.MALFORMED_PAYLOAD, "line is not JSON", source))
-            )
-            continue
-        try:
-            parsed.rows.append(_row(index, item, stamps))
-        except KeyError as exc:
-            parsed.rejects.append(
-                (
-                    index,
-                    _reject(index, item, Reason.MISSING_FIELD, f"missing {exc.args[0]}", source),
-                )
-            )
-        except (TypeError, ValueError) as exc:
-            parsed.rejects.append(
-                (index, _reject(index, item, Reason.WRONG_TYPE, str(exc), source))
-            )
-    return parsed
-
-
-def to_readings(
-    parsed: ParsedFeed,
+def feed_readings(
+    body: FeedBody,
+    ids: Mapping[str, int],
     resolve: Callable[[str], int | Reason],
     *,
     source: str,
-) -> tuple[list[Reading], list[int], list[tuple[int, QuarantineRecord]]]:
-    """Readings for rows whose meter resolves (with their request indices), and rejections
-    for rows whose meter is unknown or outside the caller's feed."""
-    readings: list[Reading] = []
-    indices: list[int] = []
-    rejects = list(parsed.rejects)
-    for row in parsed.rows:
-        meter = resolve(row.meter)
-        if isinstance(meter, Reason):
-            detail = f"meter {row.meter!r} " + (
-                "is not registered" if meter is Reason.UNKNOWN_METER else "is not in your feed"
+    first_index: int = 0,
+) -> FeedReadings:
+    """Every element as a reading or a rejection. ``ids`` are the meter codes this caller
+    may push (code -> meter id); ``resolve`` says why another code is refused. Indices
+    count from ``first_index``."""
+    fast, slow = convert(body, ids, source=source)
+    parsed = parse_items(((i, body.element(i)) for i in slow), source=source, text=body.is_csv)
+    readings, indices, rejects = to_readings(parsed, resolve, source=source)
+    fast.readings += readings
+    fast.indices += indices
+    fast.rejects = rejects
+    if first_index:
+        fast.indices = [i + first_index for i in fast.indices]
+        fast.rejects = [(i + first_index, record) for i, record in fast.rejects]
+    return fast
+
+
+def convert(
+    body: FeedBody, ids: Mapping[str, int], *, source: str
+) -> tuple[FeedReadings, list[int]]:
+    """The fast path: readings for the plainly well-formed elements of meters in ``ids``,
+    and the indices of the other elements."""
+    if body.names is not None:
+        return _convert_csv(body.items, body.names, ids, source)
+    return _convert_json(body.items, ids, source)
+
+
+def _convert_json(
+    items: list[Any], ids: Mapping[str, int], source: str
+) -> tuple[FeedReadings, list[int]]:
+    out, slow, stamps, make = FeedReadings(), [], _Stamps(), Reading._make
+    readings, indices = out.readings, out.indices
+    for index, item in enumerate(items):
+        try:
+            if type(item) is not dict:
+                raise TypeError
+            get = item.get
+            quality = get("quality", 0)
+            if type(quality) is not int:
+                raise TypeError
+            reading = make(
+                (ids[item["meter"]], stamps[item["ts"]], *map(get, VALUE_FIELDS), quality, source)
             )
-            record = QuarantineRecord(
-                source=source,
-                reason=meter,
-                detail=f"[{row.index}] {detail}",
-                payload=orjson.dumps(
-                    {"meter": row.meter, "ts": row.ts.isoformat(), **_finite(row.values)}
-                ).decode(),
-                ts=row.ts if row.ts.tzinfo else None,
-            )
-            rejects.append((row.index, record))
+        except Exception:
+            slow.append(index)
             continue
-        readings.append(
-            Reading(meter_id=meter, ts=row.ts, quality=row.quality, source=source, **row.values)
-        )
-        indices.append(row.index)
-    return readings, indices, rejects
+        readings.append(reading)
+        indices.append(index)
+    return out, slow
 
 
-def _finite(values: dict[str, float]) -> dict[str, float | str]:
-    return {k: v if math.isfinite(v) else str(v) for k, v in values.items()}
+def _convert_csv(
+    rows: list[list[str]], names: list[str], ids: Mapping[str, int], source: str
+) -> tuple[FeedReadings, list[int]]:
+    out, slow, stamps, make = FeedReadings(), [], _Stamps(), Reading._make
+    readings, indices = out.readings, out.indices
+    meter_at, ts_at = names.index("meter"), names.index("ts")
+    quality_at = names.index("quality") if "quality" in names else None
+    present = [(VALUE_FIELDS.index(n), at) for at, n in enumerate(names) if n in VALUE_FIELDS]
+    width = len(names)
+    for index, row in enumerate(rows):
+        try:
+            if len(row) != width:
+                raise IndexError
+            values: list[float | None] = [None] * len(VALUE_FIELDS)
+            for slot, at in present:
+                cell = row[at]
+                if cell:
+                    values[slot] = float(cell)
+            quality = int(row[quality_at]) if quality_at is not None and row[quality_at] else 0
+            reading = make((ids[row[meter_at]], stamps[row[ts_at]], *values, quality, source))
+        except Exception:
+            slow.append(index)
+            continue
+        readings.append(reading)
+        indices.append(index)
+    return out, slow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import asyncpg
 
@@ -19,7 +19,8 @@ class FeedMeters:
 
     async def resolver(
         self, pool: asyncpg.Pool, *, feed: str, codes: Iterable[str]
-    ) -> Callable[[str], int | Reason]:
+    ) -> FeedResolver:
+        """What ``codes`` are to ``feed``: their meter ids, or why they are refused."""
         now = time.monotonic()
         missing = [c for c in codes if c not in self._known or now - self._known[c][0] > self._ttl]
         if missing:
@@ -32,12 +33,24 @@ class FeedMeters:
             for code in missing:
                 self._known[code] = found.get(code, (now, None, None))
 
-        def resolve(code: str) -> int | Reason:
-            _, meter_id, meter_feed = self._known[code]
-            if meter_id is None:
-                return Reason.UNKNOWN_METER
-            if meter_feed != feed:
-                return Reason.NOT_IN_FEED
-            return meter_id
+        known = {code: self._known[code][1:] for code in codes}
+        return FeedResolver(feed, known)
 
-        return resolve
+
+class FeedResolver:
+    """Codes -> meter ids for one feed; ``ids`` holds only the codes the feed may push."""
+
+    def __init__(self, feed: str, known: dict[str, tuple[int | None, str | None]]) -> None:
+        self._known = known
+        self.ids = {
+            code: meter_id
+            for code, (meter_id, meter_feed) in known.items()
+            if meter_id is not None and meter_feed == feed
+        }
+
+    def __call__(self, code: str) -> int | Reason:
+        meter_id = self.ids.get(code)
+        if meter_id is not None:
+            return meter_id
+        found, _ = self._known.get(code, (None, None))
+        return Reason.UNKNOWN_METER if found is None else Reason.NOT_IN_FEED

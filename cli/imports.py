@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from api.feed import FeedFormatError, csv_field_names, parse_items, to_readings
+from api.feed import FeedBody, FeedFormatError, csv_field_names, feed_readings
 from ingest.quarantine import Reason
 from ingest.sink import IngestSink
 from meterhub.db import connect
@@ -27,19 +27,19 @@ console = Console(stderr=True)
 CHUNK = 20_000
 
 
-def _chunks(raw: IO[bytes]) -> Iterator[list[dict[str, str]]]:
+def _chunks(raw: IO[bytes]) -> Iterator[FeedBody]:
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     names = csv_field_names(next(reader, []))
-    chunk: list[dict[str, str]] = []
+    chunk: list[list[str]] = []
     for row in reader:
         if row:
-            chunk.append({n: v for n, v in zip(names, row, strict=False) if v != ""})
+            chunk.append(row)
         if len(chunk) == CHUNK:
-            yield chunk
+            yield FeedBody(chunk, names)
             chunk = []
     if chunk:
-        yield chunk
+        yield FeedBody(chunk, names)
 
 
 @app.command("readings")
@@ -79,14 +79,14 @@ def import_readings(
             row = 0
             async with IngestSink(settings.for_process("import")) as sink:
                 for chunk in _chunks(text):
-                    parsed = parse_items(chunk, source=source, start=row + 2)
-                    readings, _, rejects = to_readings(parsed, resolve, source=source)
-                    result = await sink.submit(readings, rejects=[r for _, r in rejects])
+                    feed = feed_readings(chunk, codes, resolve, source=source, first_index=row + 2)
+                    rejects = feed.rejects
+                    result = await sink.submit(feed.readings, rejects=[r for _, r in rejects])
                     accepted += result.accepted
                     duplicates += result.duplicates
                     conflicts += result.conflicts
                     rejected += len(result.rejected) + len(rejects)
-                    row += len(chunk)
+                    row += len(chunk.items)
                     progress.update(task, completed=raw.tell())
         return accepted, duplicates, conflicts, rejected
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import Grid, PoolDep, SinkDep
-from api.feed import FeedFormatError, parse_body, to_readings
+from api.feed import FeedFormatError, feed_readings, split_body
 from api.meter_codes import FeedMeters
 from api.problems import (
     Busy,
@@ -127,18 +127,16 @@ async def push_readings(
     except zlib.error as exc:
         raise InvalidBody(f"the gzip body is corrupt: {exc}") from exc
     source = f"grid:{principal.scope}"
-    media_type = _media_type(content_type)
     try:
-        parsed = parse_body(body, media_type, source=source)
+        feed_body = split_body(body, _media_type(content_type))
     except FeedFormatError as exc:
         if "unsupported media type" in str(exc):
             raise UnsupportedMediaType(str(exc)) from exc
         raise InvalidBody(str(exc)) from exc
     meters: FeedMeters = request.app.state.feed_meters
-    resolve = await meters.resolver(
-        pool, feed=principal.scope or "", codes={r.meter for r in parsed.rows}
-    )
-    readings, indices, rejects = to_readings(parsed, resolve, source=source)
+    resolve = await meters.resolver(pool, feed=principal.scope or "", codes=feed_body.codes())
+    feed = feed_readings(feed_body, resolve.ids, resolve, source=source)
+    readings, indices, rejects = feed.readings, feed.indices, feed.rejects
     try:
         result = await sink.try_submit(readings, rejects=[record for _, record in rejects])
     except BackpressureError as exc:
@@ -147,4 +145,4 @@ async def push_readings(
         raise Unavailable(str(exc), headers={"Retry-After": "30"}) from exc
     rejections = [Rejection(indices[r.index], r.reason, r.detail) for r in result.rejected]
     rejections += [Rejection(index, rec.reason, rec.detail) for index, rec in rejects]
-    return JSONResponse(_response(parsed.total, result, rejections), status_code=202)
+    return JSONResponse(_response(len(feed_body.items), result, rejections), status_code=202)
