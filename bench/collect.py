@@ -778,7 +778,7 @@ async def mqtt_phase(settings: Settings, dsn: str, args: argparse.Namespace) -> 
         settings.mqtt(),
         client_id=f"mhbench-plain-{run}",
         topic=readings_topic(GATEWAY),
-        receive_maximum=1000,
+        receive_maximum=10_000,  # the worker's default window: the same for both
     )
     worker = partial(
         MqttIngestWorker,

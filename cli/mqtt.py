@@ -34,7 +34,7 @@ def ingest_mqtt(
     ),
     gateways: str = typer.Option("+", help="'+' for every gateway, or one gateway id"),
     receive_maximum: int = typer.Option(
-        1000, min=1, max=65534, help="most messages in flight (received, not yet acked)"
+        10_000, min=1, max=65534, help="most messages in flight (received, not yet acked)"
     ),
     session_expiry: int = typer.Option(
         86400, min=60, help="seconds the broker keeps the session while this worker is away"

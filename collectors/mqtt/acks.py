@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """One received PUBLISH. ``generation`` names the connection it came in on;
-    ``received_at`` is `time.monotonic` at arrival."""
+    ``received_at`` is `time.monotonic` at arrival. (A named tuple: one per message.)"""
 
     mid: int
     qos: int

@@ -1,16 +1,22 @@
-"""A paho-mqtt client on its own network thread, seen from asyncio: deliveries in, acks out.
+"""A paho-mqtt client driven by the asyncio event loop: deliveries in, acks out.
+
+paho runs without a network thread, through its external-loop interface (``loop_read``,
+``loop_write``, ``loop_misc`` and the socket callbacks): packets are read and written by
+the event loop itself, so no lock, thread hop or GIL hand-over stands between a PUBLISH and
+the code that stores it. Only the blocking TCP connect runs in a worker thread.
 
 MQTT 5, clean start off, a session expiry, QoS 1 and manual acks: paho never acknowledges a
 message by itself; `MqttBridge.ack` does, once the caller has made the message durable. At
 most ``receive_maximum`` messages are unsettled at a time: the broker is told so (Receive
-Maximum) and a semaphore holds the network thread if it sends more anyway. Acks of a
-connection that has since been lost are dropped: the broker redelivers those messages.
+Maximum) and reading pauses if it sends more anyway. Acks of a connection that has since
+been lost are dropped: the broker redelivers those messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 import time
 from collections import deque
@@ -42,6 +48,10 @@ MAX_PACKET_IDS = 65_535
 _FATAL_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C})
 #: Unsubscribed from (never subscribed to) as a round trip before disconnecting.
 _BARRIER_FILTER = "meterhub/v1/_barrier"
+#: Packets read per readable event at most (then other tasks get their turn).
+_READS_PER_WAKE = 64
+#: Reconnection back-off, seconds.
+_RECONNECT_MIN, _RECONNECT_MAX = 1.0, 30.0
 
 
 class MqttBridge:
@@ -82,22 +92,30 @@ class MqttBridge:
             client.username_pw_set(address.username, address.password)
         if address.tls:
             client.tls_set()
-        client.reconnect_delay_set(1, 30)
-        client.suppress_exceptions = True  # a bug in a callback must not end the network thread
+        client.suppress_exceptions = True  # a bug in a callback must not end the read loop
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_unsubscribe = self._on_unsubscribe
         client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
         self._client = client
         self._client_id = client_id
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._slots = threading.BoundedSemaphore(receive_maximum)
+        self._loop_thread = 0
+        self._sock: Any = None  # paho's socket while connected, else None
+        self._attached = False  # its reader is registered with the event loop
+        self._want_write = False
+        self._lost = asyncio.Event()  # the socket closed
+        self._runner: asyncio.Task[None] | None = None
+        self._unsettled = 0
+        self._paused = False  # reading stopped: ``receive_maximum`` messages unsettled
+        self._received = 0
         self._inbox: deque[Delivery] = deque()
         self._ready = asyncio.Event()
-        self._wake_lock = threading.Lock()
-        self._wake_pending = False
-        self._state_lock = threading.Lock()
         self._generation = 0
         self._connections = 0
         self._connected = False
@@ -123,7 +141,8 @@ class MqttBridge:
         props.ReceiveMaximum = self._receive_maximum
         host, port = self._address.host, self._address.port
         self._client.connect_async(host, port, self._keepalive, clean_start=False, properties=props)
-        self._client.loop_start()
+        self._loop_thread = threading.get_ident()
+        self._runner = asyncio.create_task(self._run(), name=f"mqtt-{self._client_id}")
         try:
             async with asyncio.timeout(timeout):
                 await self._started.wait()
@@ -152,13 +171,12 @@ class MqttBridge:
         the others came in on a connection since lost (the broker will redeliver them)."""
         acked: list[Delivery] = []
         try:
-            with self._state_lock:
-                if self._connected:
-                    generation = self._generation
-                    acked = [d for d in deliveries if d.generation == generation]
-                    for delivery in acked:
-                        if delivery.qos > 0:
-                            self._client.ack(delivery.mid, delivery.qos)
+            if self._connected:
+                generation = self._generation
+                acked = [d for d in deliveries if d.generation == generation]
+                for delivery in acked:
+                    if delivery.qos > 0:
+                        self._client.ack(delivery.mid, delivery.qos)
         finally:
             self.release(len(deliveries))
         return acked
@@ -166,8 +184,11 @@ class MqttBridge:
     def release(self, count: int = 1) -> None:
         """Free ``count`` slots without acknowledging (the broker will redeliver)."""
         if count:
-            self._slots.release(count)
-            metrics.INFLIGHT.dec(count)
+            self._unsettled -= count
+            metrics.INFLIGHT.set(self._unsettled)
+            if self._paused and self._unsettled < self._receive_maximum:
+                self._paused = False
+                self._attach()
 
     async def unsubscribe(self, *, timeout: float = 10.0) -> None:
         """Leave the subscription (the share group gives this worker no new messages)."""
@@ -207,29 +228,120 @@ class MqttBridge:
         self._inbox.clear()
 
     async def _halt(self, props: Properties | None) -> None:
+        """Send DISCONNECT (written by the event loop, after the queued acks), wait for the
+        socket to close, stop reconnecting."""
         self._closing = True
         self.close_inbox()
-        self._client.disconnect(properties=props)
-        await asyncio.to_thread(self._client.loop_stop)
+        if self._sock is not None:
+            self._lost.clear()
+            self._client.disconnect(properties=props)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    await self._lost.wait()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        if self._sock is not None:  # the broker never let go: drop the connection
+            self._detach()
+            self._sock.close()
+            self._sock = None
 
-    def _wake(self) -> None:
-        with self._wake_lock:
-            self._wake_pending = False
-        self._ready.set()
+    # -- connection upkeep -----------------------------------------------------------------
 
-    def _call(self, callback: Any, *args: Any) -> None:
-        """Run ``callback`` on the event loop (from the network thread)."""
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                self._loop.call_soon_threadsafe(callback, *args)
+    async def _run(self) -> None:
+        """Connect, then keep the connection: keepalive pings, reconnection with back-off
+        (reset by each connection the broker accepts)."""
+        delay, first = _RECONNECT_MIN, True
+        while not self._closing:
+            if self._sock is None:
+                if not first:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RECONNECT_MAX)
+                first = False
+                try:
+                    await asyncio.to_thread(self._client.reconnect)
+                except (OSError, ssl.SSLError) as exc:
+                    log.warning("mqtt broker unreachable; retrying", error=str(exc), delay=delay)
+                    continue
+                self._attach()
+            self._client.loop_misc()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._lost.wait()
+            self._lost.clear()
+            if self._connected:
+                delay = _RECONNECT_MIN
 
-    # -- network thread side ---------------------------------------------------------------
+    def _attach(self) -> None:
+        """Let the event loop read (unless paused) and, if paho has data queued, write."""
+        loop, sock = self._loop, self._sock
+        if loop is None or sock is None:
+            return
+        if not self._attached and not self._paused:
+            loop.add_reader(sock, self._read)
+            self._attached = True
+        if self._want_write:
+            loop.add_writer(sock, self._client.loop_write)
+
+    def _stop_reading(self) -> None:
+        if self._attached and self._loop is not None and self._sock is not None:
+            self._loop.remove_reader(self._sock)
+        self._attached = False
+
+    def _detach(self) -> None:
+        self._stop_reading()
+        if self._loop is not None and self._sock is not None:
+            self._loop.remove_writer(self._sock)
+
+    def _read(self) -> None:
+        """Read the packets that have arrived (up to a limit; the loop calls again)."""
+        client, first = self._client, self._received
+        try:
+            for _ in range(_READS_PER_WAKE):
+                received = self._received
+                if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self._sock is None:
+                    return
+                if self._received == received or self._paused:
+                    break  # not a PUBLISH (or nothing): the loop calls again if more is there
+        finally:  # metrics once per burst, not per message
+            if self._received > first:
+                metrics.RECEIVED.inc(self._received - first)
+                metrics.INFLIGHT.set(self._unsettled)
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending() and self._loop is not None:
+            self._loop.call_soon(self._read)  # decrypted bytes the selector cannot see
+
+    def _in_loop(self) -> bool:
+        return threading.get_ident() == self._loop_thread
+
+    # -- paho callbacks (on the event loop, but for the socket opened by `reconnect`) --------
+
+    def _on_socket_open(self, _c: mqtt.Client, _u: object, sock: Any) -> None:
+        self._sock = sock  # from `reconnect` in its thread: `_run` attaches it after
+
+    def _on_socket_close(self, _c: mqtt.Client, _u: object, _sock: Any) -> None:
+        if self._in_loop():
+            self._detach()
+        self._sock = None
+        self._want_write = False
+        self._lost.set()
+
+    def _on_register_write(self, _c: mqtt.Client, _u: object, sock: Any) -> None:
+        self._want_write = True
+        if self._loop is not None and self._in_loop() and sock is self._sock:
+            self._loop.add_writer(sock, self._client.loop_write)
+
+    def _on_unregister_write(self, _c: mqtt.Client, _u: object, sock: Any) -> None:
+        self._want_write = False
+        if self._loop is not None and self._in_loop():
+            self._loop.remove_writer(sock)
 
     def _fail(self, error: MqttError) -> None:
         if not self._started.is_set():
             self._failure = error
             self._closing = True
-            self._call(self._started.set)
+            self._started.set()
         log.error("mqtt broker said no", client_id=self._client_id, error=str(error))
 
     def _on_connect(
@@ -241,10 +353,9 @@ class MqttBridge:
             else:
                 log.warning("mqtt connection refused; retrying", reason=str(rc))
             return
-        with self._state_lock:
-            self._generation += 1
-            self._connections += 1
-            self._connected = True
+        self._generation += 1
+        self._connections += 1
+        self._connected = True
         metrics.CONNECTED.inc()
         metrics.CONNECTS.inc()
         present = bool(flags.session_present)
@@ -259,31 +370,28 @@ class MqttBridge:
             self._fail(SubscriptionRefusedError(self._filter, code.value, str(code)))
             return
         log.info("mqtt subscribed", client_id=self._client_id, topic_filter=self._filter)
-        self._call(self._started.set)
+        self._started.set()
 
     def _on_unsubscribe(self, _c: mqtt.Client, _u: object, mid: int, *_: Any) -> None:
-        self._call(self._unsubscribed, mid)
-
-    def _unsubscribed(self, mid: int) -> None:
         done = self._unsubacks.get(mid)
         if done is not None and not done.done():
             done.set_result(None)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: Any, rc: ReasonCode, _p: Any) -> None:
-        with self._state_lock:
-            was_connected = self._connected
-            self._connected = False
-            self._generation += 1
+        was_connected = self._connected
+        self._connected = False
+        self._generation += 1
         if was_connected:
             metrics.CONNECTED.dec()
         if not self._closing:
             log.warning("mqtt connection lost; reconnecting", reason=str(rc))
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        while not self._slots.acquire(timeout=0.5):
-            if self._closing:
-                return
-        metrics.INFLIGHT.inc()
+        self._received += 1
+        self._unsettled += 1
+        if self._unsettled >= self._receive_maximum and not self._paused:
+            self._paused = True  # the broker should not send more; if it does, stop reading
+            self._stop_reading()
         if not self._accepting:
             self.release()
             return
@@ -291,14 +399,14 @@ class MqttBridge:
             topic = message.topic
         except UnicodeDecodeError:
             topic = repr(message._topic)
-        payload = bytes(message.payload)
-        now = time.monotonic()
         self._inbox.append(
-            Delivery(message.mid, message.qos, topic, payload, self._generation, now)
+            Delivery(
+                message.mid,
+                message.qos,
+                topic,
+                bytes(message.payload),
+                self._generation,
+                time.monotonic(),
+            )
         )
-        metrics.RECEIVED.inc()
-        with self._wake_lock:
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        self._call(self._wake)
+        self._ready.set()

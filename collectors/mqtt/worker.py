@@ -94,7 +94,7 @@ class MqttIngestWorker:
         group: str = "ingest",
         client_id: str | None = None,
         gateways: str = "+",
-        receive_maximum: int = 1_000,
+        receive_maximum: int = 10_000,
         session_expiry: int = 86_400,
         end_session: bool = False,
         connect_timeout: float = 30.0,

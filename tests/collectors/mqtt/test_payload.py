@@ -235,3 +235,36 @@ def test_elements_sharing_a_timestamp_are_each_checked() -> None:
         (Reason.NAIVE_TIMESTAMP, "readings[1]"),
         (Reason.NAIVE_TIMESTAMP, "readings[3]"),
     ]
+
+
+PLAIN = [
+    {"channel": 1, "ts": TS, "energy": 10.5, "power": 2},
+    {"channel": 2, "ts": "2026-03-01T00:15:00Z", "energy": 7, "quality": 4},
+    {"channel": 3, "ts": TS, "voltage_a": 230.1, "power_factor": -0.9, "extra": "x"},
+]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"channel": 9, "ts": TS, "energy": 1.0},  # no meter on the channel
+        {"channel": 1, "ts": TS},  # no value
+        {"channel": 1, "ts": TS, "energy": "1.0"},
+        {"channel": 1, "ts": TS, "energy": True},
+        {"channel": "1", "ts": TS, "energy": 1.0},
+        {"channel": 1, "ts": "2026-03-01T08:15:00", "energy": 1.0},
+        {"channel": 1, "ts": 5, "energy": 1.0},
+        {"channel": 1, "ts": TS, "energy": 1.0, "quality": 1.5},
+        ["a", "list"],
+    ],
+)
+def test_fast_and_careful_paths_agree(odd: object) -> None:
+    """Plain elements take the fast path; one odd element sends the whole message down the
+    careful path, which must give the plain elements the very same readings."""
+    fast = parse_payload(message(PLAIN), gateway_id=GW, resolve=resolve)
+    careful = parse_payload(message([*PLAIN, odd]), gateway_id=GW, resolve=resolve)
+    assert fast.rejects == []
+    assert careful.readings == fast.readings
+    assert [type(r.energy) for r in fast.readings] == [float, float, type(None)]
+    (reject,) = careful.rejects
+    assert reject.detail.startswith("readings[3]")
