@@ -911,7 +911,7 @@ def main() -> None:
     parser.add_argument("--dlt645-baud", type=int, default=0, help="serial timing (0: none)")
     parser.add_argument("--cycles", type=int, default=2, help="1-minute cycles measured")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
-    parser.add_argument("--mqtt-messages", type=int, default=20_000)
+    parser.add_argument("--mqtt-messages", type=int, default=100_000)
     parser.add_argument("--mqtt-channels", type=int, default=8, help="readings per message")
     parser.add_argument("--skip-mqtt", action="store_true")
     parser.add_argument("--skip-polling", action="store_true")
