@@ -74,6 +74,7 @@ from ingest.quarantine import QuarantineRecord
 from ingest.sink import IngestSink
 from meterhub.logs import configure_logging
 from meterhub.reading import LOCAL_TZ, Reading
+from meterhub.runtime import tune_gc
 from meterhub.settings import PROJECT_ROOT, Settings, get_settings
 from simulators.dlt645_fleet import MAX_PER_BUS
 from simulators.modbus_fleet import fleet_layout
@@ -769,6 +770,7 @@ async def mqtt_phase(settings: Settings, dsn: str, args: argparse.Namespace) -> 
         console.print(f"[yellow]MQTT phase skipped: the MQTT worker does not import ({exc})")
         return None
     messages, channels = args.mqtt_messages, args.mqtt_channels
+    tune_gc()  # as `meterhub ingest-mqtt` does at start-up (both consumers run after it)
     rows: list[Row] = [
         ({"gateway_id": GATEWAY, "channel": c}, None) for c in range(1, channels + 1)
     ]
