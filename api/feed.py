@@ -197,28 +197,17 @@ def convert(
 ) -> tuple[FeedReadings, list[int]]:
     """The fast path: readings for the plainly well-formed elements of meters in ``ids``,
     and the indices of the other elements."""
+    stamps = _Stamps()
     if body.names is not None:
-        return _convert_csv(body.items, body.names, ids, source)
-    return _convert_json(body.items, ids, source)
-
-
-def _convert_json(
-    items: list[Any], ids: Mapping[str, int], source: str
-) -> tuple[FeedReadings, list[int]]:
-    out, slow, stamps, make = FeedReadings(), [], _Stamps(), Reading._make
+        reading_of = _csv_rows(body.names, ids, stamps, source)
+    else:
+        reading_of = _json_elements(ids, stamps, source)
+    out, slow = FeedReadings(), []
     readings, indices = out.readings, out.indices
-    for index, item in enumerate(items):
+    for index, item in enumerate(body.items):
         try:
-            if type(item) is not dict:
-                raise TypeError
-            get = item.get
-            quality = get("quality", 0)
-            if type(quality) is not int:
-                raise TypeError
-            reading = make(
-                (ids[item["meter"]], stamps[item["ts"]], *map(get, VALUE_FIELDS), quality, source)
-            )
-        except Exception:
+            reading = reading_of(item)
+        except Exception:  # anything odd: the careful path says what
             slow.append(index)
             continue
         readings.append(reading)
@@ -226,29 +215,42 @@ def _convert_json(
     return out, slow
 
 
-def _convert_csv(
-    rows: list[list[str]], names: list[str], ids: Mapping[str, int], source: str
-) -> tuple[FeedReadings, list[int]]:
-    out, slow, stamps, make = FeedReadings(), [], _Stamps(), Reading._make
-    readings, indices = out.readings, out.indices
+def _json_elements(
+    ids: Mapping[str, int], stamps: _Stamps, source: str
+) -> Callable[[Any], Reading]:
+    make = Reading._make
+
+    def reading_of(item: Any) -> Reading:
+        if type(item) is not dict:
+            raise TypeError
+        get = item.get
+        quality = get("quality", 0)
+        if type(quality) is not int:
+            raise TypeError
+        values = map(get, VALUE_FIELDS)
+        return make((ids[item["meter"]], stamps[item["ts"]], *values, quality, source))
+
+    return reading_of
+
+
+def _csv_rows(
+    names: list[str], ids: Mapping[str, int], stamps: _Stamps, source: str
+) -> Callable[[list[str]], Reading]:
+    make = Reading._make
     meter_at, ts_at = names.index("meter"), names.index("ts")
     quality_at = names.index("quality") if "quality" in names else None
     present = [(VALUE_FIELDS.index(n), at) for at, n in enumerate(names) if n in VALUE_FIELDS]
     width = len(names)
-    for index, row in enumerate(rows):
-        try:
-            if len(row) != width:
-                raise IndexError
-            values: list[float | None] = [None] * len(VALUE_FIELDS)
-            for slot, at in present:
-                cell = row[at]
-                if cell:
-                    values[slot] = float(cell)
-            quality = int(row[quality_at]) if quality_at is not None and row[quality_at] else 0
-            reading = make((ids[row[meter_at]], stamps[row[ts_at]], *values, quality, source))
-        except Exception:
-            slow.append(index)
-            continue
-        readings.append(reading)
-        indices.append(index)
-    return out, slow
+
+    def reading_of(row: list[str]) -> Reading:
+        if len(row) != width:
+            raise IndexError
+        values: list[float | None] = [None] * len(VALUE_FIELDS)
+        for slot, at in present:
+            cell = row[at]
+            if cell:
+                values[slot] = float(cell)
+        quality = int(row[quality_at]) if quality_at is not None and row[quality_at] else 0
+        return make((ids[row[meter_at]], stamps[row[ts_at]], *values, quality, source))
+
+    return reading_of

@@ -126,35 +126,27 @@ def _envelope(payload: bytes, gateway_id: str) -> list[object]:
     return elements
 
 
-class _PlainElement(msgspec.Struct):
-    """An element as the fast path decodes it (unknown fields are ignored)."""
-
-    channel: int
-    ts: datetime
-    energy: float | None = None
-    energy_sharp: float | None = None
-    energy_peak: float | None = None
-    energy_flat: float | None = None
-    energy_valley: float | None = None
-    power: float | None = None
-    voltage_a: float | None = None
-    voltage_b: float | None = None
-    voltage_c: float | None = None
-    current_a: float | None = None
-    current_b: float | None = None
-    current_c: float | None = None
-    power_factor: float | None = None
-    quality: int = 0
+#: An element as the fast path decodes it (unknown fields are ignored).
+_PlainElement = msgspec.defstruct(
+    "_PlainElement",
+    [
+        ("channel", int),
+        ("ts", datetime),
+        *[(name, float | None, None) for name in VALUE_FIELDS],
+        ("quality", int, 0),
+    ],
+)
 
 
 class _PlainMessage(msgspec.Struct):
     v: int
     gateway: str
-    readings: list[_PlainElement]
+    readings: list[_PlainElement]  # type: ignore[valid-type]  # a struct built at import
     sent_at: datetime | None = None
 
 
 _DECODE_PLAIN = msgspec.json.Decoder(_PlainMessage).decode
+_HEAD_OF = operator.attrgetter("channel", "ts", "quality")
 _VALUES_OF = operator.attrgetter(*VALUE_FIELDS)
 _NO_VALUES = (None,) * len(VALUE_FIELDS)
 
@@ -174,12 +166,12 @@ def _plain_readings(
     readings: list[Reading] = []
     make = Reading._make
     for element in message.readings:
-        ts = element.ts
+        channel, ts, quality = _HEAD_OF(element)
         values = _VALUES_OF(element)
-        meter_id = resolve(element.channel, ts) if _good_time(ts) else None
+        meter_id = resolve(channel, ts) if _good_time(ts) else None
         if meter_id is None or values == _NO_VALUES:
             return None
-        readings.append(make((meter_id, ts, *values, element.quality, source)))
+        readings.append(make((meter_id, ts, *values, quality, source)))
     return ParsedPayload(readings=readings, elements=len(readings))
 
 

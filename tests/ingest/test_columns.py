@@ -15,20 +15,9 @@ from ingest.quarantine import check
 from ingest.registry import MeterLimits
 from ingest.screen import surely_good
 from meterhub.meter import MeterInfo
-from meterhub.reading import LOCAL_TZ, VALUE_FIELDS, Quality, Reading, Utility
+from meterhub.reading import LOCAL_TZ, VALUE_FIELDS, Quality, Reading
+from tests.ingest.test_quarantine import METER, NOW, TOL
 
-NOW = datetime(2026, 6, 1, 12, tzinfo=LOCAL_TZ)
-TOL = timedelta(minutes=5)
-METER = MeterInfo(
-    meter_id=1,
-    firm_id=1,
-    utility=Utility.ELECTRICITY,
-    multiplier=40,
-    rollover=1_000_000,
-    max_power=100,
-    installed_at=datetime(2026, 1, 1, tzinfo=LOCAL_TZ),
-    removed_at=datetime(2026, 7, 1, tzinfo=LOCAL_TZ),
-)
 ENERGY = VALUE_FIELDS.index("energy")
 
 
