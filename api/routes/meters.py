@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api import firms as firm_service
 from api import meters as service
-from api.deps import PoolDep, Reader, Registrar
+from api.deps import PoolDep, Reader, Registrar, SinkDep
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from api.scope import check_town
 
@@ -70,7 +70,9 @@ async def create_meter(body: service.MeterIn, principal: Registrar, pool: PoolDe
     responses=responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest),
 )
 async def replace_meter(
-    meter_id: int, body: service.Replacement, principal: Registrar, pool: PoolDep
+    meter_id: int, body: service.Replacement, principal: Registrar, pool: PoolDep, sink: SinkDep
 ) -> service.Meter:
     async with pool.acquire() as conn:
-        return await service.replace_meter(conn, principal, meter_id, body)
+        successor = await service.replace_meter(conn, principal, meter_id, body)
+    sink.meters_changed()  # pushes for the old meter after the swap are refused from now on
+    return successor

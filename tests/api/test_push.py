@@ -224,3 +224,21 @@ async def test_a_full_queue_answers_503_with_retry_after(
         code,
     )
     assert stored == sum(r.json()["accepted"] for r in done) == 4 * len(done)
+
+
+async def test_a_replaced_meter_refuses_pushes_after_the_swap_at_once(
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
+) -> None:
+    (code,) = await feed_meters(db, 1)
+    before = {"meter": code, "ts": "2026-03-02T08:00:00+08:00", "energy": 1.0}
+    assert (await push(client, keys, [before])).json()["accepted"] == 1  # registry now cached
+    meter_id = await db.fetchval("SELECT id FROM meters WHERE code = $1", code)
+    swap = await client.post(
+        f"/v1/meters/{meter_id}/replace",
+        json={"code": code + "-b", "at": "2026-03-02T09:00:00+08:00"},
+        headers=keys.headers("field"),
+    )
+    assert swap.status_code == 201, swap.text
+    after = {"meter": code, "ts": "2026-03-02T09:15:00+08:00", "energy": 2.0}
+    result = (await push(client, keys, [after])).json()
+    assert [r["reason"] for r in result["rejections"]] == ["after_removal"]
