@@ -34,6 +34,9 @@ def _meter(row: asyncpg.Record) -> MeterInfo:
     )
 
 
+#: NOTIFY channel of edits to existing meters (migrations/0005_meter_changes.sql).
+METERS_CHANGED = "meterhub_meters_changed"
+
 _NEVER = int(np.iinfo(np.int64).max)
 _NOTHING = int(np.iinfo(np.int64).min)
 
@@ -60,8 +63,9 @@ def _limits_of(meter: MeterInfo | None) -> tuple[bool, int, int, float, float]:
 
 
 class MeterRegistry:
-    """Meters by id. Unknown ids are looked up on demand; everything is reloaded every
-    ``max_age`` seconds so that edits (removal dates, ratios) reach validation."""
+    """Meters by id. Unknown ids are looked up on demand; everything is reloaded when the
+    database announces an edit to a meter (`follow`), and at the latest every ``max_age``
+    seconds, so that edits (removal dates, ratios) reach validation."""
 
     def __init__(self, *, max_age: float = 60.0) -> None:
         self._meters: dict[int, MeterInfo] = {}
@@ -123,4 +127,14 @@ class MeterRegistry:
                 committed[meter_id] = ts
 
     def invalidate(self) -> None:
+        """Reload everything before the next validation."""
         self._loaded_at = 0.0
+
+    async def follow(self, conn: asyncpg.Connection) -> None:
+        """Invalidate on every edit to existing meters, as ``conn`` hears of it (and now:
+        edits made while no connection listened were not heard)."""
+        await conn.add_listener(METERS_CHANGED, self._heard)
+        self.invalidate()
+
+    def _heard(self, *_: object) -> None:
+        self.invalidate()

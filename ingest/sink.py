@@ -243,6 +243,7 @@ class IngestSink:
         if conn is None or conn.is_closed():
             conn = await asyncpg.connect(self._settings.dsn(), timeout=5)
             await prepare_connection(conn)
+            await self._registry.follow(conn)
             self._conns[slot] = conn
         return conn
 

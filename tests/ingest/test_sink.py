@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -127,8 +128,6 @@ async def test_conflicting_duplicate_is_kept_out_and_recorded(
 async def test_concurrent_submits_get_their_own_counts(
     sink: IngestSink, db: asyncpg.Connection
 ) -> None:
-    import asyncio
-
     meters = await create_meters(db, 8)
     batches = [series(m, 30) for m in meters]
     batches[3] = batches[3] + batches[3][:7]
@@ -235,3 +234,17 @@ async def test_readings_of_the_wrong_type_are_quarantined_not_fatal(
         (6, Reason.WRONG_TYPE),
     ]
     assert await count(db, "readings", [meter]) == 3
+
+
+async def test_an_edited_meter_is_validated_by_its_new_dates_without_waiting(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    """Another process edits the registry; the sink hears of it (LISTEN/NOTIFY) instead of
+    waiting for its periodic reload (a minute)."""
+    (meter,) = await create_meters(db, 1)
+    assert (await sink.submit(series(meter, 2))).accepted == 2  # the sink knows the meter
+    await db.execute("UPDATE meters SET removed_at = $2 WHERE id = $1", meter, T0 + 2 * STEP)
+    await asyncio.sleep(0.5)  # the notification travels on the writers' connections
+    late = Reading(meter_id=meter, ts=T0 + 5 * STEP, energy=200.0, source="test")
+    result = await sink.submit([late])
+    assert [r.reason for r in result.rejected] == [Reason.AFTER_REMOVAL]
