@@ -261,10 +261,13 @@ class MqttBridge:
                 first = False
                 try:
                     await asyncio.to_thread(self._client.reconnect)
+                    self._attach()
                 except (OSError, ssl.SSLError) as exc:
                     log.warning("mqtt broker unreachable; retrying", error=str(exc), delay=delay)
                     continue
-                self._attach()
+                except Exception:  # a bug must not end reconnecting for good
+                    log.exception("mqtt reconnect failed; retrying", delay=delay)
+                    continue
             self._client.loop_misc()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
