@@ -4,98 +4,55 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from api.keys import Role, create_key
 from cli.runner import run_until_signalled
+from cli.simulate_support import (
+    api_url,
+    console,
+    fail,
+    load_fleet,
+    progress,
+    read_grid_key,
+    table,
+    time_option,
+)
 from ingest.sink import IngestSink
 from meterhub.db import connect
 from meterhub.errors import MeterhubError
 from meterhub.logs import configure_logging
-from meterhub.settings import Settings, get_settings
+from meterhub.settings import get_settings
 from simulators.backfill import backfill_feed, backfill_mqtt, backfill_polled, expected_readings
 from simulators.broker_users import create_broker_users, mqtt_gateways
 from simulators.city import generate_city
-from simulators.city_file import load_city, write_city
-from simulators.fleet import CityFleet, wall_clock
+from simulators.city_file import write_city
+from simulators.fleet import wall_clock
 from simulators.grid_feed import GridFeedClient
 from simulators.meter import SimulatedMeter
 from simulators.mqtt_publisher import broker_url
 from simulators.registry import RegistrySummary, meter_ids, register_city
 from simulators.runner import ALL_PROTOCOLS, CityRunner, FeedTarget
-from simulators.schedule import history_ticks, parse_time
+from simulators.schedule import history_ticks
 
 app = typer.Typer(
     help="Simulated meters, gateways and grid feed: make a city, register it, run it, "
     "or fast-forward weeks of its history (docs/simulate.md).",
     no_args_is_help=True,
 )
-console = Console()
 CITY = typer.Argument(..., help="the city file (TOML; schema in simulators/config.py)")
 API = typer.Option(None, help="the meterhub API (default http://MHUB_API_HOST:MHUB_API_PORT)")
 GRID_KEY = typer.Option(None, help="a grid API key of the feed (see `register --grid-key-out`)")
 GRID_KEY_FILE = typer.Option(None, help="read the grid key from this file instead")
 FEED = typer.Option(None, help="the grid feed (default: the city's only one)")
 MQTT_URL = typer.Option(None, help="the broker, mqtt://host:port (default: MHUB_MQTT_URL's)")
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}")
-    return typer.Exit(1)
-
-
-def _time(text: str | None, *, default: datetime) -> datetime:
-    try:
-        return default if text is None else parse_time(text)
-    except ValueError:
-        raise _fail(f"{text!r} is not an ISO 8601 time such as 2026-03-02T08:00+08:00") from None
-
-
-def _fleet(path: Path, feed: str | None = None) -> tuple[CityFleet, str | None]:
-    """The city's fleet and the feed to push (``feed``, else the city's only one)."""
-    try:
-        fleet = CityFleet(load_city(path))
-    except MeterhubError as exc:
-        raise _fail(str(exc)) from exc
-    try:
-        return fleet, fleet.the_feed(feed)
-    except MeterhubError as exc:
-        raise _fail(f"{exc} with --feed") from exc
-
-
-def _grid_key(key: str | None, key_file: Path | None) -> str | None:
-    try:
-        return key_file.read_text(encoding="utf-8").strip() if key_file else key
-    except OSError as exc:
-        raise _fail(f"cannot read the grid key: {exc}") from exc
-
-
-def _api(api: str | None, settings: Settings) -> str:
-    return (api or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
-
-
-@contextmanager
-def _progress(total: int, what: str) -> Iterator[Callable[[int], None]]:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task(what, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]], title: str = "") -> Table:
-    table = Table(*header, title=title or None)
-    for row in rows:
-        table.add_row(*(str(cell) for cell in row))
-    return table
 
 
 @app.command("city")
@@ -120,7 +77,7 @@ def make_city(
     city = generate_city(
         firms=firms,
         seed=seed,
-        start=_time(start, default=monday),
+        start=time_option(start, default=monday),
         fault_rate=fault_rate,
         bus_size=bus_size,
         host=host,
@@ -133,7 +90,7 @@ def make_city(
         meters = [m for _, m in city.meters() if m.protocol == protocol]
         gateways = sum(g.protocol == protocol for g in city.gateways) or "-"
         rows.append((protocol, gateways, len(meters), sum(bool(m.faults) for m in meters)))
-    console.print(_table(("protocol", "gateways", "meters", "with faults"), rows, city.name))
+    console.print(table(("protocol", "gateways", "meters", "with faults"), rows, city.name))
     console.print(f"wrote {out}; start {city.start.isoformat() if city.start else '-'}")
 
 
@@ -142,7 +99,7 @@ def _summary(summary: RegistrySummary) -> Table:
     rows: list[Sequence[object]] = [("firms", firms["added"], firms["changed"], firms["unchanged"])]
     for protocol, n in sorted(summary.meters.items()):
         rows.append((f"meters ({protocol})", n["added"], n["changed"], n["unchanged"], n["later"]))
-    return _table(("registry", "added", "changed", "unchanged", "installed later"), rows)
+    return table(("registry", "added", "changed", "unchanged", "installed later"), rows)
 
 
 @app.command()
@@ -158,15 +115,15 @@ def register(
 ) -> None:
     """Put the city's firms and meters into the registry (idempotent upserts), create its
     MQTT gateways' broker users and, with --grid-key-out, a grid API key for its feed."""
-    (fleet, feed_id), settings = _fleet(city_file, feed), get_settings()
+    (fleet, feed_id), settings = load_fleet(city_file, feed), get_settings()
     city = fleet.city
     if grid_key_out is not None and feed_id is None:
-        raise _fail("the city has no grid-feed meters: no feed to make a key for")
+        raise fail("the city has no grid-feed meters: no feed to make a key for")
 
     async def run() -> tuple[RegistrySummary, str | None]:
         conn = await connect(settings)
         try:
-            when, every = _time(as_of, default=wall_clock()), timedelta(seconds=poll_interval)
+            when, every = time_option(as_of, default=wall_clock()), timedelta(seconds=poll_interval)
             summary = await register_city(conn, city, as_of=when, poll_interval=every)
             if grid_key_out is None or feed_id is None:
                 return summary, None
@@ -179,10 +136,10 @@ def register(
     try:
         summary, key = asyncio.run(run())
         if mqtt_users and (gateways := mqtt_gateways(city)):
-            with _progress(len(gateways), "MQTT broker users") as advance:
+            with progress(len(gateways), "MQTT broker users") as advance:
                 users = create_broker_users(city, settings, progress=lambda _: advance(1))
     except MeterhubError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(_summary(summary))
     for what, items in (("moved from another city's firm", summary.moved),
                         ("of another city at this city's addresses", summary.clashes)):  # fmt: skip
@@ -214,13 +171,13 @@ def run(
 ) -> None:
     """Run every gateway of the city until SIGINT/SIGTERM: Modbus TCP and DL/T 645 gateways
     listen, MQTT gateways publish, the grid feed pushes to the API."""
-    (fleet, feed_id), settings = _fleet(city_file, feed), get_settings()
+    (fleet, feed_id), settings = load_fleet(city_file, feed), get_settings()
     configure_logging(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     if bad := sorted(set(protocol) - ALL_PROTOCOLS):
-        raise _fail(f"unknown protocol {bad}; choose from modbus, dlt645, mqtt, grid-feed")
+        raise fail(f"unknown protocol {bad}; choose from modbus, dlt645, mqtt, grid-feed")
     protocols = frozenset(p for p in ALL_PROTOCOLS if not protocol or p in protocol)
-    key, url = _grid_key(grid_key, grid_key_file), _api(api, settings)
+    key, url = read_grid_key(grid_key, grid_key_file), api_url(api, settings)
 
     async def main(stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:
@@ -238,7 +195,7 @@ def run(
             async with runner:
                 rows = [(e.gateway, e.protocol, e.where, e.meters) for e in runner.endpoints]
                 header = ("gateway", "protocol", "where", "meters")
-                console.print(_table(header, rows, fleet.city.name))
+                console.print(table(header, rows, fleet.city.name))
                 if target is None and feed_id is not None and "grid-feed" in protocols:
                     console.print("grid feed off: give --grid-key or --grid-key-file")
                 console.print("running; stop with Ctrl-C")
@@ -247,13 +204,13 @@ def run(
     try:
         run_until_signalled(main)
     except MeterhubError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
 
 
 def _bar(
     meters: list[SimulatedMeter], ticks: list[datetime], what: str, faults: bool
 ) -> AbstractContextManager[Callable[[int], None]]:
-    return _progress(expected_readings(meters, ticks, faults=faults), what)
+    return progress(expected_readings(meters, ticks, faults=faults), what)
 
 
 @app.command()
@@ -276,20 +233,20 @@ def backfill(
 ) -> None:
     """Fast-forward: the grid-feed meters' readings at every interval of the past weeks,
     pushed to the API (with --mqtt the MQTT meters' too, with --polled the polled ones')."""
-    (fleet, feed_id), settings = _fleet(city_file, feed), get_settings()
-    key = _grid_key(grid_key, grid_key_file)
+    (fleet, feed_id), settings = load_fleet(city_file, feed), get_settings()
+    key = read_grid_key(grid_key, grid_key_file)
     if key is None and not (mqtt or polled):
-        raise _fail("nothing to backfill: give --grid-key, --mqtt or --polled")
+        raise fail("nothing to backfill: give --grid-key, --mqtt or --polled")
     span, step = timedelta(weeks=weeks), timedelta(seconds=interval)
-    ticks = history_ticks(until=_time(until, default=wall_clock()), span=span, interval=step)
+    ticks = history_ticks(until=time_option(until, default=wall_clock()), span=span, interval=step)
     if not ticks:
-        raise _fail("no interval in that span: nothing to backfill")
+        raise fail("no interval in that span: nothing to backfill")
     console.print(f"{len(ticks)} ticks, {ticks[0].isoformat()} to {ticks[-1].isoformat()}")
 
     async def main() -> None:
         if key is not None and feed_id is not None:
             meters = fleet.feed(feed_id)
-            async with httpx.AsyncClient(base_url=_api(api, settings), timeout=300) as http:
+            async with httpx.AsyncClient(base_url=api_url(api, settings), timeout=300) as http:
                 client = GridFeedClient(http, key=key)
                 with _bar(meters, ticks, f"feed {feed_id}", faults) as advance:
                     t = await backfill_feed(
@@ -301,7 +258,7 @@ def backfill(
                         progress=advance,
                     )
             names = ("batches", "received", "accepted", "duplicates", "rejected", "retries")
-            console.print(_table(names, [[getattr(t, n) for n in names]], "grid feed"))
+            console.print(table(names, [[getattr(t, n) for n in names]], "grid feed"))
         if mqtt:
             gateways, url = mqtt_gateways(fleet.city), broker_url(mqtt_url or settings.mqtt())
             with _bar(fleet.speaking("mqtt"), ticks, "MQTT gateways", faults) as advance:
@@ -326,4 +283,4 @@ def backfill(
     try:
         asyncio.run(main())
     except MeterhubError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc

@@ -1,0 +1,269 @@
+"""The collector benchmark's polling phase: the real scheduler, pollers and sink polling
+the simulated fleets every minute, and its figures and report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+from rich.progress import Progress
+
+from bench._cycles import CycleLog, TimedPoller, TimedSink, polls_counted
+from bench._processes import SimProcess, Usage, sim_process
+from bench._registry import (
+    INTERVAL,
+    PROTOCOLS,
+    console,
+    count_rows,
+    dlt645_rows,
+    modbus_rows,
+    register,
+)
+from collectors.dlt645.bus import DEFAULT_GAP
+from collectors.dlt645.poller import Dlt645Poller
+from collectors.modbus.client import LinkOptions
+from collectors.modbus.poller import ModbusPoller
+from collectors.scheduler import ScheduleOptions, Scheduler, next_tick
+from collectors.targets import Poller
+from meterhub.settings import Settings
+from simulators.dlt645_fleet import MAX_PER_BUS
+
+
+@dataclass
+class PollFigures:
+    meters: dict[str, int]
+    links: dict[str, int]
+    cycles: int
+    ok: dict[str, int]  # the scheduler's poll counters, over every cycle it ran
+    failed: dict[str, int]
+    stored: dict[str, int]  # rows in `readings` afterwards
+    quarantined: int
+    missed_by_scheduler: int
+    unfinished: int  # links still in their last measured cycle when the run gave up
+    usage: Usage
+    polled: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROTOCOLS, 0))
+    accepted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROTOCOLS, 0))
+    refused: int = 0
+    spooled: int = 0
+    overran: int = 0  # measured cycles committed after the link's next tick (own count)
+    start_lag: float = 0.0  # latest first poll of a cycle after its tick
+    #: Seconds from tick to commit, per protocol, per measured cycle, one per link.
+    durations: dict[str, list[list[float]]] = field(default_factory=dict)
+    #: Per protocol: the first tick, and the last commit of a measured cycle (epoch s).
+    span: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def add(self, log: CycleLog) -> None:
+        """Take in what the benchmark saw of each link's first ``cycles`` cycles."""
+        self.durations = {p: [[] for _ in range(self.cycles)] for p in PROTOCOLS}
+        self.spooled = log.spooled
+        for link in log.links.values():
+            self.accepted[link.protocol] += link.accepted
+            self.refused += link.refused
+            for k in range(min(len(link.commits), self.cycles)):
+                took = link.commits[k] - link.ticks[k]
+                self.polled[link.protocol] += link.readings[k]
+                self.durations[link.protocol][k].append(took)
+                self.overran += took > INTERVAL
+                self.start_lag = max(self.start_lag, link.starts[k] - link.ticks[k])
+                first, last = self.span.get(link.protocol, (math.inf, -math.inf))
+                first, last = min(first, link.ticks[k]), max(last, link.commits[k])
+                self.span[link.protocol] = first, last
+
+    @property
+    def missed(self) -> int:
+        return self.missed_by_scheduler + self.unfinished
+
+    @property
+    def verified(self) -> bool:
+        return all(self.stored[p] == self.ok[p] == self.accepted[p] for p in PROTOCOLS)
+
+    def minutes(self, protocol: str) -> float:
+        """Minutes of schedule the measured cycles took: from the first tick to the tick
+        after the last commit (``cycles`` unless a cycle overran)."""
+        if protocol not in self.span:
+            return float(self.cycles)
+        first, last = self.span[protocol]
+        return max(float(self.cycles), (next_tick(last, INTERVAL) - first) / 60)
+
+    def per_min(self, protocol: str) -> float:
+        return self.polled[protocol] / self.minutes(protocol)
+
+    def every(self, protocol: str | None = None) -> list[float]:
+        return [d for p in PROTOCOLS if protocol in (None, p) for c in self.durations[p] for d in c]
+
+
+async def start_fleets(stack: AsyncExitStack, args: argparse.Namespace) -> list[SimProcess]:
+    ports = math.ceil(args.modbus / args.modbus_units)
+    buses = math.ceil(args.dlt645 / MAX_PER_BUS)
+    sims: list[SimProcess] = []
+    with console.status(f"starting {ports} Modbus gateways and {buses} DL/T 645 gateways"):
+        if ports:
+            fleet = sim_process(
+                "modbus",
+                "simulators.modbus_fleet",
+                f"--ports={ports}",
+                f"--units={args.modbus_units}",
+            )
+            sims.append(await stack.enter_async_context(fleet))
+        if buses:
+            fleet = sim_process(
+                "dlt645",
+                "simulators.dlt645_fleet",
+                f"--gateways={buses}",
+                f"--meters={MAX_PER_BUS}",
+                f"--baud={args.dlt645_baud}",
+            )
+            sims.append(await stack.enter_async_context(fleet))
+    return sims
+
+
+async def watch(
+    log: CycleLog,
+    runner: asyncio.Task[None],
+    usage: Usage,
+    *,
+    first: float,
+    cycles: int,
+    links: int,
+) -> int:
+    """Wait until every link has finished ``cycles`` cycles, or until it is clearly too late
+    (a first tick one interval later still fits); returns how many links had not. Laps
+    ``usage`` at each tick after the first."""
+    deadline = first + (cycles + 1) * INTERVAL + 30
+    with Progress(console=console, transient=True) as progress:
+        bars = [
+            progress.add_task(f"cycle {k}: links done", total=links) for k in range(1, cycles + 1)
+        ]
+        minute = first + INTERVAL
+        while not runner.done() and time.time() < deadline and log.done(cycles) < links:
+            for k, bar in enumerate(bars, start=1):
+                progress.update(bar, completed=log.done(k))
+            if time.time() >= minute:
+                usage.lap()
+                minute += INTERVAL
+            await asyncio.sleep(0.1)
+    return links - log.done(cycles)
+
+
+async def wait_for_tick(first: float, runner: asyncio.Task[None]) -> None:
+    with Progress(console=console, transient=True) as progress:
+        label = f"waiting for the first tick, {datetime.fromtimestamp(first):%H:%M:%S}"
+        bar = progress.add_task(label, total=max(first - time.time(), 0.1))
+        began = time.time()
+        while (left := first - time.time()) > 0.5 and not runner.done():
+            progress.update(bar, completed=time.time() - began)
+            await asyncio.sleep(min(0.5, left - 0.5))
+
+
+async def polling_phase(settings: Settings, dsn: str, args: argparse.Namespace) -> PollFigures:
+    log = CycleLog()
+    pollers: dict[str, Poller] = {  # as `meterhub collect` builds them
+        "modbus": TimedPoller(ModbusPoller(LinkOptions(timeout=args.timeout, retries=0)), log),
+        "dlt645": TimedPoller(Dlt645Poller(timeout=args.timeout, retries=0), log),
+    }
+    async with AsyncExitStack() as stack:
+        sims = await start_fleets(stack, args)
+        mb = [s.lines for s in sims if s.name == "modbus"]
+        dl = [s.lines for s in sims if s.name == "dlt645"]
+        rows = modbus_rows(mb[0] if mb else [], units=args.modbus_units, count=args.modbus)
+        drows = dlt645_rows(dl[0] if dl else [], count=args.dlt645, gap_ms=args.dlt645_gap_ms)
+        await register(dsn, protocol="modbus", rows=rows)
+        await register(dsn, protocol="dlt645", rows=drows)
+        links = {"modbus": len(mb[0]) if mb else 0, "dlt645": len(dl[0]) if dl else 0}
+        before = polls_counted()
+        try:
+            async with TimedSink(settings, log=log) as sink:
+                options = ScheduleOptions(timeout=args.timeout)
+                scheduler = Scheduler(
+                    settings, sink=sink, pollers=pollers, options=options, name="bench"
+                )
+                # Loading the registry takes a moment: start well clear of a tick, so that
+                # every link's first tick is the one expected.
+                if (left := next_tick(time.time(), INTERVAL) - time.time()) < 5.0:
+                    await asyncio.sleep(left + 0.5)
+                first = next_tick(time.time(), INTERVAL)
+                stop = asyncio.Event()
+                runner = asyncio.create_task(scheduler.run(stop))
+                try:
+                    await wait_for_tick(first, runner)
+                    async with Usage(sims) as usage:
+                        unfinished = await watch(
+                            log,
+                            runner,
+                            usage,
+                            first=first,
+                            cycles=args.cycles,
+                            links=sum(links.values()),
+                        )
+                finally:
+                    stop.set()
+                    await runner
+        finally:
+            for poller in pollers.values():
+                await poller.close()
+    after = polls_counted()
+    stored, quarantined = await count_rows(dsn)
+    figures = PollFigures(
+        meters={"modbus": len(rows), "dlt645": len(drows)},
+        links=links,
+        cycles=args.cycles,
+        ok={p: round(after[p, "ok"] - before[p, "ok"]) for p in PROTOCOLS},
+        failed={p: round(after[p, "failed"] - before[p, "failed"]) for p in PROTOCOLS},
+        stored=stored,
+        quarantined=quarantined,
+        missed_by_scheduler=scheduler.missed_cycles,
+        unfinished=unfinished,
+        usage=usage,
+    )
+    figures.add(log)
+    return figures
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"min {min(values):.1f} / p50 {statistics.median(values):.1f} / max {max(values):.1f} s"
+
+
+def report_polling(f: PollFigures, args: argparse.Namespace) -> None:
+    gap = DEFAULT_GAP * 1000 if args.dlt645_gap_ms is None else args.dlt645_gap_ms
+    serial = f"{args.dlt645_baud} baud serial timing" if args.dlt645_baud else "answers at once"
+    say = partial(console.print, highlight=False)
+    say(
+        f"[bold]polling[/] one collector process, 1-minute interval, {f.cycles} cycle(s): "
+        f"{f.meters['modbus']:,} Modbus TCP meters behind {f.links['modbus']} gateway ports "
+        f"({args.modbus_units} unit ids each); {f.meters['dlt645']:,} DL/T 645 meters on "
+        f"{f.links['dlt645']} TCP gateways ({MAX_PER_BUS} per bus, {gap:g} ms between frames, "
+        f"simulated meter {serial})"
+    )
+    for p in PROTOCOLS:
+        say(
+            f"  {p:7} {f.per_min(p):>9,.0f} meters/min   {f.polled[p]:,} polls in "
+            f"{f.minutes(p):g} min; the scheduler counted {f.ok[p]:,} ok, {f.failed[p]:,} failed"
+        )
+    for k in range(f.cycles):
+        spreads = "; ".join(f"{p} {_spread(f.durations[p][k])}" for p in PROTOCOLS)
+        say(f"  cycle {k + 1}, tick to commit across links: {spreads}")
+    say(
+        f"  missed cycles {f.missed}   (scheduler's counter {f.missed_by_scheduler}, unfinished "
+        f"{f.unfinished}; cross-check: {f.overran} committed after the next tick); latest "
+        f"first poll {f.start_lag:.2f} s after its tick"
+    )
+    stored = sum(f.stored[p] for p in PROTOCOLS)
+    mark = "[green]=[/]" if f.verified else "[red]!=[/]"
+    say(
+        f"  database: {stored:,} readings {mark} {sum(f.ok.values()):,} successful polls "
+        f"({f.refused} not accepted, {f.quarantined} quarantined, {f.spooled} spooled)"
+    )
+    minutes = max(f.minutes(p) for p in PROTOCOLS)
+    say(
+        f"  {f.usage.describe()}; collector CPU = {100 * f.usage.cpu / (minutes * 60):.1f} % of "
+        f"one core over {minutes:g} min of schedule"
+    )

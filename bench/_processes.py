@@ -1,0 +1,149 @@
+"""The collector benchmark's simulator fleets in processes of their own, and the CPU and
+memory this process and those fleets use."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from types import TracebackType
+
+import psutil  # type: ignore[import-untyped]
+
+from meterhub.settings import PROJECT_ROOT
+
+# -- simulators in processes of their own -------------------------------------------------------
+
+
+@dataclass
+class SimProcess:
+    name: str
+    proc: asyncio.subprocess.Process
+    lines: list[str]  # what it printed before "ready"
+
+    def cpu_seconds(self) -> float:
+        try:
+            times = psutil.Process(self.proc.pid).cpu_times()
+        except psutil.Error:
+            return math.nan
+        return float(times.user + times.system)
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    while await stream.read(1 << 16):
+        pass
+
+
+@asynccontextmanager
+async def sim_process(name: str, module: str, *args: str) -> AsyncIterator[SimProcess]:
+    """``python -m module args`` once it printed ``ready``; stopped by closing its stdin."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        cwd=PROJECT_ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    drain: asyncio.Task[None] | None = None
+    try:
+        lines: list[str] = []
+        async with asyncio.timeout(180):
+            while (line := (await proc.stdout.readline()).decode().strip()) != "ready":
+                if not line:
+                    raise SystemExit(f"the {name} fleet exited before it was ready")
+                lines.append(line)
+        drain = asyncio.create_task(_discard(proc.stdout))  # a full pipe would block it
+        yield SimProcess(name, proc, lines)
+    finally:
+        proc.stdin.close()
+        try:
+            async with asyncio.timeout(30):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if drain is not None:
+            await drain
+
+
+# -- CPU and memory ---------------------------------------------------------------------------
+
+
+class Usage:
+    """Between enter and exit: CPU seconds of this process and of ``sims``, how busy the
+    whole machine was (every core, every process) and this process's peak RSS (sampled
+    every 0.2 s). `lap` splits the CPU figures, e.g. at each tick."""
+
+    def __init__(self, sims: Sequence[SimProcess] = ()) -> None:
+        self._me = psutil.Process()
+        self._sims = sims
+        self.wall = 0.0
+        self.laps: list[tuple[float, float]] = []  # (CPU s of this process, machine busy %)
+        self.sims_cpu: dict[str, float] = {}
+        self.peak_rss = 0
+        self._mark = (0.0, 0.0, 0.0)
+        self._t0 = 0.0
+
+    @property
+    def cpu(self) -> float:
+        return sum(cpu for cpu, _ in self.laps)
+
+    @property
+    def machine_pct(self) -> float:
+        return statistics.fmean(pct for _, pct in self.laps) if self.laps else math.nan
+
+    def _now(self) -> tuple[float, float, float]:
+        """CPU s of this process; busy and total CPU s of the machine (as psutil counts)."""
+        me, machine = self._me.cpu_times(), psutil.cpu_times()
+        total = sum(machine) - getattr(machine, "guest", 0) - getattr(machine, "guest_nice", 0)
+        busy = total - machine.idle - getattr(machine, "iowait", 0)
+        return float(me.user + me.system), float(busy), float(total)
+
+    def lap(self) -> None:
+        now = self._now()
+        cpu, busy, total = (b - a for a, b in zip(self._mark, now, strict=True))
+        self.laps.append((cpu, 100 * busy / total if total else math.nan))
+        self._mark = now
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak_rss = max(self.peak_rss, self._me.memory_info().rss)
+            await asyncio.sleep(0.2)
+
+    async def __aenter__(self) -> Usage:
+        self._sims0 = [s.cpu_seconds() for s in self._sims]
+        self._mark, self._t0 = self._now(), time.perf_counter()
+        self._sampler = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.wall = time.perf_counter() - self._t0
+        self.lap()
+        self._sampler.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._sampler
+        self.peak_rss = max(self.peak_rss, self._me.memory_info().rss)
+        for sim, before in zip(self._sims, self._sims0, strict=True):
+            self.sims_cpu[sim.name] = sim.cpu_seconds() - before
+
+    def describe(self) -> str:
+        sims = ", ".join(f"{name} fleet {cpu:.1f} s" for name, cpu in self.sims_cpu.items())
+        laps = ""
+        if len(self.laps) > 1:
+            laps = " (from each tick: " + ", ".join(f"{cpu:.1f} s" for cpu, _ in self.laps) + ")"
+        busy = ", ".join(f"{pct:.0f} %" for _, pct in self.laps)
+        return (
+            f"this process: CPU {self.cpu:.1f} s in {self.wall:.1f} s{laps}, peak RSS "
+            f"{self.peak_rss / 2**20:.0f} MB; machine busy {busy} of {psutil.cpu_count()} cores"
+            + (f"; simulators' CPU: {sims}" if sims else "")
+        )

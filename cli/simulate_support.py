@@ -1,0 +1,73 @@
+"""What the `meterhub simulate` commands share: turning their options into a fleet, times, the
+grid key and the API's URL (an error ends the command), and their console, progress bars and
+tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from meterhub.errors import MeterhubError
+from meterhub.settings import Settings
+from simulators.city_file import load_city
+from simulators.fleet import CityFleet
+from simulators.schedule import parse_time
+
+console = Console()
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/] {message}")
+    return typer.Exit(1)
+
+
+def time_option(text: str | None, *, default: datetime) -> datetime:
+    try:
+        return default if text is None else parse_time(text)
+    except ValueError:
+        raise fail(f"{text!r} is not an ISO 8601 time such as 2026-03-02T08:00+08:00") from None
+
+
+def load_fleet(path: Path, feed: str | None = None) -> tuple[CityFleet, str | None]:
+    """The city's fleet and the feed to push (``feed``, else the city's only one)."""
+    try:
+        fleet = CityFleet(load_city(path))
+    except MeterhubError as exc:
+        raise fail(str(exc)) from exc
+    try:
+        return fleet, fleet.the_feed(feed)
+    except MeterhubError as exc:
+        raise fail(f"{exc} with --feed") from exc
+
+
+def read_grid_key(key: str | None, key_file: Path | None) -> str | None:
+    try:
+        return key_file.read_text(encoding="utf-8").strip() if key_file else key
+    except OSError as exc:
+        raise fail(f"cannot read the grid key: {exc}") from exc
+
+
+def api_url(api: str | None, settings: Settings) -> str:
+    return (api or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+
+
+@contextmanager
+def progress(total: int, what: str) -> Iterator[Callable[[int], None]]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], title: str = "") -> Table:
+    table = Table(*header, title=title or None)
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    return table
