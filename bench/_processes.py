@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -15,7 +14,7 @@ from types import TracebackType
 
 import psutil  # type: ignore[import-untyped]
 
-from meterhub.settings import PROJECT_ROOT
+from simulators.fleet_process import FleetExitedError, fleet_process
 
 # -- simulators in processes of their own -------------------------------------------------------
 
@@ -34,44 +33,14 @@ class SimProcess:
         return float(times.user + times.system)
 
 
-async def _discard(stream: asyncio.StreamReader) -> None:
-    while await stream.read(1 << 16):
-        pass
-
-
 @asynccontextmanager
 async def sim_process(name: str, module: str, *args: str) -> AsyncIterator[SimProcess]:
     """``python -m module args`` once it printed ``ready``; stopped by closing its stdin."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        *args,
-        cwd=PROJECT_ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    drain: asyncio.Task[None] | None = None
     try:
-        lines: list[str] = []
-        async with asyncio.timeout(180):
-            while (line := (await proc.stdout.readline()).decode().strip()) != "ready":
-                if not line:
-                    raise SystemExit(f"the {name} fleet exited before it was ready")
-                lines.append(line)
-        drain = asyncio.create_task(_discard(proc.stdout))  # a full pipe would block it
-        yield SimProcess(name, proc, lines)
-    finally:
-        proc.stdin.close()
-        try:
-            async with asyncio.timeout(30):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        if drain is not None:
-            await drain
+        async with fleet_process(module, *args) as fleet:
+            yield SimProcess(name, fleet.proc, fleet.lines)
+    except FleetExitedError as exc:
+        raise SystemExit(f"the {name} fleet exited before it was ready") from exc
 
 
 # -- CPU and memory ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collectors.dlt645.reader import read_meter
 from collectors.dlt645.transport import TcpBus
 from collectors.errors import RequestTimeoutError
 from simulators.dlt645_fleet import fleet_addresses, serve_fleet
-from tests.simulators.fleet_process import fleet_process
+from simulators.fleet_process import fleet_process
 
 
 def test_addresses_are_numbered_across_the_fleet() -> None:
@@ -36,7 +36,8 @@ async def test_every_bus_answers_for_its_own_meters_only() -> None:
 
 async def test_fleet_process_serves_until_stdin_closes() -> None:
     args = ("--gateways=2", "--meters=32", "--first-address=100")
-    async with fleet_process("simulators.dlt645_fleet", *args) as printed:
+    async with fleet_process("simulators.dlt645_fleet", *args, ready_timeout=30) as fleet:
+        printed = fleet.lines
         lines = [line.split() for line in printed]
         assert [len(words) for words in lines] == [33, 33]
         url, *addresses = lines[1]
@@ -45,3 +46,4 @@ async def test_fleet_process_serves_until_stdin_closes() -> None:
         async with TcpBus(host, int(port), gap=0) as bus:
             got = await read_meter(bus, addresses[-1], timeout=2.0, retries=0)
         assert got.fields["voltage_a"] == pytest.approx(230.0)
+    assert (fleet.killed, fleet.proc.returncode) == (False, 0)  # stopped cleanly on stdin EOF

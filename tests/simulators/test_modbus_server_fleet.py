@@ -10,8 +10,8 @@ from collectors.modbus import list_models, load_model
 from collectors.modbus.client import LinkOptions
 from collectors.modbus.pool import LinkPool
 from collectors.modbus.reader import read_meter
+from simulators.fleet_process import fleet_process
 from simulators.modbus_fleet import fleet_layout, serve_many
-from tests.simulators.fleet_process import fleet_process
 
 MODELS = [load_model(n) for n in list_models()]
 SDM630 = load_model("eastron_sdm630")
@@ -44,8 +44,10 @@ async def test_every_meter_of_every_port_reads_concurrently() -> None:
 
 async def test_fleet_process_serves_until_stdin_closes() -> None:
     args = ("--ports=2", "--units=3", "--model=eastron_sdm630")
-    async with fleet_process("simulators.modbus_fleet", *args) as urls:
+    async with fleet_process("simulators.modbus_fleet", *args, ready_timeout=30) as fleet:
+        urls = fleet.lines
         assert len(urls) == 2
         async with LinkPool(OPTIONS) as pool:
             got = await read_meter(pool, model=SDM630, unit_id=3, url=urls[1])
         assert got.values["power"] == 4.0
+    assert (fleet.killed, fleet.proc.returncode) == (False, 0)  # stopped cleanly on stdin EOF
