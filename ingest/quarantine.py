@@ -42,7 +42,15 @@ class QuarantineRecord:
     ts: datetime | None = None
 
     def as_row(self) -> tuple[object, ...]:
-        return (self.source, str(self.reason), self.detail, self.meter_id, self.ts, self.payload)
+        """The row for COPY; its texts made storable whatever was received."""
+        source, detail, payload = pg_text(self.source), pg_text(self.detail), pg_text(self.payload)
+        return (source, str(self.reason), detail, self.meter_id, self.ts, payload)
+
+
+def pg_text(text: str) -> str:
+    """``text`` as PostgreSQL stores it: valid UTF-8 (lone surrogates escaped) and no NUL."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\u0000")
 
 
 QUARANTINE_COLUMNS = ("source", "reason", "detail", "meter_id", "ts", "payload")

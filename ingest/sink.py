@@ -14,8 +14,9 @@ import asyncpg
 
 from ingest import batch_codec, metrics
 from ingest.errors import BackpressureError, SinkClosedError
-from ingest.outcome import Rejection, SubmitResult
-from ingest.quarantine import QuarantineRecord, Reason, quarantine
+from ingest.isolate import CONNECTION_ERRORS, write_isolating
+from ingest.outcome import SubmitResult
+from ingest.quarantine import QuarantineRecord
 from ingest.registry import MeterRegistry
 from ingest.spool import Spool, scan_segment
 from ingest.writer import Batch, prepare_connection, write
@@ -24,16 +25,6 @@ from meterhub.reading import Reading
 from meterhub.settings import Settings
 
 log = get_logger(__name__)
-
-#: Errors that mean "the database is not there", as opposed to "it refused this data".
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
 
 _CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
@@ -268,58 +259,23 @@ class IngestSink:
 
     async def _write_batch(self, conn: asyncpg.Connection, batch: Batch) -> list[SubmitResult]:
         """Write a batch; if the database refuses it, find and quarantine the culprits."""
-        try:
+
+        async def write_to(part: Batch) -> list[SubmitResult]:
             return await write(
                 conn,
-                batch,
+                part,
                 self._registry,
                 future_tolerance=self._future_tolerance,
                 mark_dirty=self._mark_dirty,
             )
+
+        try:
+            return await write_to(batch)
         except CONNECTION_ERRORS:
             raise
         except asyncpg.PostgresError as exc:
             log.warning("database refused a batch; isolating the bad readings", error=str(exc))
-            return await self._write_isolating(conn, batch)
-
-    async def _write_isolating(self, conn: asyncpg.Connection, batch: Batch) -> list[SubmitResult]:
-        """Halve the refused batch until each refused reading stands alone; quarantine those."""
-        results = [SubmitResult() for _ in batch.chunks]
-
-        async def write_one(sub: Batch) -> list[SubmitResult]:
-            return await write(
-                conn,
-                sub,
-                self._registry,
-                future_tolerance=self._future_tolerance,
-                mark_dirty=self._mark_dirty,
-            )
-
-        async def attempt(chunk_no: int, items: list[tuple[int, Reading]]) -> None:
-            try:
-                (sub,) = await write_one(Batch([[r for _, r in items]], []))
-            except CONNECTION_ERRORS:
-                raise
-            except asyncpg.PostgresError as exc:
-                if len(items) > 1:
-                    await attempt(chunk_no, items[: len(items) // 2])
-                    await attempt(chunk_no, items[len(items) // 2 :])
-                    return
-                index, reading = items[0]
-                record = quarantine(
-                    reading, Reason.DATABASE_REJECTED, f"{type(exc).__name__}: {exc}"
-                )
-                await write_one(Batch([], [record]))
-                results[chunk_no].rejected.append(Rejection(index, record.reason, record.detail))
-                return
-            _merge_into(results[chunk_no], sub, [index for index, _ in items])
-
-        if batch.rejects:
-            await write_one(Batch([], batch.rejects))
-        for chunk_no, chunk in enumerate(batch.chunks):
-            if chunk:
-                await attempt(chunk_no, list(enumerate(chunk)))
-        return results
+            return await write_isolating(write_to, batch)
 
     def _drop_connection(self, slot: int) -> None:
         conn = self._conns[slot]
@@ -399,14 +355,6 @@ class IngestSink:
             metrics.REPLAYED_BATCHES.inc()
         self._spool.remove(scan.path)
         self._update_spool_metrics()
-
-
-def _merge_into(result: SubmitResult, sub: SubmitResult, indexes: list[int]) -> None:
-    """Fold a sub-batch's result into its chunk's; ``indexes`` maps sub positions to the chunk."""
-    result.accepted += sub.accepted
-    result.duplicates += sub.duplicates
-    result.conflicts += sub.conflicts
-    result.rejected += [Rejection(indexes[r.index], r.reason, r.detail) for r in sub.rejected]
 
 
 def _count(results: list[SubmitResult]) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime
 import msgspec
 import orjson
 
-from ingest.quarantine import QuarantineRecord, Reason
+from ingest.quarantine import QuarantineRecord, Reason, pg_text
 from meterhub.reading import VALUE_FIELDS, Reading
 
 #: The payload version this module reads and writes.
@@ -77,7 +77,9 @@ def parse_payload(payload: bytes, *, gateway_id: str, resolve: Resolve) -> Parse
     try:
         elements = _envelope(payload, gateway_id)
     except _Refused as refused:
-        record = QuarantineRecord(source, refused.reason, _clean(refused.detail), raw_text(payload))
+        record = QuarantineRecord(
+            source, refused.reason, pg_text(refused.detail), raw_text(payload)
+        )
         return ParsedPayload(rejects=[record], rejected_whole=True)
     parsed = ParsedPayload(elements=len(elements))
     readings, rejects = parsed.readings, parsed.rejects
@@ -212,7 +214,7 @@ def _element(
             raise _Refused(Reason.UNKNOWN_METER, f"{_where(index)}: no meter on channel {channel}")
     except _Refused as refused:
         text = _element_text(element)
-        detail = _clean(refused.detail)
+        detail = pg_text(refused.detail)
         return QuarantineRecord(source, refused.reason, detail, text, meter_id=meter_id, ts=ts)
     return Reading(meter_id=meter_id, ts=ts, quality=quality, source=source, **values)
 
@@ -275,15 +277,9 @@ def _kind(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _clean(text: str) -> str:
-    """Text PostgreSQL accepts: valid UTF-8 and no NUL characters."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text.replace("\x00", "\\u0000")
-
-
 def raw_text(payload: bytes) -> str:
     """A raw payload as quarantine text: undecodable bytes escaped, at most 1 MiB kept."""
-    text = _clean(payload[:MAX_QUARANTINED_BYTES].decode("utf-8", "backslashreplace"))
+    text = pg_text(payload[:MAX_QUARANTINED_BYTES].decode("utf-8", "backslashreplace"))
     if len(payload) > MAX_QUARANTINED_BYTES:
         text += f"... [truncated: {len(payload)} bytes in all]"
     return text
@@ -291,7 +287,7 @@ def raw_text(payload: bytes) -> str:
 
 def _element_text(element: object) -> str:
     try:
-        return _clean(orjson.dumps(element).decode())
+        return pg_text(orjson.dumps(element).decode())
     except (orjson.JSONEncodeError, RecursionError):
         return f"<{_kind(element)} nested too deeply to re-encode>"
 

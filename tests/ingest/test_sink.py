@@ -248,3 +248,23 @@ async def test_an_edited_meter_is_validated_by_its_new_dates_without_waiting(
     late = Reading(meter_id=meter, ts=T0 + 5 * STEP, energy=200.0, source="test")
     result = await sink.submit([late])
     assert [r.reason for r in result.rejected] == [Reason.AFTER_REMOVAL]
+
+
+async def test_a_reading_the_database_refuses_is_quarantined_alone(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    """PostgreSQL text cannot hold NUL: the COPY of the whole batch fails; the sink halves
+    the batch until the culprit stands alone, quarantines it and stores the rest."""
+    (meter,) = await create_meters(db, 1)
+    good = series(meter, 6)
+    bad = Reading(meter_id=meter, ts=T0 + 20 * STEP, energy=500.0, source="gw\x00evil")
+    result = await sink.submit([*good[:3], bad, *good[3:]])
+    assert result.accepted == 6
+    assert [(r.index, r.reason) for r in result.rejected] == [(3, Reason.DATABASE_REJECTED)]
+    assert await count(db, "readings", [meter]) == 6
+    row = await db.fetchrow(
+        "SELECT source, reason FROM quarantine WHERE meter_id = $1 ORDER BY id DESC LIMIT 1",
+        meter,
+    )
+    assert row is not None and row["reason"] == "database_rejected"
+    assert "\x00" not in row["source"]
