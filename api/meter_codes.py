@@ -10,6 +10,10 @@ import asyncpg
 from ingest.quarantine import Reason
 
 
+#: Codes remembered at most (far above a city's meters).
+_MAX_CACHED = 200_000
+
+
 class FeedMeters:
     """Caches code -> (meter id, feed) lookups for ``ttl`` seconds."""
 
@@ -22,7 +26,14 @@ class FeedMeters:
     ) -> FeedResolver:
         """What ``codes`` are to ``feed``: their meter ids, or why they are refused."""
         now = time.monotonic()
+        if len(self._known) > _MAX_CACHED:  # a feed sending ever new unknown codes
+            self._known.clear()
+        codes = list(codes)
         missing = [c for c in codes if c not in self._known or now - self._known[c][0] > self._ttl]
+        unstorable = {c for c in missing if "\x00" in c}  # no meter has one; the database
+        missing = [c for c in missing if c not in unstorable]  # would refuse the query
+        for code in unstorable:
+            self._known[code] = (now, None, None)
         if missing:
             rows = await pool.fetch(
                 "SELECT code, id, CASE WHEN protocol = 'grid-feed' THEN address ->> 'feed' END "

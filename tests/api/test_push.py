@@ -242,3 +242,15 @@ async def test_a_replaced_meter_refuses_pushes_after_the_swap_at_once(
     after = {"meter": code, "ts": "2026-03-02T09:15:00+08:00", "energy": 2.0}
     result = (await push(client, keys, [after])).json()
     assert [r["reason"] for r in result["rejections"]] == ["after_removal"]
+
+
+async def test_a_nul_in_a_meter_code_is_an_unknown_meter_not_an_error(
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
+) -> None:
+    (code,) = await feed_meters(db, 1)
+    body = [*rows(code, 2), {"meter": "a\u0000b", "ts": "2026-03-02T08:00:00+08:00", "energy": 1}]
+    response = await push(client, keys, body)
+    assert response.status_code == 202, response.text
+    result = response.json()
+    assert result["accepted"] == 2
+    assert [(r["index"], r["reason"]) for r in result["rejections"]] == [(2, "unknown_meter")]
