@@ -9,7 +9,6 @@ import asyncpg
 
 from ingest.quarantine import Reason
 
-
 #: Codes remembered at most (far above a city's meters).
 _MAX_CACHED = 200_000
 
