@@ -11,29 +11,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ingest import pgcopy
-from meterhub.reading import LOCAL_TZ, VALUE_FIELDS, Reading
+from ingest.interval_grid import to_micros
+from meterhub.reading import VALUE_FIELDS, Reading
 from meterhub.runtime import gc_paused
 
-#: PostgreSQL's epoch: binary timestamps count microseconds from it.
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _BROKEN_TS = np.iinfo(np.int64).min
-
-
-def to_micros(ts: datetime) -> int:
-    """Microseconds since the PostgreSQL epoch; TypeError for a naive timestamp."""
-    return (ts - PG_EPOCH) // _MICROSECOND
-
-
-def from_micros(us: int) -> datetime:
-    return (PG_EPOCH + timedelta(microseconds=us)).astimezone(LOCAL_TZ)
 
 
 class _Micros(dict[object, int]):
@@ -43,7 +32,7 @@ class _Micros(dict[object, int]):
     def __missing__(self, ts: object) -> int:
         try:
             us = to_micros(ts) if isinstance(ts, datetime) else _BROKEN_TS
-        except TypeError:  # naive
+        except ValueError:  # naive
             us = _BROKEN_TS
         self[ts] = us
         return us

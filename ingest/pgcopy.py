@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,16 +22,30 @@ TRAILER = (-1).to_bytes(2, "big", signed=True)
 
 
 class Kind(enum.Enum):
-    """A column's PostgreSQL type and its wire layout (big-endian numpy dtype)."""
+    """A column's PostgreSQL type."""
 
-    BIGINT = ">i8"
-    INTEGER = ">i4"
-    SMALLINT = ">i2"
-    DOUBLE = ">f8"
-    #: Microseconds since 2000-01-01 00:00 UTC, PostgreSQL's own epoch.
-    TIMESTAMPTZ = ">i8"
+    BIGINT = "bigint"
+    INTEGER = "integer"
+    SMALLINT = "smallint"
+    DOUBLE = "double precision"
+    #: ``data``: microseconds since the Unix epoch (`ingest.interval_grid.to_micros`).
+    TIMESTAMPTZ = "timestamptz"
     #: ``data`` holds codes into ``texts``.
     TEXT = "text"
+
+
+#: The wire layout (big-endian numpy dtype) of each fixed-size kind.
+_WIRE = {
+    Kind.BIGINT: ">i8",
+    Kind.INTEGER: ">i4",
+    Kind.SMALLINT: ">i2",
+    Kind.DOUBLE: ">f8",
+    Kind.TIMESTAMPTZ: ">i8",
+}
+#: PostgreSQL counts binary timestamps from 2000-01-01 UTC.
+_PG_EPOCH_US = (datetime(2000, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+    microseconds=1
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +104,12 @@ def _encode_group(columns: Sequence[Column], members: NDArray[np.intp]) -> bytes
                 fields.append((f"v{i}", f"S{len(text)}"))
                 values.append((f"v{i}", text))
         else:
-            size = np.dtype(column.kind.value).itemsize
-            fields += [(f"n{i}", ">i4"), (f"v{i}", column.kind.value)]
-            values += [(f"n{i}", size), (f"v{i}", column.data[members])]
+            wire = _WIRE[column.kind]
+            data = column.data[members]
+            if column.kind is Kind.TIMESTAMPTZ:
+                data = data - _PG_EPOCH_US
+            fields += [(f"n{i}", ">i4"), (f"v{i}", wire)]
+            values += [(f"n{i}", np.dtype(wire).itemsize), (f"v{i}", data)]
     out = np.empty(len(members), dtype=np.dtype(fields))
     for name, value in values:
         out[name] = value

@@ -10,7 +10,7 @@ import asyncpg
 import numpy as np
 from numpy.typing import NDArray
 
-from ingest.columns import to_micros
+from ingest.interval_grid import to_micros
 from meterhub.meter import MeterInfo
 from meterhub.reading import LOCAL_TZ, Utility
 
@@ -44,7 +44,7 @@ _NOTHING = int(np.iinfo(np.int64).min)
 @dataclass(frozen=True, slots=True)
 class MeterLimits:
     """What validation checks, as arrays aligned with a list of meter ids; times are
-    microseconds since the PostgreSQL epoch (see `ingest.columns`)."""
+    microseconds since the Unix epoch (`ingest.interval_grid.to_micros`)."""
 
     known: NDArray[np.bool_]
     installed: NDArray[np.int64]

@@ -26,7 +26,7 @@ def surely_good(
 ) -> NDArray[np.bool_]:
     """True for each row that `check` would pass. ``limits`` is indexed by ``meter`` (each
     row's position in the limits' meter list); ``latest`` is the newest acceptable time,
-    in µs since the PostgreSQL epoch."""
+    in µs since the Unix epoch."""
     ts, values, nulls = columns.ts, columns.values, columns.nulls
     good = ~columns.broken & limits.known[meter]
     good &= (ts >= limits.installed[meter]) & (ts <= latest) & (ts <= limits.removed[meter])

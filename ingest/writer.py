@@ -15,7 +15,8 @@ from numpy.typing import NDArray
 
 from ingest import pgcopy
 from ingest import quarantine as q
-from ingest.columns import ReadingColumns, from_readings, to_micros
+from ingest.columns import ReadingColumns, from_readings
+from ingest.interval_grid import to_micros
 from ingest.outcome import Rejection, SubmitResult
 from ingest.registry import MeterRegistry
 from ingest.screen import surely_good

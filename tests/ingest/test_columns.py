@@ -10,7 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.columns import from_readings, to_micros
+from ingest.columns import from_readings
+from ingest.interval_grid import to_micros
 from ingest.quarantine import check
 from ingest.registry import MeterLimits
 from ingest.screen import surely_good

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ingest import pgcopy
-from ingest.columns import from_micros, to_micros
+from ingest.interval_grid import from_micros, to_micros
 from meterhub.reading import LOCAL_TZ
 
 Kind = pgcopy.Kind
