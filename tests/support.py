@@ -1,14 +1,22 @@
-"""Shared test helpers: fresh firms and meters in the session database."""
+"""Shared test helpers: fresh firms and meters in the session database, the API in-process
+and an MQTT ingest worker."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 import asyncpg
+import httpx
 
+from api.app import create_app
+from collectors.mqtt.worker import MqttIngestWorker
+from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ
+from meterhub.settings import Settings
 from meterhub.uscc import check_character
 
 INSTALLED = datetime(2025, 1, 1, tzinfo=LOCAL_TZ)
@@ -54,3 +62,37 @@ async def create_meters(
         count,
     )
     return [row["id"] for row in ids]
+
+
+@asynccontextmanager
+async def in_process_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with its lifespan running, over httpx."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://meterhub.test"
+        ) as http,
+    ):
+        yield http
+
+
+@asynccontextmanager
+async def mqtt_ingest(settings: Settings, gateway_id: str) -> AsyncIterator[None]:
+    """An ingest sink fed by an MQTT worker on ``gateway_id`` in a share group of its own;
+    the worker's broker session ends with it."""
+    group = f"t{uuid.uuid4().hex[:10]}"
+    async with (
+        IngestSink(settings) as sink,
+        MqttIngestWorker(
+            settings,
+            sink,
+            group=group,
+            gateways=gateway_id,
+            client_id=group,
+            session_expiry=300,
+            end_session=True,
+            drain_timeout=10.0,
+        ),
+    ):
+        yield

@@ -10,9 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
-from api.app import create_app
 from api.keys import Role, create_key
 from meterhub.settings import Settings
+from tests.support import in_process_api
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,11 @@ def api_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def client(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(api_settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://meterhub.test"
-        ) as http,
-    ):
+    async with in_process_api(api_settings) as http:
         yield http
+
+
+@pytest.fixture
+def http(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """``client`` under the name the trend tests use."""
+    return client

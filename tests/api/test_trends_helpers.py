@@ -9,18 +9,14 @@ test uses where it sums the city.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import asyncpg
-import httpx
 
-from api.app import create_app
 from ingest.interval_worker import prepare_connection
 from ingest.rollups import CREATE_WINDOWS, WINDOWS, refresh_rollups
 from meterhub.reading import LOCAL_TZ
-from meterhub.settings import Settings
 from meterhub.uscc import check_character
 
 Q = timedelta(minutes=15)
@@ -33,19 +29,6 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datet
 
 def unique_town() -> str:
     return f"测试镇{uuid.uuid4().hex[:6]}"
-
-
-@asynccontextmanager
-async def trends_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running."""
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://meterhub.test"
-        ) as http,
-    ):
-        yield http
 
 
 async def new_firm(

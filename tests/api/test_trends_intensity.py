@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
@@ -11,17 +10,10 @@ import httpx
 import pytest
 
 from api.trends.schemas import IntensityOut
-from meterhub.settings import Settings
 from tests.api.conftest import OTHER_TOWN, Keys
-from tests.api.test_trends_helpers import at, new_firm, new_meter, seed, trends_client, unique_town
+from tests.api.test_trends_helpers import at, new_firm, new_meter, seed, unique_town
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def http(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with trends_client(api_settings) as client:
-        yield client
 
 
 async def figures(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from meterhub.settings import Settings
-from tests.api.test_trends_helpers import trends_client
+from tests.support import in_process_api
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ PATHS = (
 
 @pytest.fixture
 async def schema(api_settings: Settings) -> AsyncIterator[dict[str, Any]]:
-    async with trends_client(api_settings) as http:
+    async with in_process_api(api_settings) as http:
         response = await http.get("/openapi.json")
         assert response.status_code == 200
         yield response.json()

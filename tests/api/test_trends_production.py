@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,8 @@ from api.trends.scope import Target
 from meterhub.reading import LOCAL_TZ, Utility
 from meterhub.settings import Settings
 from tests.api.conftest import Keys
-from tests.api.test_trends_helpers import at, new_firm, new_meter, seed, trends_client, unique_town
+from tests.api.test_trends_helpers import at, new_firm, new_meter, seed, unique_town
+from tests.support import in_process_api
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +40,6 @@ PLAN: dict[str, dict[int, float]] = {
     "H": {4: 0, 3: 0, 2: 0, 1: 0, 0: 0},  # zero baseline, zero now: stopped
     "X": {5: 1000, 4: 10, 0: 10},  # W05 is outside the baseline: median 10, running
 }
-
-
-@pytest.fixture
-async def http(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with trends_client(api_settings) as client:
-        yield client
 
 
 @pytest.fixture
@@ -124,7 +118,7 @@ async def test_thresholds_come_from_settings(
     api_settings: Settings, keys: Keys, town: tuple[str, dict[str, int]]
 ) -> None:
     strict = api_settings.model_copy(update={"production_running_ratio": 0.8})
-    async with trends_client(strict) as http:
+    async with in_process_api(strict) as http:
         body = await states(http, keys, town=town[0], limit=2)
     assert body["counts"] == {"running": 2, "reduced": 3, "stopped": 2, "unknown": 2}
     assert names(body) == [("E", "running", 1.0), ("X", "running", 1.0)]

@@ -12,18 +12,12 @@ import pytest
 
 from meterhub.settings import Settings
 from tests.api.conftest import OTHER_TOWN, TOWN, Keys
-from tests.api.test_trends_helpers import at, new_firm, new_meter, seed, trends_client, unique_town
+from tests.api.test_trends_helpers import at, new_firm, new_meter, seed, unique_town
 
 pytestmark = pytest.mark.integration
 
 # 5-6 May 2031: no other test writes intervals then, so the city total is known.
 DAYS = {"start": "2031-05-05", "end": "2031-05-07"}
-
-
-@pytest.fixture
-async def http(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with trends_client(api_settings) as client:
-        yield client
 
 
 @dataclass(frozen=True)

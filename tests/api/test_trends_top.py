@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -11,19 +10,12 @@ import polars as pl
 import pytest
 
 from api.trends.schemas import TopOut
-from meterhub.settings import Settings
 from tests.api.conftest import OTHER_TOWN, TOWN, Keys
-from tests.api.test_trends_helpers import at, new_firm, new_meter, seed, trends_client, unique_town
+from tests.api.test_trends_helpers import at, new_firm, new_meter, seed, unique_town
 
 pytestmark = pytest.mark.integration
 
 MARCH = {"start": "2032-03-01", "end": "2032-04-01"}
-
-
-@pytest.fixture
-async def http(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with trends_client(api_settings) as client:
-        yield client
 
 
 @pytest.fixture

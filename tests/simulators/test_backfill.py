@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
 
-from collectors.mqtt.worker import MqttIngestWorker
 from ingest.sink import IngestSink
 from meterhub.settings import Settings
 from simulators.backfill import backfill_feed, backfill_mqtt, backfill_polled, expected_readings
@@ -23,18 +20,12 @@ from simulators.grid_feed import GridFeedClient
 from simulators.registry import register_city
 from simulators.schedule import history_ticks
 from tests.simulators.core_builders import at
-from tests.simulators.test_grid_feed import in_process_api, new_grid_key
+from tests.simulators.test_grid_feed import new_grid_key
 from tests.simulators.test_runner import NOW, QUARTER, small_city
+from tests.support import in_process_api, mqtt_ingest
 
 WEEK = history_ticks(until=NOW, span=timedelta(weeks=1), interval=QUARTER)
 DAY = WEEK[-96:]
-
-
-@pytest.fixture
-def local_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(
-        update={"spool_dir": tmp_path / "spool", "batch_max_age": 0.02, "batch_size": 5_000}
-    )
 
 
 async def _count_and_energy(
@@ -55,7 +46,7 @@ def test_a_week_of_quarter_hours_is_672_ticks_before_the_end() -> None:
 
 @pytest.mark.integration
 async def test_a_week_of_two_feed_meters_is_2_x_672_readings_equal_to_the_simulator(
-    db: asyncpg.Connection, local_settings: Settings
+    db: asyncpg.Connection, sink_settings: Settings
 ) -> None:
     city = small_city()
     fleet = CityFleet(city)
@@ -63,8 +54,8 @@ async def test_a_week_of_two_feed_meters_is_2_x_672_readings_equal_to_the_simula
     meters = fleet.feed("sgcc-yiwu")
     assert expected_readings(meters, WEEK) == 2 * 672
     seen: list[int] = []
-    async with in_process_api(local_settings) as http:
-        client = GridFeedClient(http, key=await new_grid_key(local_settings))
+    async with in_process_api(sink_settings) as http:
+        client = GridFeedClient(http, key=await new_grid_key(sink_settings))
         totals = await backfill_feed(client, meters, WEEK, batch_size=500, progress=seen.append)
     assert (totals.received, totals.accepted, totals.rejected) == (1344, 1344, 0)
     assert totals.batches == 3 and sum(seen) == 1344
@@ -98,29 +89,16 @@ async def test_polled_meters_history_goes_through_the_ingest_sink(
 
 @pytest.mark.integration
 async def test_mqtt_history_arrives_through_the_broker(
-    db: asyncpg.Connection, local_settings: Settings
+    db: asyncpg.Connection, sink_settings: Settings
 ) -> None:
     city = small_city()
     fleet = CityFleet(city)
     (gateway_id,) = mqtt_gateways(city)
     ids = (await register_city(db, city, as_of=NOW)).meter_ids
-    create_broker_users(city, local_settings)
-    group = f"t{uuid.uuid4().hex[:10]}"
+    create_broker_users(city, sink_settings)
     meters = [m for m in fleet.on(gateway_id) if m.spec.code in ids]
-    async with (
-        IngestSink(local_settings) as sink,
-        MqttIngestWorker(
-            local_settings,
-            sink,
-            group=group,
-            gateways=gateway_id,
-            client_id=group,
-            session_expiry=300,
-            end_session=True,
-            drain_timeout=10.0,
-        ),  # fmt: skip
-    ):
-        url = f"mqtt://127.0.0.1:{local_settings.mqtt_port}"
+    async with mqtt_ingest(sink_settings, gateway_id):
+        url = f"mqtt://127.0.0.1:{sink_settings.mqtt_port}"
         sent = await backfill_mqtt(fleet, [gateway_id], DAY, url=url, per_message=50)
         assert sent == 2 * 96  # the third meter is installed later
         deadline = time.monotonic() + 30
@@ -138,11 +116,11 @@ async def test_mqtt_history_arrives_through_the_broker(
 @pytest.mark.slow
 @pytest.mark.integration
 async def test_eight_weeks_of_a_hundred_firms_feed_in_well_under_minutes(
-    local_settings: Settings,
+    sink_settings: Settings,
 ) -> None:
     city = generate_city(firms=100, seed=5, start=at(2026, 9, 7), host="127.0.0.9")
     fleet = CityFleet(city)
-    conn = await asyncpg.connect(local_settings.dsn())
+    conn = await asyncpg.connect(sink_settings.dsn())
     try:
         await register_city(conn, city, as_of=NOW)
     finally:
@@ -150,8 +128,8 @@ async def test_eight_weeks_of_a_hundred_firms_feed_in_well_under_minutes(
     ticks = history_ticks(until=NOW, span=timedelta(weeks=8), interval=QUARTER)
     meters = fleet.feed("sgcc-yiwu")
     began = time.perf_counter()
-    async with in_process_api(local_settings) as http:
-        client = GridFeedClient(http, key=await new_grid_key(local_settings))
+    async with in_process_api(sink_settings) as http:
+        client = GridFeedClient(http, key=await new_grid_key(sink_settings))
         totals = await backfill_feed(client, meters, ticks, faults=False)
     took = time.perf_counter() - began
     print(f"\n{totals.accepted} readings of {len(meters)} feed meters in {took:.1f} s")

@@ -6,7 +6,6 @@ import asyncio
 import gzip
 import math
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import httpx
 import orjson
 import pytest
 
-from api.app import create_app
 from api.keys import Role, create_key
 from meterhub.settings import Settings
 from simulators.faults import GarbageValues, LateAnswer, NoAnswer
@@ -26,21 +24,10 @@ from simulators.runner import CityRunner, FeedTarget
 from simulators.schedule import floor_tick
 from tests.simulators.core_builders import simulated
 from tests.simulators.test_runner import NOW, QUARTER, SWAPPED, small_city
+from tests.support import in_process_api
 
 TICK = floor_tick(NOW, QUARTER)
 Handler = Callable[[httpx.Request], httpx.Response]
-
-
-@asynccontextmanager
-async def in_process_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API with its lifespan, over httpx (as tests/api's ``client`` fixture)."""
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://meterhub.test") as http,
-    ):
-        yield http
 
 
 async def new_grid_key(settings: Settings, feed: str = "sgcc-yiwu") -> str:

@@ -28,8 +28,6 @@ from collectors.modbus import MeterModel, decode_block, encode_points, load_mode
 from collectors.modbus.client import LinkOptions
 from collectors.modbus.pool import LinkPool
 from collectors.modbus.reader import read_meter as read_modbus
-from collectors.mqtt.worker import MqttIngestWorker
-from ingest.sink import IngestSink
 from meterhub.reading import Utility
 from meterhub.settings import Settings
 from meterhub.uscc import ALPHABET, check_character
@@ -50,6 +48,7 @@ from simulators.registry import register_city
 from simulators.runner import CityRunner
 from simulators.schedule import floor_tick
 from tests.simulators.core_builders import at, firm_spec, meter_spec
+from tests.support import mqtt_ingest
 
 #: The simulation's fixed clock: a Monday morning, in the past (readings are not "future").
 NOW = at(2026, 11, 2, 10, 7, 13).replace(microsecond=250_000)
@@ -357,19 +356,8 @@ async def test_mqtt_gateways_publish_each_channel_at_the_tick(
     ids = (await register_city(db, city, as_of=NOW)).meter_ids
     assert create_broker_users(city, worker_settings) == [gateway_id]
     broker = f"mqtt://127.0.0.1:{worker_settings.mqtt_port}"
-    group = f"t{uuid.uuid4().hex[:10]}"
     async with (
-        IngestSink(worker_settings) as sink,
-        MqttIngestWorker(
-            worker_settings,
-            sink,
-            group=group,
-            gateways=gateway_id,
-            client_id=group,
-            session_expiry=300,
-            end_session=True,
-            drain_timeout=10.0,
-        ),
+        mqtt_ingest(worker_settings, gateway_id),
         CityRunner(fleet, clock=lambda: NOW, mqtt_url=broker, protocols={"mqtt"}) as runner,
     ):
         assert [(e.protocol, e.where, e.meters) for e in runner.endpoints] == [

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -63,16 +62,9 @@ def group() -> str:
 
 
 @pytest.fixture
-def mqtt_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(
-        update={"spool_dir": tmp_path / "spool", "batch_max_age": 0.02, "batch_size": 5_000}
-    )
-
-
-@pytest.fixture
-async def sink(mqtt_settings: Settings) -> AsyncIterator[IngestSink]:
-    async with IngestSink(mqtt_settings) as running:
-        yield running
+def mqtt_settings(sink_settings: Settings) -> Settings:
+    """The settings of the ``sink`` fixture (tests/conftest.py), which workers share."""
+    return sink_settings
 
 
 async def create_mqtt_meters(
