@@ -24,10 +24,10 @@ from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord, Reason
 from ingest.sink import IngestSink
 from meterhub.reading import VALUE_FIELDS, Reading
-from simulators.fleet import CityFleet, installed, misbehaviour
+from simulators.fleet import CityFleet, answers
 from simulators.grid_feed import GridFeedClient, PushTotals, Row, feed_row
 from simulators.meter import SimulatedMeter
-from simulators.mqtt_publisher import MqttPublisher
+from simulators.mqtt_publisher import MqttPublisher, batches
 from simulators.registry import registry_address
 
 Progress = Callable[[int], None]
@@ -38,26 +38,19 @@ def expected_readings(
 ) -> int:
     """How many readings a backfill of ``meters`` over ``ticks`` sends: one per tick after
     installation, less the gaps of ``no_answer`` faults when ``faults``."""
-    return sum(sum(1 for ts in ticks if _answers(m, ts, faults=faults)) for m in meters)
-
-
-def _answers(meter: SimulatedMeter, ts: datetime, *, faults: bool) -> bool:
-    return installed(meter, ts) and not (faults and misbehaviour(meter, ts).silent)
+    return sum(sum(1 for ts in ticks if answers(m, ts, faults=faults)) for m in meters)
 
 
 def _feed_batches(
     meters: Sequence[SimulatedMeter], ticks: Iterable[datetime], *, size: int, faults: bool
 ) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for ts in ticks:  # tick by tick, so that each batch covers a stretch of time
-        for meter in meters:
-            if _answers(meter, ts, faults=faults):
-                batch.append(feed_row(meter, ts, faults=faults))
-                if len(batch) >= size:
-                    yield batch
-                    batch = []
-    if batch:
-        yield batch
+    rows = (  # tick by tick, so that each batch covers a stretch of time
+        feed_row(meter, ts, faults=faults)
+        for ts in ticks
+        for meter in meters
+        if answers(meter, ts, faults=faults)
+    )
+    return batches(rows, size)
 
 
 async def backfill_feed(
@@ -185,7 +178,7 @@ async def backfill_polled(
     rejects: list[QuarantineRecord] = []
     for ts in ticks:
         for meter in meters:
-            if not _answers(meter, ts, faults=faults):
+            if not answers(meter, ts, faults=faults):
                 continue
             meter_id = meter_ids.get(meter.installation_at(ts).code)
             if meter_id is None:

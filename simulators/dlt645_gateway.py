@@ -19,14 +19,14 @@ import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from collectors.dlt645.codec import BROADCAST, Frame, FrameReader
+from collectors.dlt645.codec import BROADCAST, Frame, FrameReader, Function, address_matches
 from meterhub.reading import LOCAL_TZ
 
 from .dlt645_meter import Dlt645Meter, LinearProvider, ValueProvider
 
 __all__ = ["Dlt645GatewaySimulator", "Exchange", "SimulatedBus"]
 
-_READS = (0x11, 0x12)
+_READS = (Function.READ, Function.READ_FOLLOWUP)
 
 
 @dataclass(slots=True)
@@ -38,10 +38,6 @@ class Exchange:
     di: int | None
     received_at: float
     answered_at: float | None = None
-
-
-def _matches(pattern: str, address: str) -> bool:
-    return all(pattern[i : i + 2] in ("AA", address[i : i + 2]) for i in range(0, 12, 2))
 
 
 def _collide(replies: list[bytes]) -> bytes:
@@ -120,7 +116,7 @@ class SimulatedBus:
         answers = [
             (meter, meter.respond(request, now, self.provider))
             for address, meter in self.meters.items()
-            if _matches(request.address, address)
+            if address_matches(request.address, address)
         ]
         sent = [(meter, reply) for meter, reply in answers if reply is not None]
         if not sent:

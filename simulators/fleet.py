@@ -67,6 +67,12 @@ def misbehaviour(meter: SimulatedMeter, ts: datetime) -> Misbehaviour:
     return Misbehaviour(delay=late.delay if late else 0.0, corrupt=corrupt)
 
 
+def answers(meter: SimulatedMeter, ts: datetime, *, faults: bool = True) -> bool:
+    """Whether ``meter`` gives a reading at ``ts``: it is installed and, when ``faults``,
+    not silenced by a ``no_answer`` fault."""
+    return installed(meter, ts) and not (faults and misbehaviour(meter, ts).silent)
+
+
 class CityFleet:
     """The `SimulatedMeter` of every metering point of ``city``, indexed by gateway and feed.
 

@@ -12,19 +12,21 @@ Gateways log in to the broker as their gateway id with `gateway_password`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
+from typing import TypeVar
 
 from collectors.mqtt.broker import BrokerAddress
 from meterhub.logs import get_logger
 from meterhub.reading import VALUE_FIELDS
 from simulators.config import MqttAddress
-from simulators.fleet import CityFleet, installed, misbehaviour
+from simulators.fleet import CityFleet, answers, installed, misbehaviour
 from simulators.meter import SimulatedMeter
 from simulators.mqtt_gateway import MqttGatewaySimulator
 
 Element = dict[str, object]
+T = TypeVar("T")
 log = get_logger(__name__)
 
 
@@ -139,7 +141,7 @@ class MqttPublisher:
         of about ``per_message`` elements; ``no_answer`` leaves gaps unless ``faults`` is
         false. Calls ``progress(n)`` after each acknowledged message of n elements."""
         sent = 0
-        for batch in _batches(self._history(ticks, faults=faults), per_message):
+        for batch in batches(self._history(ticks, faults=faults), per_message):
             await self._gateway.publish_elements(batch)
             sent += len(batch)
             self.published += len(batch)
@@ -150,12 +152,13 @@ class MqttPublisher:
     def _history(self, ticks: Iterable[datetime], *, faults: bool) -> Iterable[Element]:
         for ts in ticks:
             for meter in self.meters:
-                if installed(meter, ts) and not (faults and misbehaviour(meter, ts).silent):
+                if answers(meter, ts, faults=faults):
                     yield element(meter, ts, faults=faults)
 
 
-def _batches(items: Iterable[Element], size: int) -> Iterable[list[Element]]:
-    batch: list[Element] = []
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), lazily."""
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:

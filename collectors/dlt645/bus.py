@@ -17,7 +17,7 @@ from prometheus_client import Counter, Histogram
 from collectors.errors import RequestTimeoutError, TransportError
 from meterhub.logs import get_logger
 
-from .codec import Frame, FrameReader, Function, decode
+from .codec import Frame, FrameReader, Function, address_matches, decode
 from .errors import ChecksumError, FrameError, FrameFormatError
 
 __all__ = ["DEFAULT_GAP", "Bus", "Link"]
@@ -68,17 +68,13 @@ class Link(Protocol):
     def close(self) -> None: ...
 
 
-def _address_matches(asked: str, actual: str) -> bool:
-    return all(asked[i : i + 2] in ("AA", actual[i : i + 2]) for i in range(0, 12, 2))
-
-
 def _answers(asked: Frame, reply: Frame) -> bool:
     """True if ``reply`` is a meter's answer to ``asked``: same function, the asked (or a
     wildcard-matching) address, and for reads the same data identifier."""
     control = reply.control
     if not control.is_reply or control.function != asked.control.function:
         return False
-    if not _address_matches(asked.address, reply.address):
+    if not address_matches(asked.address, reply.address):
         return False
     width = _DI_WIDTH.get(asked.control.function)
     if width is None or control.is_abnormal:

@@ -24,6 +24,7 @@ __all__ = [
     "Frame",
     "FrameReader",
     "Function",
+    "address_matches",
     "decode",
     "decode_address",
     "encode_address",
@@ -127,6 +128,14 @@ def decode_address(data: bytes) -> str:
     if not _ADDRESS_RE.fullmatch(text):
         raise AddressError(f"address {text} has AA below a digit")
     return text
+
+
+def address_matches(pattern: str, address: str) -> bool:
+    """True if ``address`` (12 characters) is ``pattern`` or fits its AA wildcard pairs.
+
+    Example: ``address_matches("AAAA03020425", "000103020425")`` is True.
+    """
+    return all(pattern[i : i + 2] in ("AA", address[i : i + 2]) for i in range(0, 12, 2))
 
 
 def encode_frame(frame: Frame, *, preamble: int = PREAMBLE_LEN) -> bytes:

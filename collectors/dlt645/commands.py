@@ -15,6 +15,7 @@ from .codec import (
     Control,
     Frame,
     Function,
+    address_matches,
     decode_address,
     encode_address,
     encode_frame,
@@ -168,11 +169,6 @@ def encode_address_reply(address: str) -> bytes:
     return encode_frame(Frame(address, Control(Function.READ_ADDRESS, is_reply=True), data))
 
 
-def _address_matches(expected: str, actual: str) -> bool:
-    pairs = range(0, 12, 2)
-    return all(expected[i : i + 2] in ("AA", actual[i : i + 2]) for i in pairs)
-
-
 def parse_read_reply(frame: Frame, *, expected_address: str, expected_di: int) -> ReadReply:
     """Check a reply against its request and decode the value.
 
@@ -189,7 +185,7 @@ def parse_read_reply(frame: Frame, *, expected_address: str, expected_di: int) -
     version = _VERSION_OF.get(frame.control.function)
     if not frame.control.is_reply or version is None:
         raise ReplyMismatchError(f"frame with control 0x{frame.control.byte:02X} is no read reply")
-    if not _address_matches(decode_address(encode_address(expected_address)), frame.address):
+    if not address_matches(decode_address(encode_address(expected_address)), frame.address):
         raise AddressMismatchError(f"reply from {frame.address}, expected {expected_address}")
     if frame.control.is_abnormal:
         word = frame.data[0] if frame.data else 0

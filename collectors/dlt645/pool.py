@@ -152,7 +152,20 @@ def open_bus(
     keep their listener's gap unless the URL sets one. Example:
     ``open_bus("tcp://10.1.2.3:4001?gap_ms=80")``.
     """
-    target = parse_bus_url(url)
+    return _open_target(
+        parse_bus_url(url), url, dtu_listener=dtu_listener, gap=gap, connect_timeout=connect_timeout
+    )
+
+
+def _open_target(
+    target: BusTarget,
+    url: str,
+    *,
+    dtu_listener: DtuListener | None,
+    gap: float,
+    connect_timeout: float,
+) -> Bus:
+    """`open_bus` for an already parsed ``url``."""
     gap = gap if target.gap is None else target.gap
     if isinstance(target, TcpTarget):
         return TcpBus(target.host, target.port, gap=gap, connect_timeout=connect_timeout, url=url)
@@ -197,25 +210,35 @@ class BusPool:
         self._gap = gap
         self._connect_timeout = connect_timeout
         self._buses: dict[str, tuple[BusTarget, Bus]] = {}
+        self._by_url: dict[str, Bus] = {}
 
     def get(self, url: str) -> Bus:
-        target = parse_bus_url(url)
-        if target.gap is None:
-            target = dataclasses.replace(target, gap=self._gap)
+        """The bus ``url`` names; a URL seen before is not parsed again."""
+        if (bus := self._by_url.get(url)) is None:
+            bus = self._by_url[url] = self._bus_for(url)
+        return bus
+
+    def _bus_for(self, url: str) -> Bus:
+        parsed = parse_bus_url(url)
+        target = parsed if parsed.gap is not None else dataclasses.replace(parsed, gap=self._gap)
         known = self._buses.get(target.key)
         if known is not None:
             if known[0] != target:
                 raise BusUrlError(f"{url} conflicts with {known[1].url} for the same bus")
             return known[1]
-        bus = open_bus(
-            url, dtu_listener=self._listener, gap=self._gap, connect_timeout=self._connect_timeout
+        bus = _open_target(
+            parsed,
+            url,
+            dtu_listener=self._listener,
+            gap=self._gap,
+            connect_timeout=self._connect_timeout,
         )
         self._buses[target.key] = (target, bus)
         return bus
 
     async def aclose(self) -> None:
         """Close every bus (DTU links stay open: their listener owns them)."""
-        buses, self._buses = [bus for _, bus in self._buses.values()], {}
+        buses, self._buses, self._by_url = [bus for _, bus in self._buses.values()], {}, {}
         for bus in buses:
             await bus.aclose()
 
