@@ -25,7 +25,7 @@ from collectors.terminals import TerminalBook
 from ingest.quarantine import QuarantineRecord
 from ingest.sink import IngestSink
 from meterhub.logs import get_logger
-from meterhub.reading import LOCAL_TZ, Quality, Reading
+from meterhub.reading import LOCAL_OFFSET_S, LOCAL_TZ, Quality, Reading
 from meterhub.settings import Settings
 
 log = get_logger(__name__)
@@ -39,7 +39,6 @@ CYCLE_SECONDS = Histogram(
     "Time to poll the meters due on one link at one tick",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
 )
-_UTC8 = 8 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +55,11 @@ class ScheduleOptions:
 
 def next_tick(now: float, interval: float) -> float:
     """The next epoch second after ``now`` on the ``interval`` grid of Asia/Shanghai time."""
-    return (int((now + _UTC8) // interval) + 1) * interval - _UTC8
+    return (int((now + LOCAL_OFFSET_S) // interval) + 1) * interval - LOCAL_OFFSET_S
 
 
 def is_due(tick: float, interval: float) -> bool:
-    return round(tick + _UTC8) % round(interval) == 0
+    return round(tick + LOCAL_OFFSET_S) % round(interval) == 0
 
 
 class LinkWorker:

@@ -12,7 +12,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from meterhub.reading import LOCAL_TZ, Reading
+from meterhub.reading import LOCAL_OFFSET_S, LOCAL_TZ, Reading
 
 #: The default interval length.
 DEFAULT_STEP = timedelta(minutes=15)
@@ -20,8 +20,8 @@ DEFAULT_STEP = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _DAY_US = timedelta(days=1) // _MICROSECOND
-#: LOCAL_TZ's (Asia/Shanghai) offset from UTC in microseconds: +08:00 since 1991.
-OFFSET_US = timedelta(hours=8) // _MICROSECOND
+#: LOCAL_TZ's (Asia/Shanghai) offset from UTC in microseconds.
+OFFSET_US = LOCAL_OFFSET_S * 1_000_000
 
 
 def step_micros(step: timedelta) -> int:

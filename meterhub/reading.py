@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 
 #: Day, week and month buckets are computed in this zone, never in UTC.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+#: LOCAL_TZ's offset from UTC in seconds: +08:00 all year since 1991 (no daylight saving),
+#: so wall-clock grids can be computed with plain arithmetic.
+LOCAL_OFFSET_S = 8 * 3600
 
 
 class Utility(enum.StrEnum):

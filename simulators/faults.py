@@ -16,9 +16,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
+from meterhub.reading import LOCAL_OFFSET_S
 from simulators.errors import CityConfigError
-
-_LOCAL_OFFSET = 8 * 3600  # Asia/Shanghai has kept UTC+8 without daylight saving since 1992
 
 
 def derive_key(seed: int, owner: str) -> int:
@@ -169,7 +168,7 @@ class FaultSet:
     def draw(self, fault: Fault, ts: datetime, *, salt: int = 0) -> float:
         """A uniform number in [0, 1), fixed by (key, fault, time bucket, salt)."""
         bucket = fault.bucket if isinstance(fault, WindowFault) else 0
-        micros = round(ts.timestamp() * 1e6) + _LOCAL_OFFSET * 1_000_000
+        micros = round(ts.timestamp() * 1e6) + LOCAL_OFFSET_S * 1_000_000
         slot = micros // (bucket * 1_000_000) if bucket else micros
         index = self.faults.index(fault)
         data = struct.pack("<QqqqH", self.key, slot, salt, index, len(fault.kind))

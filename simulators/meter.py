@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from meterhub.reading import TARIFFS, VALUE_FIELDS, Reading, Utility
+from meterhub.reading import LOCAL_OFFSET_S, TARIFFS, VALUE_FIELDS, Reading, Utility
 from simulators.config import CityConfig, FirmSpec, MeterSpec
 from simulators.errors import NaiveTimeError
 from simulators.faults import ClockDrift, FaultSet, GarbageValues, Replacement, Rollover, derive_key
@@ -22,7 +22,6 @@ from simulators.profile import LoadProfile
 from simulators.registers import Installation, Registers
 from simulators.tariff import TouTable
 
-_LOCAL_OFFSET: Final = 8 * 3600  # Asia/Shanghai, fixed since 1992
 _GARBAGE: Final = (math.nan, 1e12, -1.0, 4294967295.0)  # -1.0: a negative of the true value
 
 
@@ -150,8 +149,8 @@ class SimulatedMeter:
             raise NaiveTimeError(f"simulated meters need aware times, got {ts!r}")
         spec, regs = self.spec, self.registers
         stamp = ts.timestamp()
-        day = int((stamp + _LOCAL_OFFSET) // 86400)
-        seconds = stamp + _LOCAL_OFFSET - day * 86400
+        day = int((stamp + LOCAL_OFFSET_S) // 86400)
+        seconds = stamp + LOCAL_OFFSET_S - day * 86400
         dl = self.load.day(day)
         values = regs.quantized(regs.raw(regs.installation(ts), day, seconds, dl))
         primary = dl.power(seconds)
@@ -180,7 +179,7 @@ class SimulatedMeter:
     ) -> Reading:
         ph = self._phases
         y = math.sin(math.floor(stamp / 60) * 12.9898 + ph.seed) * 43758.5453  # per minute
-        daily = 0.008 * math.cos(2 * math.pi * ((stamp + _LOCAL_OFFSET) % 86400 - 10800) / 86400)
+        daily = 0.008 * math.cos(2 * math.pi * ((stamp + LOCAL_OFFSET_S) % 86400 - 10800) / 86400)
         sag = 1.0 + daily - 0.02 * load  # grid voltage is highest at 3 a.m., sags under load
         v0, v1, v2 = ph.volts
         va = v0 * (sag + 0.008 * (y % 1 - 0.5))

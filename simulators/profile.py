@@ -18,7 +18,7 @@ from functools import lru_cache
 from itertools import accumulate, pairwise
 from typing import Final, TypeVar
 
-from meterhub.reading import LOCAL_TZ
+from meterhub.reading import LOCAL_OFFSET_S, LOCAL_TZ
 from simulators.errors import NaiveTimeError
 from simulators.faults import FaultSet, Stoppage
 from simulators.industry import IndustryProfile, Shift, Weekend
@@ -26,7 +26,6 @@ from simulators.tariff import GRID_MINUTES, SLOTS_PER_DAY
 
 KNOT_SECONDS: Final = GRID_MINUTES * 60
 _HALF_KNOT_HOURS: Final = KNOT_SECONDS / 7200  # trapezoid: (p0 + p1) / 2 x knot hours
-_LOCAL_OFFSET: Final = 8 * 3600  # Asia/Shanghai: UTC+8, no daylight saving since 1992
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 _GROWTH_BASE: Final = date(2024, 1, 1).toordinal() - _EPOCH_ORDINAL
 _MIX: Final = 0x9E3779B97F4A7C15
@@ -108,14 +107,14 @@ def split_time(ts: datetime) -> tuple[int, float]:
     """(local day number since 1970-01-01, seconds since local midnight) of aware ``ts``."""
     if ts.tzinfo is None:
         raise NaiveTimeError(f"simulated meters need aware times, got {ts!r}")
-    seconds = ts.timestamp() + _LOCAL_OFFSET
+    seconds = ts.timestamp() + LOCAL_OFFSET_S
     day = int(seconds // 86400)
     return day, seconds - day * 86400
 
 
 def day_start(day: int) -> datetime:
     """Local midnight starting day number ``day``."""
-    return datetime.fromtimestamp(day * 86400 - _LOCAL_OFFSET, tz=LOCAL_TZ)
+    return datetime.fromtimestamp(day * 86400 - LOCAL_OFFSET_S, tz=LOCAL_TZ)
 
 
 def day_kind(day: int, weekend: Weekend) -> DayKind:

@@ -11,10 +11,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from meterhub.logs import get_logger
-from meterhub.reading import LOCAL_TZ
+from meterhub.reading import LOCAL_OFFSET_S, LOCAL_TZ
 from simulators.fleet import Clock
 
-_LOCAL_OFFSET = 8 * 3600  # Asia/Shanghai has kept UTC+8 without daylight saving since 1992
 log = get_logger(__name__)
 
 
@@ -38,8 +37,8 @@ def floor_tick(ts: datetime, interval: timedelta) -> datetime:
     step = interval.total_seconds()
     if step <= 0:
         raise ValueError(f"interval must be positive, got {interval}")
-    local = ts.timestamp() + _LOCAL_OFFSET
-    return datetime.fromtimestamp(math.floor(local / step) * step - _LOCAL_OFFSET, LOCAL_TZ)
+    local = ts.timestamp() + LOCAL_OFFSET_S
+    return datetime.fromtimestamp(math.floor(local / step) * step - LOCAL_OFFSET_S, LOCAL_TZ)
 
 
 def history_ticks(*, until: datetime, span: timedelta, interval: timedelta) -> list[datetime]:
