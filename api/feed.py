@@ -14,12 +14,11 @@ import csv
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from api.feed_rows import Unparsed, parse_items, to_readings
+from api.feed_rows import Stamps, Unparsed, parse_items, to_readings
 from ingest.quarantine import QuarantineRecord, Reason
 from meterhub.errors import MeterhubError
 from meterhub.reading import VALUE_FIELDS, Reading
@@ -152,14 +151,6 @@ def csv_field_names(header: list[str]) -> list[str]:
     return names
 
 
-class _Stamps(dict[str, datetime]):
-    """ISO 8601 text -> datetime, parsed once per distinct text (a batch repeats them)."""
-
-    def __missing__(self, text: str) -> datetime:
-        ts = self[text] = datetime.fromisoformat(text)  # TypeError/ValueError: careful path
-        return ts
-
-
 @dataclass(slots=True)
 class FeedReadings:
     """Readings with the element index of each, and the rejections (index, record)."""
@@ -197,7 +188,7 @@ def convert(
 ) -> tuple[FeedReadings, list[int]]:
     """The fast path: readings for the plainly well-formed elements of meters in ``ids``,
     and the indices of the other elements."""
-    stamps = _Stamps()
+    stamps = Stamps()
     if body.names is not None:
         reading_of = _csv_rows(body.names, ids, stamps, source)
     else:
@@ -215,9 +206,7 @@ def convert(
     return out, slow
 
 
-def _json_elements(
-    ids: Mapping[str, int], stamps: _Stamps, source: str
-) -> Callable[[Any], Reading]:
+def _json_elements(ids: Mapping[str, int], stamps: Stamps, source: str) -> Callable[[Any], Reading]:
     make = Reading._make
 
     def reading_of(item: Any) -> Reading:
@@ -234,7 +223,7 @@ def _json_elements(
 
 
 def _csv_rows(
-    names: list[str], ids: Mapping[str, int], stamps: _Stamps, source: str
+    names: list[str], ids: Mapping[str, int], stamps: Stamps, source: str
 ) -> Callable[[list[str]], Reading]:
     make = Reading._make
     meter_at, ts_at = names.index("meter"), names.index("ts")

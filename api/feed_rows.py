@@ -37,6 +37,14 @@ class ParsedFeed:
     total: int
 
 
+class Stamps(dict[str, datetime]):
+    """ISO 8601 text -> datetime, parsed once per distinct text (a batch repeats them)."""
+
+    def __missing__(self, text: str) -> datetime:
+        ts = self[text] = datetime.fromisoformat(text)  # TypeError/ValueError: the caller's
+        return ts
+
+
 @dataclass(frozen=True, slots=True)
 class Unparsed:
     """An NDJSON line that is not JSON."""
@@ -52,7 +60,7 @@ def _number(name: str, value: Any, *, text: bool) -> float:
     return float(value)
 
 
-def _row(index: int, item: Any, stamps: dict[str, datetime], *, text: bool) -> FeedRow:
+def _row(index: int, item: Any, stamps: Stamps, *, text: bool) -> FeedRow:
     """One element; ``stamps`` caches parsed timestamps (a batch repeats them per meter)."""
     if type(item) is not dict:
         raise TypeError(f"element must be an object, not {type(item).__name__}")
@@ -63,9 +71,7 @@ def _row(index: int, item: Any, stamps: dict[str, datetime], *, text: bool) -> F
         raise TypeError("meter must be a string")
     if not isinstance(ts_text, str):
         raise TypeError("ts must be an ISO 8601 string with a UTC offset")
-    ts = stamps.get(ts_text)
-    if ts is None:
-        ts = stamps[ts_text] = datetime.fromisoformat(ts_text)
+    ts = stamps[ts_text]
     values: dict[str, float] = {}
     for key, value in item.items():
         if key in _NUMERIC and value is not None:
@@ -96,7 +102,7 @@ def parse_items(items: Iterable[tuple[int, Any]], *, source: str, text: bool = F
     """``(index, element)`` pairs into feed rows and rejections. ``text``: the elements are
     CSV rows (dicts of strings), whose numbers are strings."""
     parsed = ParsedFeed([], [], 0)
-    stamps: dict[str, datetime] = {}
+    stamps = Stamps()
     for index, item in items:
         parsed.total += 1
         if isinstance(item, Unparsed):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from api import audit
 from api.keys import Principal
 from api.problems import Conflict, NotFound
+from api.scope import check_town
 from meterhub.db import Conn
 from meterhub.uscc import is_valid
 
@@ -67,6 +68,11 @@ class Firm(FirmIn):
     meters: int = 0
 
 
+#: Registers a firm; its arguments come from `insert_values`.
+INSERT = (
+    "INSERT INTO firms (credit_code, name, industry, town, land_mu, above_scale, tags) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
 _COLUMNS = "f.id, f.credit_code, f.name, f.industry, f.town, f.land_mu, f.above_scale, f.tags"
 _SELECT = f"""
 SELECT {_COLUMNS},
@@ -86,11 +92,31 @@ def _firm(row: asyncpg.Record) -> Firm:
     return Firm(**dict(row))
 
 
+def insert_values(firm: FirmIn) -> tuple[Any, ...]:
+    """``firm``'s values in the order of the columns of `INSERT`."""
+    return (
+        firm.credit_code,
+        firm.name,
+        firm.industry,
+        firm.town,
+        firm.land_mu,
+        firm.above_scale,
+        firm.tags,
+    )
+
+
 async def get_firm(conn: Conn | asyncpg.Pool, firm_id: int) -> Firm:
     row = await conn.fetchrow(_SELECT + " WHERE f.id = $1", firm_id)
     if row is None:
         raise NotFound(f"no firm {firm_id}")
     return _firm(row)
+
+
+async def readable_firm(pool: asyncpg.Pool, principal: Principal, firm_id: int) -> Firm:
+    """Firm ``firm_id`` if ``principal`` may read it: 404 if there is none, 403 if not theirs."""
+    firm = await get_firm(pool, firm_id)
+    check_town(principal, firm.town)
+    return firm
 
 
 async def list_firms(
@@ -125,17 +151,7 @@ async def list_firms(
 async def create_firm(conn: Conn, principal: Principal, firm: FirmIn) -> Firm:
     async with conn.transaction():
         try:
-            firm_id = await conn.fetchval(
-                "INSERT INTO firms (credit_code, name, industry, town, land_mu, above_scale, tags)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                firm.credit_code,
-                firm.name,
-                firm.industry,
-                firm.town,
-                firm.land_mu,
-                firm.above_scale,
-                firm.tags,
-            )
+            firm_id = await conn.fetchval(INSERT + " RETURNING id", *insert_values(firm))
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"a firm with credit code {firm.credit_code} exists") from exc
         await audit.record(

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from api import audit
-from api.firms import FirmIn
+from api.firms import INSERT, FirmIn, insert_values
 from api.keys import Principal
 from api.sheets import Sheet
 from meterhub.db import Conn
@@ -46,9 +46,8 @@ class OutputFigureIn(BaseModel):
         return value
 
 
-_UPSERT_FIRM = """
-INSERT INTO firms (credit_code, name, industry, town, land_mu, above_scale, tags)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+_UPSERT_FIRM = f"""
+{INSERT}
 ON CONFLICT (credit_code) DO UPDATE SET name = EXCLUDED.name, industry = EXCLUDED.industry,
     town = EXCLUDED.town, land_mu = EXCLUDED.land_mu, above_scale = EXCLUDED.above_scale,
     tags = EXCLUDED.tags, updated_at = now()
@@ -83,10 +82,37 @@ async def _upsert(conn: Conn, report: ImportReport, sql: str, rows: list[tuple[A
             report.updated += 1
 
 
+async def _write(
+    conn: Conn,
+    principal: Principal,
+    report: ImportReport,
+    *,
+    partial: bool,
+    sql: str,
+    rows: list[tuple[Any, ...]],
+    action: str,
+    target: str,
+    **detail: Any,
+) -> ImportReport:
+    """Upsert ``rows`` (the good ones) with ``sql`` and audit it, unless bad rows make an
+    all-or-nothing import write nothing."""
+    if report.errors and not partial:
+        report.written = False
+        return report
+    async with conn.transaction():
+        await _upsert(conn, report, sql, rows)
+        counts = {"created": report.created, "updated": report.updated}
+        await audit.record(conn, principal, action=action, target=target, detail=counts | detail)
+    return report
+
+
+def _error(row_number: int, column: str | None, message: str) -> dict[str, Any]:
+    return {"row": row_number, "column": column, "message": message}
+
+
 def _errors(row_number: int, exc: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"row": row_number, "column": ".".join(map(str, e["loc"])) or None, "message": e["msg"]}
-        for e in exc.errors()
+        _error(row_number, ".".join(map(str, e["loc"])) or None, e["msg"]) for e in exc.errors()
     ]
 
 
@@ -114,41 +140,22 @@ async def import_firms(
             report.errors += _errors(number, exc)
             continue
         if firm.credit_code in seen:
-            report.errors.append(
-                {
-                    "row": number,
-                    "column": "credit_code",
-                    "message": f"same code as row {seen[firm.credit_code]}",
-                }
-            )
+            message = f"same code as row {seen[firm.credit_code]}"
+            report.errors.append(_error(number, "credit_code", message))
             continue
         seen[firm.credit_code] = number
         firms.append(firm)
-    if report.errors and not partial:
-        report.written = False
-        return report
-    async with conn.transaction():
-        await _upsert(
-            conn,
-            report,
-            _UPSERT_FIRM,
-            [
-                (f.credit_code, f.name, f.industry, f.town, f.land_mu, f.above_scale, f.tags)
-                for f in firms
-            ],
-        )
-        await audit.record(
-            conn,
-            principal,
-            action="firm.import",
-            target="firms",
-            detail={
-                "created": report.created,
-                "updated": report.updated,
-                "rejected_rows": len({e["row"] for e in report.errors}),
-            },
-        )
-    return report
+    return await _write(
+        conn,
+        principal,
+        report,
+        partial=partial,
+        sql=_UPSERT_FIRM,
+        rows=[insert_values(f) for f in firms],
+        action="firm.import",
+        target="firms",
+        rejected_rows=len({e["row"] for e in report.errors}),
+    )
 
 
 async def import_output_figures(
@@ -169,42 +176,30 @@ async def import_output_figures(
             continue
         firm_id = firm_ids.get(figure.credit_code.strip().upper())
         if firm_id is None:
-            report.errors.append(
-                {
-                    "row": number,
-                    "column": "credit_code",
-                    "message": f"no registered firm {figure.credit_code}",
-                }
-            )
+            message = f"no registered firm {figure.credit_code}"
+            report.errors.append(_error(number, "credit_code", message))
             continue
         figures.append((firm_id, figure))
-    if report.errors and not partial:
-        report.written = False
-        return report
-    async with conn.transaction():
-        await _upsert(
-            conn,
-            report,
-            _UPSERT_OUTPUT,
-            [
-                (
-                    firm_id,
-                    f.month,
-                    f.output_value,
-                    f.value_added,
-                    f.tax_paid,
-                    f.employees,
-                    f.rnd_spend,
-                    f.main_revenue,
-                )
-                for firm_id, f in figures
-            ],
+    values = [
+        (
+            firm_id,
+            f.month,
+            f.output_value,
+            f.value_added,
+            f.tax_paid,
+            f.employees,
+            f.rnd_spend,
+            f.main_revenue,
         )
-        await audit.record(
-            conn,
-            principal,
-            action="output.import",
-            target="output_figures",
-            detail={"created": report.created, "updated": report.updated},
-        )
-    return report
+        for firm_id, f in figures
+    ]
+    return await _write(
+        conn,
+        principal,
+        report,
+        partial=partial,
+        sql=_UPSERT_OUTPUT,
+        rows=values,
+        action="output.import",
+        target="output_figures",
+    )

@@ -29,19 +29,19 @@ class FeedMeters:
             self._known.clear()
         codes = list(codes)
         missing = [c for c in codes if c not in self._known or now - self._known[c][0] > self._ttl]
-        unstorable = {c for c in missing if "\x00" in c}  # no meter has one; the database
-        missing = [c for c in missing if c not in unstorable]  # would refuse the query
-        for code in unstorable:
-            self._known[code] = (now, None, None)
-        if missing:
+        # A code with a NUL is unknown without asking: no meter has one, and the database
+        # would refuse the whole query.
+        storable = [c for c in missing if "\x00" not in c]
+        found: dict[str, tuple[float, int | None, str | None]] = {}
+        if storable:
             rows = await pool.fetch(
                 "SELECT code, id, CASE WHEN protocol = 'grid-feed' THEN address ->> 'feed' END "
                 "AS feed FROM meters WHERE code = ANY($1::text[])",
-                missing,
+                storable,
             )
             found = {r["code"]: (now, r["id"], r["feed"]) for r in rows}
-            for code in missing:
-                self._known[code] = found.get(code, (now, None, None))
+        for code in missing:
+            self._known[code] = found.get(code, (now, None, None))
 
         known = {code: self._known[code][1:] for code in codes}
         return FeedResolver(feed, known)

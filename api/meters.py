@@ -107,12 +107,21 @@ async def get_meter(conn: Conn | asyncpg.Pool, meter_id: int) -> Meter:
 
 
 async def list_meters(
-    conn: asyncpg.Pool, *, firm_ids: list[int] | None, active: bool, limit: int, offset: int
+    conn: asyncpg.Pool,
+    *,
+    firm_id: int | None,
+    town: str | None,
+    active: bool,
+    limit: int,
+    offset: int,
 ) -> list[Meter]:
+    """Meters of ``firm_id`` and of the firms in ``town`` (None: any), by id."""
     rows = await conn.fetch(
-        _SELECT + " WHERE ($1::bigint[] IS NULL OR firm_id = ANY($1)) "
-        "AND (NOT $2 OR removed_at IS NULL) ORDER BY id LIMIT $3 OFFSET $4",
-        firm_ids,
+        _SELECT + " WHERE ($1::bigint IS NULL OR firm_id = $1) "
+        "AND ($2::text IS NULL OR firm_id IN (SELECT id FROM firms WHERE town = $2)) "
+        "AND (NOT $3 OR removed_at IS NULL) ORDER BY id LIMIT $4 OFFSET $5",
+        firm_id,
+        town,
         active,
         limit,
         offset,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Mapping
+from typing import Annotated, Any, Protocol
 
+import asyncpg
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 
 from api import firms as service
 from api import imports
 from api.deps import Bureau, PoolDep, Reader
+from api.keys import Principal
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.scope import check_town, town_filter
-from api.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, SheetError, read_sheet
+from api.scope import town_filter
+from api.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet, SheetError, read_sheet
+from meterhub.db import Conn
 
 router = APIRouter(prefix="/v1/firms", tags=["registry"])
 _READ = responses(Unauthorized, Forbidden)
@@ -29,6 +33,14 @@ class ImportResult(BaseModel):
     created: int
     updated: int
     errors: list[dict[str, Any]]
+
+
+class Importer(Protocol):
+    """`imports.import_firms` or `imports.import_output_figures`."""
+
+    def __call__(
+        self, conn: Conn, principal: Principal, sheet: Sheet, *, partial: bool
+    ) -> Awaitable[imports.ImportReport]: ...
 
 
 @router.get("", summary="List and search firms", responses=_READ)
@@ -60,9 +72,7 @@ async def list_firms(
     "/{firm_id}", summary="One firm", responses=responses(Unauthorized, Forbidden, NotFound)
 )
 async def get_firm(firm_id: int, principal: Reader, pool: PoolDep) -> service.Firm:
-    firm = await service.get_firm(pool, firm_id)
-    check_town(principal, firm.town)
-    return firm
+    return await service.readable_firm(pool, principal, firm_id)
 
 
 @router.post(
@@ -88,17 +98,28 @@ async def update_firm(
         return await service.update_firm(conn, principal, firm_id, body)
 
 
-async def _sheet(request: Request, content_type: str | None, columns: Any) -> Any:
+async def _sheet(request: Request, content_type: str | None, columns: Mapping[str, str]) -> Sheet:
     media_type = (content_type or "text/csv").split(";")[0].strip().lower()
+    fields = set(columns.values())
     try:
-        fields = set(columns.values()) | set(columns)
-        fields = {columns.get(f, f) for f in fields}
         return read_sheet(await request.body(), media_type, aliases=columns, fields=fields)
     except SheetError as exc:
         raise InvalidRequest(str(exc)) from exc
 
 
-def _result(report: imports.ImportReport) -> ImportResult:
+async def _import(
+    run: Importer,
+    columns: Mapping[str, str],
+    request: Request,
+    content_type: str | None,
+    principal: Principal,
+    pool: asyncpg.Pool,
+    partial: bool,
+) -> ImportResult:
+    """Read the body as a sheet with ``columns`` and import it with ``run``."""
+    sheet = await _sheet(request, content_type, columns)
+    async with pool.acquire() as conn:
+        report = await run(conn, principal, sheet, partial=partial)
     return ImportResult(
         written=report.written, created=report.created, updated=report.updated, errors=report.errors
     )
@@ -120,9 +141,9 @@ async def import_firms(
     partial: bool = False,
     content_type: Annotated[str | None, Header()] = None,
 ) -> ImportResult:
-    sheet = await _sheet(request, content_type, FIRM_COLUMNS)
-    async with pool.acquire() as conn:
-        return _result(await imports.import_firms(conn, principal, sheet, partial=partial))
+    return await _import(
+        imports.import_firms, FIRM_COLUMNS, request, content_type, principal, pool, partial
+    )
 
 
 @router.post(
@@ -141,10 +162,15 @@ async def import_output_figures(
     partial: bool = False,
     content_type: Annotated[str | None, Header()] = None,
 ) -> ImportResult:
-    sheet = await _sheet(request, content_type, OUTPUT_COLUMNS)
-    async with pool.acquire() as conn:
-        report = await imports.import_output_figures(conn, principal, sheet, partial=partial)
-    return _result(report)
+    return await _import(
+        imports.import_output_figures,
+        OUTPUT_COLUMNS,
+        request,
+        content_type,
+        principal,
+        pool,
+        partial,
+    )
 
 
 @router.get(
@@ -153,8 +179,7 @@ async def import_output_figures(
     responses=responses(Unauthorized, Forbidden, NotFound),
 )
 async def output_figures(firm_id: int, principal: Reader, pool: PoolDep) -> list[dict[str, Any]]:
-    firm = await service.get_firm(pool, firm_id)
-    check_town(principal, firm.town)
+    await service.readable_firm(pool, principal, firm_id)
     rows = await pool.fetch(
         "SELECT month, output_value, value_added, tax_paid, employees, rnd_spend, main_revenue "
         "FROM output_figures WHERE firm_id = $1 ORDER BY month",

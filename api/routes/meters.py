@@ -10,7 +10,7 @@ from api import firms as firm_service
 from api import meters as service
 from api.deps import PoolDep, Reader, Registrar, SinkDep
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.scope import check_town
+from api.scope import town_filter
 
 router = APIRouter(prefix="/v1/meters", tags=["registry"])
 
@@ -26,16 +26,11 @@ async def list_meters(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[service.Meter]:
-    firm_ids: list[int] | None = None
     if firm_id is not None:
-        firm = await firm_service.get_firm(pool, firm_id)
-        check_town(principal, firm.town)
-        firm_ids = [firm_id]
-    elif principal.scope is not None:
-        rows = await pool.fetch("SELECT id FROM firms WHERE town = $1", principal.scope)
-        firm_ids = [r["id"] for r in rows]
+        await firm_service.readable_firm(pool, principal, firm_id)
+    town = town_filter(principal, None)
     return await service.list_meters(
-        pool, firm_ids=firm_ids, active=active, limit=limit, offset=offset
+        pool, firm_id=firm_id, town=town, active=active, limit=limit, offset=offset
     )
 
 
@@ -44,8 +39,7 @@ async def list_meters(
 )
 async def get_meter(meter_id: int, principal: Reader, pool: PoolDep) -> service.Meter:
     meter = await service.get_meter(pool, meter_id)
-    firm = await firm_service.get_firm(pool, meter.firm_id)
-    check_town(principal, firm.town)
+    await firm_service.readable_firm(pool, principal, meter.firm_id)
     return meter
 
 

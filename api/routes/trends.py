@@ -8,20 +8,22 @@ or CSV/XLSX with ``?format=`` or an ``Accept`` header.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import PoolDep, Reader
-from api.formats import FormatDep, Table, render, table_responses
+from api.formats import Format, FormatDep, Table, render, table_responses
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
+from api.scope import town_filter
 from api.trends import calendar, intensity, production, ranking, schemas, series
 from api.trends.calendar import Granularity
 from api.trends.intensity import Basis, IntensitySort
-from api.trends.paging import Order
+from api.trends.paging import Order, Page
 from api.trends.params import (
     BasisQuery,
     BreakdownQuery,
@@ -52,7 +54,7 @@ from api.trends.params import (
     WeekQuery,
 )
 from api.trends.ranking import RankBy
-from api.trends.scope import Scope, Target, check_industry, own_town, resolve
+from api.trends.scope import Scope, Target, check_industry, resolve
 from meterhub.reading import LOCAL_TZ, UTILITY_UNIT, Utility
 from meterhub.settings import Settings
 
@@ -69,7 +71,31 @@ def _iso(t: datetime) -> str:
 
 
 def _firms(principal: Reader, town: str | None, industry: str | None) -> Target:
-    return Target(town=own_town(principal, town), industry=check_industry(industry))
+    return Target(town=town_filter(principal, town), industry=check_industry(industry))
+
+
+def _parsed(parse: Callable[[str], datetime], text: str) -> datetime:
+    """``parse(text)``, a malformed ``text`` being 422."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _page(
+    page: Page,
+    fmt: Format,
+    *,
+    meta: Mapping[str, Any],
+    filename: str,
+    labels: Mapping[str, str],
+    lang: Lang,
+) -> Response:
+    """One page of a per-firm list, its paging in the JSON envelope and ``X-Total-Count``."""
+    table = Table(page.frame, filename=filename, labels=labels)
+    headers = {"X-Total-Count": str(page.total)}
+    meta = {**meta, **page.meta()}
+    return render(table, fmt, meta=meta, chinese=lang is Lang.ZH, headers=headers)
 
 
 @router.get(
@@ -173,11 +199,9 @@ async def get_top(
         "previous_start": previous_start.date().isoformat(),
         "town": target.town,
         "industry": target.industry,
-        **page.meta(),
     }
-    table = Table(page.frame, filename=f"top-{by}-{start:%Y%m%d}", labels=ranking.LABELS)
-    headers = {"X-Total-Count": str(page.total)}
-    return render(table, fmt, meta=meta, chinese=lang is Lang.ZH, headers=headers)
+    name = f"top-{by}-{start:%Y%m%d}"
+    return _page(page, fmt, meta=meta, filename=name, labels=ranking.LABELS, lang=lang)
 
 
 @router.get(
@@ -202,10 +226,7 @@ async def get_intensity(
     offset: OffsetQuery = 0,
     lang: LangQuery = Lang.EN,
 ) -> Response:
-    try:
-        first = calendar.parse_month(month)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
+    first = _parsed(calendar.parse_month, month)
     target = _firms(principal, town, industry)
     settings: Settings = request.app.state.settings
     factors = intensity.Factors.of(settings, basis)
@@ -229,11 +250,9 @@ async def get_intensity(
         "industry": target.industry,
         "sort": sort,
         "order": order,
-        **page.meta(),
     }
-    table = Table(page.frame, filename=f"intensity-{month}", labels=intensity.LABELS)
-    headers = {"X-Total-Count": str(page.total)}
-    return render(table, fmt, meta=meta, chinese=lang is Lang.ZH, headers=headers)
+    name = f"intensity-{month}"
+    return _page(page, fmt, meta=meta, filename=name, labels=intensity.LABELS, lang=lang)
 
 
 @router.get(
@@ -257,12 +276,10 @@ async def get_production_state(
     lang: LangQuery = Lang.EN,
 ) -> Response:
     now = datetime.now(LOCAL_TZ)
-    try:
-        monday = calendar.parse_week(week) if week else calendar.floor(now, Granularity.WEEK)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
-    if week is None:
-        monday -= timedelta(weeks=1)
+    if week is None:  # the last complete week
+        monday = calendar.floor(now, Granularity.WEEK) - production.WEEK
+    else:
+        monday = _parsed(calendar.parse_week, week)
     target = _firms(principal, town, industry)
     rule = production.Rule.of(request.app.state.settings)
     frame, elapsed = await production.production_state(
@@ -270,8 +287,9 @@ async def get_production_state(
     )
     page = production.listing(frame, state=state, limit=limit, offset=offset)
     year, number, _ = monday.isocalendar()
+    iso_week = f"{year}-W{number:02d}"
     meta = {
-        "week": f"{year}-W{number:02d}",
+        "week": iso_week,
         "start": _iso(monday),
         "end": _iso(monday + production.WEEK),
         "complete": elapsed >= 1.0,
@@ -281,8 +299,6 @@ async def get_production_state(
         "town": target.town,
         "industry": target.industry,
         **production.summary(frame),
-        **page.meta(),
     }
-    table = Table(page.frame, filename=f"production-{meta['week']}", labels=production.LABELS)
-    headers = {"X-Total-Count": str(page.total)}
-    return render(table, fmt, meta=meta, chinese=lang is Lang.ZH, headers=headers)
+    name = f"production-{iso_week}"
+    return _page(page, fmt, meta=meta, filename=name, labels=production.LABELS, lang=lang)

@@ -20,8 +20,8 @@ import polars as pl
 
 from api.trends import calendar
 from api.trends.calendar import Granularity
-from api.trends.paging import Order, Page, firm_label_columns, paginate
-from api.trends.queries import Sql, firm_conditions
+from api.trends.paging import FIRM_SCHEMA, Order, Page, firm_label_columns, paginate
+from api.trends.queries import Sql, fetch_frame, firm_conditions
 from api.trends.scope import Target
 from meterhub.settings import Settings
 
@@ -78,20 +78,18 @@ LABELS = {
     "tce_per_mu": "亩均能耗(tce)",
 }
 
-_SCHEMA = {
-    "firm_id": pl.Int64,
-    "credit_code": pl.String,
-    "name": pl.String,
-    "town": pl.String,
-    "industry": pl.String,
-    "land_mu": pl.Float64,
-    "electricity_kwh": pl.Float64,
-    "gas_m3": pl.Float64,
-    "water_t": pl.Float64,
-    "output_value": pl.Float64,
-    "value_added": pl.Float64,
-    "figure_months": pl.Int64,
-}
+_SCHEMA = pl.Schema(
+    {
+        **FIRM_SCHEMA,
+        "land_mu": pl.Float64(),
+        "electricity_kwh": pl.Float64(),
+        "gas_m3": pl.Float64(),
+        "water_t": pl.Float64(),
+        "output_value": pl.Float64(),
+        "value_added": pl.Float64(),
+        "figure_months": pl.Int64(),
+    }
+)
 
 _SELECT = """
 WITH e AS (
@@ -137,8 +135,7 @@ async def intensity(
     sql = Sql([month, end, month.date(), end.date()])
     conditions = firm_conditions(target, sql, firm_id="f.id")
     text = _SELECT + "".join(f" AND {c}" for c in conditions)
-    rows = await pool.fetch(text, *sql.args)
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=_SCHEMA, orient="row")
+    frame = await fetch_frame(pool, text, sql, _SCHEMA)
     kgce = (
         pl.col("electricity_kwh").fill_null(0) * factors.electricity
         + pl.col("gas_m3").fill_null(0) * factors.gas

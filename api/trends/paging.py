@@ -34,7 +34,24 @@ def paginate(
     frame = frame.sort([sort, "firm_id"], descending=[order is Order.DESC, False], nulls_last=True)
     if rank:
         frame = frame.with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))
+    return take(frame, limit=limit, offset=offset)
+
+
+def take(frame: pl.DataFrame, *, limit: int, offset: int) -> Page:
+    """The page of ``frame`` (already in order) at ``offset``, counting all its rows."""
     return Page(frame.slice(offset, limit), frame.height, limit, offset)
+
+
+#: Types of the firm columns every list starts with (`firm_label_columns` heads them).
+FIRM_SCHEMA = pl.Schema(
+    {
+        "firm_id": pl.Int64(),
+        "credit_code": pl.String(),
+        "name": pl.String(),
+        "town": pl.String(),
+        "industry": pl.String(),
+    }
+)
 
 
 def firm_label_columns() -> dict[str, str]:

@@ -24,8 +24,8 @@ import asyncpg
 import polars as pl
 
 from api.problems import InvalidRequest
-from api.trends.paging import Page, firm_label_columns
-from api.trends.queries import WEEK_BUCKET, Sql, firm_conditions
+from api.trends.paging import FIRM_SCHEMA, Page, firm_label_columns, take
+from api.trends.queries import WEEK_BUCKET, Sql, fetch_frame, firm_conditions
 from api.trends.scope import Target
 from meterhub.reading import Utility
 from meterhub.settings import Settings
@@ -64,16 +64,14 @@ LABELS = {
     "ratio": "本周/基准",
 }
 
-_SCHEMA = {
-    "firm_id": pl.Int64,
-    "credit_code": pl.String,
-    "name": pl.String,
-    "town": pl.String,
-    "industry": pl.String,
-    "energy": pl.Float64,
-    "baseline": pl.Float64,
-    "baseline_weeks": pl.Int64,
-}
+_SCHEMA = pl.Schema(
+    {
+        **FIRM_SCHEMA,
+        "energy": pl.Float64(),
+        "baseline": pl.Float64(),
+        "baseline_weeks": pl.Int64(),
+    }
+)
 
 
 def _query(target: Target, utility: Utility, week: datetime, rule: Rule) -> tuple[str, Sql]:
@@ -122,8 +120,7 @@ async def production_state(
         raise InvalidRequest("the week has not started yet")
     elapsed = min(1.0, (now - week) / WEEK)
     text, sql = _query(target, utility, week, rule)
-    rows = await pool.fetch(text, *sql.args)
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=_SCHEMA, orient="row")
+    frame = await fetch_frame(pool, text, sql, _SCHEMA)
     expected = pl.col("baseline") * elapsed
     ratio = pl.when(expected > 0).then(pl.col("energy") / expected)
     state = (
@@ -157,7 +154,7 @@ async def production_state(
 def listing(frame: pl.DataFrame, *, state: State | None, limit: int, offset: int) -> Page:
     """The firms in ``state`` (all when None), one page of them."""
     listed = frame if state is None else frame.filter(pl.col("state") == state.value)
-    return Page(listed.slice(offset, limit), listed.height, limit, offset)
+    return take(listed, limit=limit, offset=offset)
 
 
 def summary(frame: pl.DataFrame) -> dict[str, dict[str, float | int]]:

@@ -14,6 +14,9 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import asyncpg
+import polars as pl
+
 from api.trends.calendar import Granularity
 from api.trends.scope import Target
 from meterhub.reading import Utility
@@ -36,6 +39,12 @@ class Sql:
     def arg(self, value: object) -> str:
         self.args.append(value)
         return f"${len(self.args)}"
+
+
+async def fetch_frame(pool: asyncpg.Pool, text: str, sql: Sql, schema: pl.Schema) -> pl.DataFrame:
+    """The rows of ``text`` run with ``sql``'s arguments, as a frame of ``schema`` (by position)."""
+    rows = await pool.fetch(text, *sql.args)
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
 
 def firm_conditions(target: Target, sql: Sql, *, firm_id: str) -> list[str]:

@@ -19,8 +19,8 @@ import polars as pl
 from api.problems import InvalidRequest
 from api.trends import calendar
 from api.trends.calendar import Granularity
-from api.trends.paging import Order, Page, firm_label_columns, paginate
-from api.trends.queries import Sql, firm_conditions
+from api.trends.paging import FIRM_SCHEMA, Order, Page, firm_label_columns, paginate
+from api.trends.queries import Sql, fetch_frame, firm_conditions
 from api.trends.scope import Target
 from meterhub.reading import LOCAL_TZ, Utility
 
@@ -39,16 +39,14 @@ LABELS = {
     "estimated_share": "估算占比",
 }
 
-_SCHEMA = {
-    "firm_id": pl.Int64,
-    "credit_code": pl.String,
-    "name": pl.String,
-    "town": pl.String,
-    "industry": pl.String,
-    "energy": pl.Float64,
-    "estimated": pl.Float64,
-    "previous_energy": pl.Float64,
-}
+_SCHEMA = pl.Schema(
+    {
+        **FIRM_SCHEMA,
+        "energy": pl.Float64(),
+        "estimated": pl.Float64(),
+        "previous_energy": pl.Float64(),
+    }
+)
 
 
 def periods(start: date, end: date) -> tuple[datetime, datetime, datetime, Granularity]:
@@ -87,16 +85,15 @@ async def top(
         *firm_conditions(target, sql, firm_id="r.firm_id"),
     ]
     split = sql.arg(lo)
-    rows = await pool.fetch(
+    text = (
         "SELECT f.id AS firm_id, f.credit_code, f.name, f.town, f.industry, "
         f"sum(r.energy) FILTER (WHERE r.bucket >= {split}) AS energy, "
         f"sum(r.estimated) FILTER (WHERE r.bucket >= {split}) AS estimated, "
         f"sum(r.energy) FILTER (WHERE r.bucket < {split}) AS previous_energy "
         "FROM firm_rollups r JOIN firms f ON f.id = r.firm_id "
-        f"WHERE {' AND '.join(conditions)} GROUP BY f.id",
-        *sql.args,
+        f"WHERE {' AND '.join(conditions)} GROUP BY f.id"
     )
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=_SCHEMA, orient="row")
+    frame = await fetch_frame(pool, text, sql, _SCHEMA)
     frame = frame.filter(pl.col("energy").is_not_null()).with_columns(
         change=(pl.col("energy") - pl.col("previous_energy")).round(3),
         change_ratio=pl.when(pl.col("previous_energy") > 0).then(

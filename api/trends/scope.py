@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from api.keys import Principal, Role
-from api.problems import Forbidden, InvalidRequest, NotFound
+from api.keys import Principal
+from api.problems import InvalidRequest, NotFound
+from api.scope import check_town, town_filter
 from meterhub.reading import Utility
 
 #: A GB/T 4754 code or a prefix of one: section letter, then up to four digits.
@@ -40,15 +41,6 @@ class Target:
     town: str | None = None
     industry: str | None = None
     meter_utility: Utility | None = None
-
-
-def own_town(principal: Principal, town: str | None) -> str | None:
-    """The town filter a list query runs with: a town key's own town (another one is 403)."""
-    if principal.role is not Role.TOWN:
-        return town
-    if town is not None and town != principal.scope:
-        raise Forbidden(f"a key of {principal.scope} may not read {town}")
-    return principal.scope
 
 
 def check_industry(industry: str | None) -> str | None:
@@ -79,20 +71,20 @@ async def resolve(
         )
         if row is None:
             raise NotFound(f"no meter {id}")
-        own_town(principal, row["town"])
+        check_town(principal, row["town"])
         return Target(meter_id=int(id), meter_utility=Utility(row["utility"]))
     if scope is Scope.FIRM:
         assert id is not None
         town = await pool.fetchval("SELECT town FROM firms WHERE id = $1", _number(scope, id))
         if town is None:
             raise NotFound(f"no firm {id}")
-        own_town(principal, town)
+        check_town(principal, town)
         return Target(firm_id=int(id))
     if scope is Scope.TOWN:
-        town = own_town(principal, id)
+        town = town_filter(principal, id)
         if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM firms WHERE town = $1)", town):
             raise NotFound(f"no firm is registered in {town}")
         return Target(town=town)
     if scope is Scope.INDUSTRY:
-        return Target(industry=check_industry(id), town=own_town(principal, None))
-    return Target(town=own_town(principal, None))
+        return Target(industry=check_industry(id), town=town_filter(principal, None))
+    return Target(town=town_filter(principal, None))
