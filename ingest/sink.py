@@ -125,11 +125,6 @@ class IngestSink:
             metrics.QUEUE_DEPTH.set(self._queued)
             self._space.notify_all()
 
-    def meters_changed(self) -> None:
-        """The registry was edited (e.g. a meter replaced): validate against fresh rows
-        from the next batch on, not the ones read up to a minute ago."""
-        self._registry.invalidate()
-
     @property
     def degraded(self) -> bool:
         """True while the database is away and readings go to the spool."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api import firms as firm_service
 from api import meters as service
-from api.deps import PoolDep, Reader, Registrar, SinkDep
+from api.deps import PoolDep, Reader, Registrar
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from api.scope import town_filter
 
@@ -64,9 +64,8 @@ async def create_meter(body: service.MeterIn, principal: Registrar, pool: PoolDe
     responses=responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest),
 )
 async def replace_meter(
-    meter_id: int, body: service.Replacement, principal: Registrar, pool: PoolDep, sink: SinkDep
+    meter_id: int, body: service.Replacement, principal: Registrar, pool: PoolDep
 ) -> service.Meter:
+    # The ingest sinks hear of the swap (NOTIFY) and refuse later pushes for the old meter.
     async with pool.acquire() as conn:
-        successor = await service.replace_meter(conn, principal, meter_id, body)
-    sink.meters_changed()  # pushes for the old meter after the swap are refused from now on
-    return successor
+        return await service.replace_meter(conn, principal, meter_id, body)
