@@ -16,13 +16,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from alerts import calendar
+from alerts.calendar import Granularity
+from alerts.energy import Basis, Factors
 from api.deps import PoolDep, Reader
 from api.formats import Format, FormatDep, Table, render, table_responses
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from api.scope import town_filter
-from api.trends import calendar, intensity, production, ranking, schemas, series
-from api.trends.calendar import Granularity
-from api.trends.intensity import Basis, IntensitySort
+from api.trends import intensity, production, ranking, schemas, series
+from api.trends.intensity import IntensitySort
 from api.trends.paging import Order, Page
 from api.trends.params import (
     BasisQuery,
@@ -229,7 +231,7 @@ async def get_intensity(
     first = _parsed(calendar.parse_month, month)
     target = _firms(principal, town, industry)
     settings: Settings = request.app.state.settings
-    factors = intensity.Factors.of(settings, basis)
+    factors = Factors.of(settings, basis)
     page = await intensity.intensity(
         pool,
         target,

@@ -12,23 +12,17 @@ zero or negative is null. Firms appear when they have energy or figures for the 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 import polars as pl
 
-from api.trends import calendar
-from api.trends.calendar import Granularity
+from alerts import calendar
+from alerts.calendar import Granularity
+from alerts.energy import Factors
 from api.trends.paging import FIRM_SCHEMA, Order, Page, firm_label_columns, paginate
 from api.trends.queries import Sql, fetch_frame, firm_conditions
 from api.trends.scope import Target
-from meterhub.settings import Settings
-
-
-class Basis(enum.StrEnum):
-    CALORIFIC = "calorific"  # 当量值
-    EQUAL_VALUE = "equal_value"  # 等价值
 
 
 class IntensitySort(enum.StrEnum):
@@ -40,24 +34,6 @@ class IntensitySort(enum.StrEnum):
     TCE_PER_MU = "tce_per_mu"
     ELECTRICITY_KWH = "electricity_kwh"
     TCE = "tce"
-
-
-@dataclass(frozen=True, slots=True)
-class Factors:
-    """kgce per kWh, per m3 of gas and per t of water."""
-
-    electricity: float
-    gas: float
-    water: float
-
-    @classmethod
-    def of(cls, settings: Settings, basis: Basis) -> Factors:
-        kwh = (
-            settings.kgce_per_kwh_equal_value
-            if basis is Basis.EQUAL_VALUE
-            else settings.kgce_per_kwh
-        )
-        return cls(kwh, settings.kgce_per_m3_gas, settings.kgce_per_t_water)
 
 
 LABELS = {
@@ -85,30 +61,46 @@ _SCHEMA = pl.Schema(
         "electricity_kwh": pl.Float64(),
         "gas_m3": pl.Float64(),
         "water_t": pl.Float64(),
+        "kwh_matched": pl.Float64(),
+        "gas_matched": pl.Float64(),
+        "water_matched": pl.Float64(),
         "output_value": pl.Float64(),
         "value_added": pl.Float64(),
         "figure_months": pl.Int64(),
     }
 )
 
+# Ratios divide energy by output over the same months: ``*_matched`` sum energy only over
+# the months that have output figures (a firm that misses a report must not look twice as
+# intensive); the plain totals sum every month of the period.
 _SELECT = """
 WITH e AS (
-    SELECT firm_id,
+    SELECT firm_id, (bucket AT TIME ZONE 'Asia/Shanghai')::date AS month,
            sum(energy) FILTER (WHERE utility = 'electricity') AS electricity_kwh,
            sum(energy) FILTER (WHERE utility = 'gas') AS gas_m3,
            sum(energy) FILTER (WHERE utility = 'water') AS water_t
     FROM firm_rollups WHERE granularity = 'month' AND bucket >= $1 AND bucket < $2
-    GROUP BY firm_id),
+    GROUP BY firm_id, bucket),
 o AS (
-    SELECT firm_id, sum(output_value)::float8 AS output_value,
-           sum(value_added)::float8 AS value_added, count(*) AS figure_months
-    FROM output_figures WHERE month >= $3 AND month < $4
-    GROUP BY firm_id)
+    SELECT firm_id, month, output_value::float8, value_added::float8
+    FROM output_figures WHERE month >= $3 AND month < $4),
+t AS (
+    SELECT coalesce(e.firm_id, o.firm_id) AS firm_id,
+           sum(e.electricity_kwh) AS electricity_kwh, sum(e.gas_m3) AS gas_m3,
+           sum(e.water_t) AS water_t,
+           sum(e.electricity_kwh) FILTER (WHERE o.firm_id IS NOT NULL) AS kwh_matched,
+           sum(e.gas_m3) FILTER (WHERE o.firm_id IS NOT NULL) AS gas_matched,
+           sum(e.water_t) FILTER (WHERE o.firm_id IS NOT NULL) AS water_matched,
+           sum(o.output_value) AS output_value, sum(o.value_added) AS value_added,
+           count(o.firm_id) AS figure_months
+    FROM e FULL JOIN o ON o.firm_id = e.firm_id
+                      AND o.month = e.month
+    GROUP BY 1)
 SELECT f.id, f.credit_code, f.name, f.town, f.industry, f.land_mu::float8,
-       e.electricity_kwh, e.gas_m3, e.water_t, o.output_value, o.value_added,
-       coalesce(o.figure_months, 0)
-FROM firms f LEFT JOIN e ON e.firm_id = f.id LEFT JOIN o ON o.firm_id = f.id
-WHERE (e.firm_id IS NOT NULL OR o.firm_id IS NOT NULL)
+       t.electricity_kwh, t.gas_m3, t.water_t, t.kwh_matched, t.gas_matched,
+       t.water_matched, t.output_value, t.value_added, t.figure_months
+FROM firms f JOIN t ON t.firm_id = f.id
+WHERE true
 """
 
 
@@ -136,17 +128,23 @@ async def intensity(
     conditions = firm_conditions(target, sql, firm_id="f.id")
     text = _SELECT + "".join(f" AND {c}" for c in conditions)
     frame = await fetch_frame(pool, text, sql, _SCHEMA)
-    kgce = (
-        pl.col("electricity_kwh").fill_null(0) * factors.electricity
-        + pl.col("gas_m3").fill_null(0) * factors.gas
-        + pl.col("water_t").fill_null(0) * factors.water
-    )
-    metered = pl.any_horizontal(pl.col("electricity_kwh", "gas_m3", "water_t").is_not_null())
-    frame = frame.with_columns(tce=pl.when(metered).then(kgce / 1000)).with_columns(
-        kwh_per_10k_output=_per("electricity_kwh", "output_value", 10_000),
-        tce_per_10k_output=_per("tce", "output_value", 10_000),
-        kwh_per_10k_value_added=_per("electricity_kwh", "value_added", 10_000),
-        tce_per_10k_value_added=_per("tce", "value_added", 10_000),
+
+    def tce(kwh: str, gas: str, water: str) -> pl.Expr:
+        kgce = (
+            pl.col(kwh).fill_null(0) * factors.electricity
+            + pl.col(gas).fill_null(0) * factors.gas
+            + pl.col(water).fill_null(0) * factors.water
+        )
+        return pl.when(pl.any_horizontal(pl.col(kwh, gas, water).is_not_null())).then(kgce / 1000)
+
+    frame = frame.with_columns(
+        tce=tce("electricity_kwh", "gas_m3", "water_t"),
+        tce_matched=tce("kwh_matched", "gas_matched", "water_matched"),
+    ).with_columns(
+        kwh_per_10k_output=_per("kwh_matched", "output_value", 10_000),
+        tce_per_10k_output=_per("tce_matched", "output_value", 10_000),
+        kwh_per_10k_value_added=_per("kwh_matched", "value_added", 10_000),
+        tce_per_10k_value_added=_per("tce_matched", "value_added", 10_000),
         kwh_per_mu=_per("electricity_kwh", "land_mu"),
         tce_per_mu=_per("tce", "land_mu"),
         tce=pl.col("tce").round(6),
@@ -154,4 +152,5 @@ async def intensity(
         gas_m3=pl.col("gas_m3").round(3),
         water_t=pl.col("water_t").round(3),
     )
+    frame = frame.drop("kwh_matched", "gas_matched", "water_matched", "tce_matched")
     return paginate(frame, sort=str(sort), order=order, limit=limit, offset=offset)

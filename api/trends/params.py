@@ -8,8 +8,9 @@ from typing import Annotated
 
 from fastapi import Query
 
-from api.trends.calendar import Compare, Granularity
-from api.trends.intensity import Basis, IntensitySort
+from alerts.calendar import Compare, Granularity
+from alerts.energy import Basis
+from api.trends.intensity import IntensitySort
 from api.trends.paging import Order
 from api.trends.production import State
 from api.trends.queries import Breakdown

@@ -17,7 +17,7 @@ from datetime import datetime
 import asyncpg
 import polars as pl
 
-from api.trends.calendar import Granularity
+from alerts.calendar import Granularity
 from api.trends.scope import Target
 from meterhub.reading import Utility
 

@@ -16,9 +16,9 @@ from datetime import date, datetime, timedelta
 import asyncpg
 import polars as pl
 
+from alerts import calendar
+from alerts.calendar import Granularity
 from api.problems import InvalidRequest
-from api.trends import calendar
-from api.trends.calendar import Granularity
 from api.trends.paging import FIRM_SCHEMA, Order, Page, firm_label_columns, paginate
 from api.trends.queries import Sql, fetch_frame, firm_conditions
 from api.trends.scope import Target

@@ -3,7 +3,7 @@
 Every bucket of the (aligned) range is listed; a bucket without data has ``energy`` null,
 never 0. ``estimated_share`` is the part of the energy that came from estimated
 (gap-apportioned) intervals. The comparison value of each bucket is described in
-`api.trends.calendar`; the total compares the whole range with the range one year earlier
+`alerts.calendar`; the total compares the whole range with the range one year earlier
 (year-on-year) or with the equally many buckets just before it (period-on-period).
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import polars as pl
 
+from alerts import calendar
+from alerts.calendar import Compare, Granularity
 from api.problems import InvalidRequest
-from api.trends import calendar
-from api.trends.calendar import Compare, Granularity
 from api.trends.queries import Breakdown, series_sql
 from api.trends.scope import Target
 from meterhub.reading import Utility

@@ -147,3 +147,20 @@ async def test_town_scope_and_bad_month(
             "/v1/trends/intensity", params={"month": month}, headers=keys.headers("bureau")
         )
         assert response.status_code == 422, month
+
+
+async def test_ratios_use_energy_of_the_months_that_have_figures(
+    http: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
+) -> None:
+    """A firm that misses one month's report must not look twice as intensive."""
+    name = unique_town()
+    firm = await new_firm(db, town=name, land_mu=10)
+    meter = await new_meter(db, firm)
+    await seed(db, meter, [(at(2033, 1, 10), 10_000.0), (at(2033, 2, 10), 10_000.0)])
+    await figures(db, firm, date(2033, 1, 1), 1_000_000, 200_000)  # February not reported
+    body = await intensity(http, keys, town=name, months=2)
+    [row] = body["items"]
+    assert row["electricity_kwh"] == 20_000.0  # the period's whole energy
+    assert row["figure_months"] == 1
+    assert row["kwh_per_10k_output"] == 100.0  # January's 10,000 kWh / 100 (10k yuan)
+    assert row["kwh_per_mu"] == 2_000.0  # per mu uses the whole period

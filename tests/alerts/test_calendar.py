@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.trends.calendar import (
+from alerts.calendar import (
     Granularity,
     ceil,
     count,
