@@ -139,3 +139,47 @@ async def test_rollover_and_reset_become_events_not_spikes(
         ("rollover", t + Q),
         ("reset", t + 3 * Q),
     ]
+
+
+async def test_daily_features_hold_hourly_energy_and_completeness(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    m1, m2 = await create_meters(db, 2)
+    firm = await db.fetchval("SELECT firm_id FROM meters WHERE id = $1", m1)
+    # m1: a whole local day 3 March, 1 kWh per quarter (4 per hour); m2: only 06:00-08:00,
+    # 2 kWh per quarter. Expected: 2 meters x 96 quarters.
+    day = at(3, 0)
+    readings = [
+        Reading(meter_id=m1, ts=day + i * Q, energy=10 + i * 1.0, source="t") for i in range(97)
+    ]
+    readings += [
+        Reading(meter_id=m2, ts=at(3, 6) + i * Q, energy=50 + i * 2.0, source="t") for i in range(9)
+    ]
+    await sink.submit(readings)
+    await derive_all(db)
+    row = await db.fetchrow(
+        "SELECT energy, intervals, expected, hourly FROM firm_day_features "
+        "WHERE firm_id = $1 AND day = $2",
+        firm,
+        day.date(),
+    )
+    assert row is not None
+    assert row["energy"] == 96 * 1.0 + 8 * 2.0
+    assert (row["intervals"], row["expected"]) == (96 + 8, 192)
+    hourly = list(row["hourly"])
+    assert len(hourly) == 24
+    assert hourly[5] == 4.0 and hourly[6] == 12.0 and hourly[7] == 12.0 and hourly[23] == 4.0
+    # Late readings for the same day replace the row, never add a second one.
+    await sink.submit(
+        [
+            Reading(meter_id=m2, ts=at(3, 8) + i * Q, energy=66 + i * 2.0, source="t")
+            for i in range(1, 5)
+        ]
+    )
+    await derive_all(db)
+    rows = await db.fetch(
+        "SELECT energy, intervals FROM firm_day_features WHERE firm_id = $1", firm
+    )
+    assert [(r["energy"], r["intervals"]) for r in rows if r["intervals"] > 96] == [
+        (96 + 12 * 2.0, 96 + 12)
+    ]
