@@ -12,10 +12,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from alerts import rulebook
 from api import problems
 from api.keys import KeyStore
 from api.meter_codes import FeedMeters
-from api.routes import firms, meters, ops, readings, terminals, trends
+from api.routes import findings, firms, meters, ops, readings, terminals, trends
 from ingest.interval_worker import run_interval_worker
 from ingest.sink import IngestSink
 from meterhub import __version__
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.rulebook = rulebook.load(settings.rules_file)
         app.state.keys = KeyStore()
         app.state.feed_meters = FeedMeters()
         try:
@@ -64,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     problems.install(app)
-    routers = (ops, readings, firms, meters, trends, terminals)
+    routers = (ops, readings, firms, meters, trends, terminals, findings)
     for module in routers:
         app.include_router(module.router)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import collect, db, derive, imports, keys, mqtt, serve, services, simulate
+from cli import alerts, collect, db, derive, imports, keys, mqtt, serve, services, simulate
 
 app = typer.Typer(
     name="meterhub",
@@ -18,6 +18,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(imports.app, name="import")
 app.add_typer(simulate.app, name="simulate")
+app.add_typer(alerts.app, name="alerts")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
 app.command("derive")(derive.derive)

@@ -75,6 +75,15 @@ class Settings(BaseSettings):
         default=0.1, ge=0, description="below this share of the baseline: stopped"
     )
 
+    rules_file: Path | None = Field(
+        default=None, description="the anomaly rules file; default: alerts/rules.toml"
+    )
+    alerts_schedule: bool = Field(
+        default=True,
+        description="`meterhub serve` runs the weekly analytics every Monday 08:00 "
+        "Asia/Shanghai (for the week before)",
+    )
+
     def _secret(self, name: str) -> str:
         path = self.run_dir / "secrets" / name
         return path.read_text().strip() if path.exists() else ""

@@ -42,6 +42,7 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/trends/intensity"): READ,
     ("GET", "/v1/trends/production-state"): READ,
     ("GET", "/v1/terminals"): READ,
+    ("GET", "/v1/findings"): READ,
 }
 
 
