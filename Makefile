@@ -41,7 +41,7 @@ test-all: services lint  ## everything, including the long soak and fuzz runs
 
 BENCH_ARGS ?=
 bench: services  ## the benchmarks (BENCH_ARGS=--quick for a short run); see README Performance
-	@for b in ingest api collect; do echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py $(BENCH_ARGS) || exit 1; done
+	@for b in ingest api collect alerts; do echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py $(BENCH_ARGS) || exit 1; done
 
 clean:  ## stop everything and delete .venv, .run and caches
 	-@bash deploy/demo.sh stop 2>/dev/null

@@ -78,11 +78,6 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="the anomaly rules file; default: alerts/rules.toml"
     )
-    alerts_schedule: bool = Field(
-        default=True,
-        description="`meterhub serve` runs the weekly analytics every Monday 08:00 "
-        "Asia/Shanghai (for the week before)",
-    )
 
     def _secret(self, name: str) -> str:
         path = self.run_dir / "secrets" / name
