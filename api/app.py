@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
+from api.health import BrokerProbe
 from api.keys import KeyStore
 from api.meter_codes import FeedMeters
 from api.routes import firms, meters, ops, readings, terminals, trends
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.keys = KeyStore()
         app.state.feed_meters = FeedMeters()
+        app.state.broker = BrokerProbe(settings.mqtt())
         try:
             app.state.pool = await create_pool(settings)
         except DatabaseUnavailableError as exc:
