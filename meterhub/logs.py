@@ -70,3 +70,22 @@ def configure_logging(settings: Settings | None = None) -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.stdlib.get_logger(name)
+
+
+def _safe_defaults() -> None:
+    """Before `configure_logging` (tests, library use), structlog's own defaults apply, whose
+    console renderer prints tracebacks with local variables: replace that renderer."""
+    if structlog.is_configured():
+        return
+    defaults = structlog.get_config()["processors"][:-1]  # all but the renderer
+    structlog.configure(
+        processors=[
+            *defaults,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+        ]
+    )
+
+
+_safe_defaults()

@@ -8,6 +8,7 @@ Long values are cut to a bounded length so that one log line never costs much.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,9 +21,12 @@ MAX_VALUE_CHARS = 4_000
 #: Tracebacks (the ``exception`` field) longer than this are cut the same way.
 MAX_TRACEBACK_CHARS = 16_000
 
+#: Lists and mappings in a log value show at most this many items.
+MAX_ITEMS = 100
+
 # The shape of an API key made by ``api.keys.create_key``: "mh", 8 hex digits of lookup
 # prefix, then the URL-safe secret (also masked when only part of it is there).
-_API_KEY = re.compile(r"\bmh_([0-9a-fA-F]{8})_[A-Za-z0-9_-]{6,}")
+_API_KEY = re.compile(r"mh_([0-9a-fA-F]{8})_[A-Za-z0-9_-]{6,}")
 
 # A header value, however it is printed: ``X-API-Key: v``, ``'x-api-key': 'v'``,
 # ``(b'x-api-key', b'v')``, ``x-api-key=v``.
@@ -60,14 +64,22 @@ def redact_text(text: str) -> str:
     return _PAIR.sub(rf"\1{MASK}", text)
 
 
+#: Longer than any secret: redaction looks this far past the edges of what a cut keeps.
+_MARGIN = 1_000
+
+
 def bounded(text: str, limit: int) -> str:
-    """``text`` cut to about ``limit`` characters, keeping its head and its tail."""
+    """``redact_text(text)`` cut to about ``limit`` characters, keeping its head and its tail
+    (only the kept parts, with a margin, are scanned: a huge value costs no more than a
+    small one)."""
     if len(text) <= limit:
-        return text
-    head = limit // 4
-    tail = limit - head
-    cut = len(text) - head - tail
-    return f"{text[:head]}\n... [{cut} characters cut] ...\n{text[-tail:]}"
+        return redact_text(text)
+    head_len = limit // 4
+    tail_len = limit - head_len
+    head = redact_text(text[: head_len + _MARGIN])[:head_len]
+    tail = redact_text(text[-(tail_len + _MARGIN) :])[-tail_len:]
+    cut = len(text) - head_len - tail_len
+    return f"{head}\n... [{cut} characters cut] ...\n{tail}"
 
 
 def redact_value(value: Any, *, limit: int = MAX_VALUE_CHARS) -> Any:
@@ -76,11 +88,18 @@ def redact_value(value: Any, *, limit: int = MAX_VALUE_CHARS) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return bounded(redact_text(value), limit)
+        return bounded(value, limit)
     if isinstance(value, Mapping):
-        return {str(k): redact_value(v, limit=limit) for k, v in value.items()}
+        items = dict(itertools.islice(value.items(), MAX_ITEMS))
+        shown = {redact_text(str(k)): redact_value(v, limit=limit) for k, v in items.items()}
+        if len(value) > MAX_ITEMS:
+            shown["..."] = f"{len(value) - MAX_ITEMS} more"
+        return shown
     if isinstance(value, list | tuple | set | frozenset):
-        return [redact_value(v, limit=limit) for v in value]
+        listed = [redact_value(v, limit=limit) for v in itertools.islice(value, MAX_ITEMS)]
+        if len(value) > MAX_ITEMS:
+            listed.append(f"... {len(value) - MAX_ITEMS} more")
+        return listed
     if isinstance(value, bytes | bytearray):
-        return bounded(redact_text(bytes(value).decode("utf-8", "replace")), limit)
-    return bounded(redact_text(repr(value)), limit)
+        return bounded(bytes(value).decode("utf-8", "replace"), limit)
+    return bounded(repr(value), limit)
