@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+import structlog
 
 from meterhub.settings import Settings
 from tests.api.conftest import TOWN, Keys
@@ -143,3 +144,23 @@ async def test_a_500_is_problem_json_logged_once_without_secrets_or_stall(
     else:
         assert "error=RaiseError" in entry
         assert "faulty trigger refused" in log
+
+
+async def test_any_exception_in_a_route_is_a_problem_500_logged_once(
+    client: httpx.AsyncClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(body: bytes, media_type: str) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr("api.routes.readings.split_body", broken)
+    # a fresh logger: one cached under an earlier configure_logging would bypass the capture
+    monkeypatch.setattr("api.problems._log", structlog.stdlib.get_logger("api.problems"))
+    with structlog.testing.capture_logs() as logs:
+        response = await client.post("/v1/readings", json=[], headers=keys.headers("grid"))
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/internal"
+    errors = [entry for entry in logs if entry["event"] == "unexpected error"]
+    assert len(errors) == 1
+    assert errors[0]["error"] == "ZeroDivisionError"
+    assert errors[0]["error_id"] == response.json()["error_id"]
