@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from alerts import rulebook
 from api import problems
+from api.health import BrokerProbe
 from api.keys import KeyStore
 from api.meter_codes import FeedMeters
 from api.routes import findings, firms, meters, ops, readings, terminals, trends
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rulebook = rulebook.load(settings.rules_file)
         app.state.keys = KeyStore()
         app.state.feed_meters = FeedMeters()
+        app.state.broker = BrokerProbe(settings.mqtt())
         try:
             app.state.pool = await create_pool(settings)
         except DatabaseUnavailableError as exc:

@@ -49,6 +49,24 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+async def get_optional_principal(
+    request: Request, key: Annotated[str | None, Security(_api_key)]
+) -> Principal | None:
+    """The caller if it sent a valid key, else None (never an error: for public routes
+    that tell a keyed caller more, such as /readyz)."""
+    pool: asyncpg.Pool | None = request.app.state.pool
+    if not key or pool is None:
+        return None
+    store: KeyStore = request.app.state.keys
+    try:
+        return await store.verify(pool, key)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return None
+
+
+OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
 def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency admitting only ``roles`` (403 for any other valid key)."""
 

@@ -61,6 +61,10 @@ class FeedFormatError(MeterhubError):
     code = "feed_format"
 
 
+class FeedMediaTypeError(FeedFormatError):
+    code = "feed_media_type"
+
+
 @dataclass(slots=True)
 class FeedBody:
     """A body's elements: JSON values (`Unparsed` for a bad NDJSON line), or CSV rows (lists
@@ -101,7 +105,7 @@ def split_body(body: bytes, media_type: str) -> FeedBody:
     if media_type in ("text/csv", "application/csv"):
         names, rows = _csv(body)
         return FeedBody(rows, names)
-    raise FeedFormatError(f"unsupported media type {media_type!r}")
+    raise FeedMediaTypeError(f"unsupported media type {media_type!r}")
 
 
 def _json_array(body: bytes) -> list[Any]:

@@ -61,6 +61,36 @@ async def check_broker(url: str, *, timeout: float = 2.0) -> Check:
     return Check("broker", error is None, error or "connected", latency)
 
 
+#: How long one broker check answers every /readyz probe (a probe must not cost a connection).
+BROKER_CHECK_TTL = 5.0
+
+
+class BrokerProbe:
+    """The broker check, run at most once per ``ttl`` seconds however many probes ask;
+    concurrent probes wait for the one check under way."""
+
+    def __init__(self, url: str, *, ttl: float = BROKER_CHECK_TTL) -> None:
+        self._url = url
+        self._ttl = ttl
+        self._lock = asyncio.Lock()
+        self._last: tuple[float, Check] | None = None
+
+    def _fresh(self) -> Check | None:
+        if self._last is not None and time.monotonic() - self._last[0] < self._ttl:
+            return self._last[1]
+        return None
+
+    async def check(self) -> Check:
+        if (cached := self._fresh()) is not None:
+            return cached
+        async with self._lock:
+            if (cached := self._fresh()) is not None:
+                return cached
+            result = await check_broker(self._url)
+            self._last = (time.monotonic(), result)
+            return result
+
+
 #: A collector that beat within a day but not within this many seconds is considered stuck.
 COLLECTOR_STALE_AFTER = 60.0
 

@@ -5,16 +5,21 @@ Each problem has a stable ``type`` (``/problems/<code>``) that clients can key o
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterhub.errors import MeterhubError
+from meterhub.logs import get_logger
 
 MEDIA_TYPE = "application/problem+json"
+
+_log = get_logger(__name__)
 
 
 class Problem(MeterhubError):
@@ -121,8 +126,55 @@ def responses(*problems: type[Problem]) -> dict[int | str, dict[str, Any]]:
     }
 
 
+class _Unexpected:
+    """ASGI middleware: any other exception is logged once (class, method, path and a plain
+    traceback, never the request's headers) and answered with a problem+json 500 whose
+    ``error_id`` is in the log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            error_id = uuid.uuid4().hex[:16]
+            _log.error(
+                "unexpected error",
+                error=type(exc).__name__,
+                error_id=error_id,
+                method=scope["method"],
+                path=scope["path"],
+                exc_info=exc,
+            )
+            if started:  # too late for a problem body; the server ends the response
+                return
+            response = problem_response(
+                status=500,
+                code=Problem.code,
+                title=Problem.title,
+                detail="an unexpected error; it is logged under this error_id",
+                instance=scope["path"],
+                error_id=error_id,
+            )
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Map domain errors, HTTP errors and validation errors to problem+json."""
+    """Map domain errors, HTTP errors and validation errors to problem+json; any other
+    exception becomes a logged problem+json 500."""
+
+    app.add_middleware(_Unexpected)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:

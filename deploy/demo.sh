@@ -99,6 +99,7 @@ demo: meterhub is up — a simulated city of $firms firms with $weeks weeks of h
                 curl -H "X-API-Key: $key" "$api/v1/trends/top?by=consumption&limit=10&start=$(date -d '-7 days' +%F)&end=$(date +%F)"
                 curl -H "X-API-Key: $key" "$api/v1/terminals?online=false"
   logs          $demo/*.log
+  secrets       $run_dir/secrets/ (database and broker passwords; never printed here)
   stop with     make stop
 MSG
 }

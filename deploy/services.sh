@@ -757,6 +757,13 @@ mqtt_url() {
 	printf 'mqtt://%s:%s@127.0.0.1:%s' "$MQ_INGEST_USER" "$pw" "$MQTT_PORT"
 }
 
+describe_urls() {  # the URLs without their passwords, and where the passwords live
+	printf 'services: DSN      postgresql://%s:***@127.0.0.1:%s/%s (password in %s)\n' \
+		"$DB_USER" "$PG_PORT" "$DB_NAME" "$PG_PW_FILE"
+	printf 'services: MQTT URL mqtt://%s:***@127.0.0.1:%s (password in %s)\n' \
+		"$MQ_INGEST_USER" "$MQTT_PORT" "$MQ_PW_FILE"
+}
+
 cmd_up() {
 	cmd_install
 	lock_run_dir
@@ -771,11 +778,7 @@ cmd_up() {
 	printf 'services: PostgreSQL %s with timescaledb %s ready on 127.0.0.1:%s (pid %s)\n' \
 		"${PG_VERSION_INFO%% *}" "${PG_VERSION_INFO##* }" "$PG_PORT" "$PG_PID"
 	printf 'services: Mosquitto %s ready on 127.0.0.1:%s (pid %s)\n' "${mq_ver:-?}" "$MQTT_PORT" "$MQ_RUN_PID"
-	local db mq
-	db=$(database_url) || exit 1
-	mq=$(mqtt_url) || exit 1
-	printf 'services: DSN      %s\n' "$db"
-	printf 'services: MQTT URL %s\n' "$mq"
+	describe_urls
 	# shellcheck disable=SC2016 # the $(...) is meant literally
 	printf 'services: for your shell: eval "$(%s env)"\n' "$SCRIPT_DIR/services.sh"
 }
@@ -809,6 +812,7 @@ cmd_status() {
 		printf 'services: mosquitto  stopped port=%s pid=- conf=%s\n' "$MQTT_PORT" "$MQ_CONF"
 		rc=3
 	fi
+	describe_urls
 	return $rc
 }
 

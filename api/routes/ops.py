@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.health import check_broker, check_collectors, check_database
+from api.deps import OptionalPrincipalDep
+from api.health import BROKER_CHECK_TTL, BrokerProbe, Check, check_collectors, check_database
 
 router = APIRouter(tags=["operations"])
 
@@ -19,24 +20,30 @@ async def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _check(check: Check, *, detailed: bool) -> dict[str, Any]:
+    if not detailed:
+        return {"ok": check.ok}
+    return {"ok": check.ok, "detail": check.detail, "latency_ms": round(check.latency_ms, 1)}
+
+
 @router.get(
     "/readyz",
     summary="The database, the broker and the collectors answer",
+    description=(
+        "Anyone gets each check's `ok`; a caller with a valid API key (any role) also gets "
+        "its `detail` and `latency_ms`. The broker check is shared by all probes for "
+        f"{BROKER_CHECK_TTL:.0f} s, so probes never open a broker connection each."
+    ),
     responses={503: {"description": "a dependency is down; the body says which"}},
 )
-async def readyz(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
+async def readyz(request: Request, principal: OptionalPrincipalDep) -> JSONResponse:
     pool = request.app.state.pool
-    checks = await asyncio.gather(
-        check_database(pool), check_broker(settings.mqtt()), check_collectors(pool)
-    )
+    broker: BrokerProbe = request.app.state.broker
+    checks = await asyncio.gather(check_database(pool), broker.check(), check_collectors(pool))
     ok = all(check.ok for check in checks)
     body: dict[str, Any] = {
         "status": "ok" if ok else "unavailable",
-        "checks": {
-            c.name: {"ok": c.ok, "detail": c.detail, "latency_ms": round(c.latency_ms, 1)}
-            for c in checks
-        },
+        "checks": {c.name: _check(c, detailed=principal is not None) for c in checks},
     }
     return JSONResponse(body, status_code=200 if ok else 503)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import Grid, PoolDep, SinkDep
-from api.feed import FeedFormatError, feed_readings, split_body
+from api.feed import FeedFormatError, FeedMediaTypeError, feed_readings, split_body
 from api.meter_codes import FeedMeters
 from api.problems import (
     Busy,
@@ -129,9 +129,9 @@ async def push_readings(
     source = f"grid:{principal.scope}"
     try:
         feed_body = split_body(body, _media_type(content_type))
+    except FeedMediaTypeError as exc:
+        raise UnsupportedMediaType(str(exc)) from exc
     except FeedFormatError as exc:
-        if "unsupported media type" in str(exc):
-            raise UnsupportedMediaType(str(exc)) from exc
         raise InvalidBody(str(exc)) from exc
     meters: FeedMeters = request.app.state.feed_meters
     resolve = await meters.resolver(pool, feed=principal.scope or "", codes=feed_body.codes())

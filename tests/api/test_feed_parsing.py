@@ -8,7 +8,7 @@ from datetime import datetime
 import orjson
 import pytest
 
-from api.feed import FeedBody, FeedFormatError, feed_readings, split_body
+from api.feed import FeedBody, FeedFormatError, FeedMediaTypeError, feed_readings, split_body
 from api.meter_codes import FeedResolver
 from ingest.quarantine import Reason
 from meterhub.reading import LOCAL_TZ, Reading
@@ -109,8 +109,10 @@ def test_json_numbers_must_be_numbers_on_the_careful_path_too() -> None:
     ],
 )
 def test_bodies_that_cannot_be_read_at_all(body: bytes, media_type: str, message: str) -> None:
-    with pytest.raises(FeedFormatError, match=message):
+    with pytest.raises(FeedFormatError, match=message) as raised:
         split_body(body, media_type)
+    # the route tells a 415 from a 400 by class, never by the message
+    assert isinstance(raised.value, FeedMediaTypeError) == (media_type == "application/xml")
 
 
 def test_codes_of_a_body() -> None:

@@ -55,20 +55,20 @@ async def test_terminal_health_by_town(
 
 
 async def test_readyz_reports_a_stuck_collector(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
 ) -> None:
     await db.execute(
         "INSERT INTO collector_heartbeats (name, started_at, beat_at, meters) "
         "VALUES ('stuck-test', now() - interval '1 hour', now() - interval '10 minutes', 5)"
     )
     try:
-        response = await client.get("/readyz")
+        response = await client.get("/readyz", headers=keys.headers("field"))
         assert response.status_code == 503
         assert "stuck-test" in response.json()["checks"]["collectors"]["detail"]
         await db.execute(
             "UPDATE collector_heartbeats SET beat_at = now() WHERE name = 'stuck-test'"
         )
-        ready = await client.get("/readyz")
+        ready = await client.get("/readyz", headers=keys.headers("field"))
         assert ready.status_code == 200
         assert "stuck-test (5 meters)" in ready.json()["checks"]["collectors"]["detail"]
     finally:

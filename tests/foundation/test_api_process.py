@@ -10,9 +10,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
+from api.keys import Role, create_key
 from meterhub.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -64,12 +66,23 @@ def test_livez(api_url: str) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_checks_database_and_broker(api_url: str) -> None:
-    body = httpx.get(f"{api_url}/readyz").json()
+async def test_readyz_checks_database_and_broker(api_url: str, settings: Settings) -> None:
+    async with httpx.AsyncClient(base_url=api_url) as http:
+        anonymous = (await http.get("/readyz")).json()
+    assert anonymous == {
+        "status": "ok",
+        "checks": {"database": {"ok": True}, "broker": {"ok": True}, "collectors": {"ok": True}},
+    }
+    conn = await asyncpg.connect(settings.dsn())
+    try:
+        key = (await create_key(conn, name="readyz test", role=Role.FIELD, scope=None)).key
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=api_url) as http:
+        body = (await http.get("/readyz", headers={"X-API-Key": key})).json()
     assert body["status"] == "ok", body
-    assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["database"]["detail"].startswith("timescaledb ")
-    assert body["checks"]["broker"]["ok"] is True
+    assert body["checks"]["broker"]["detail"] == "connected"
 
 
 def test_docs_are_served_without_a_cdn(api_url: str) -> None:

@@ -40,9 +40,16 @@ def _pids(pattern: str) -> list[str]:
 
 
 def test_up_twice_leaves_one_instance_of_each(base_settings: Settings) -> None:
+    secrets = base_settings.run_dir / "secrets"
+    passwords = [
+        (secrets / name).read_text().strip() for name in ("pg_password", "mqtt_ingest_password")
+    ]
     for _ in range(2):
         result = services("up")
         assert result.returncode == 0, result.stderr
+        for password in passwords:  # `make demo` prints this output
+            assert password not in result.stdout + result.stderr
+        assert str(secrets / "pg_password") in result.stdout
     data_dir = base_settings.run_dir / "pg" / "data"
     postmasters = [p for p in _pids(f"postgres -D {data_dir}")]
     brokers = _pids(f"mosquitto -c {base_settings.run_dir / 'mosquitto'}")
@@ -52,6 +59,8 @@ def test_up_twice_leaves_one_instance_of_each(base_settings: Settings) -> None:
     assert status.returncode == 0
     assert "postgresql running" in status.stderr + status.stdout
     assert "mosquitto  running" in status.stderr + status.stdout
+    assert str(secrets / "mqtt_ingest_password") in status.stdout
+    assert not any(password in status.stdout + status.stderr for password in passwords)
 
 
 def test_env_prints_exports_for_eval() -> None:

@@ -1,0 +1,75 @@
+"""/readyz: anyone learns what is up, only a keyed caller why; probes share one broker check."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from api import health
+from tests.api.conftest import Keys
+
+pytestmark = pytest.mark.integration
+
+CHECKS = {"database", "broker", "collectors"}
+
+
+async def test_anonymous_gets_status_words_only(client: httpx.AsyncClient) -> None:
+    for headers in ({}, {"X-API-Key": "mh_00000000_not-a-real-key-at-all-000"}):
+        response = await client.get("/readyz", headers=headers)
+        body = response.json()
+        assert set(body["checks"]) == CHECKS
+        assert body["status"] in ("ok", "unavailable")
+        assert all(set(check) == {"ok"} for check in body["checks"].values()), body
+
+
+@pytest.mark.parametrize("role", ["bureau", "admin", "field", "town", "grid"])
+async def test_a_key_of_any_role_gets_details(
+    client: httpx.AsyncClient, keys: Keys, role: str
+) -> None:
+    body = (await client.get("/readyz", headers=keys.headers(role))).json()
+    assert body["checks"]["database"]["detail"].startswith("timescaledb ")
+    assert body["checks"]["broker"] == {
+        "ok": True,
+        "detail": "connected",
+        "latency_ms": body["checks"]["broker"]["latency_ms"],
+    }
+
+
+async def test_probes_share_one_broker_connection(
+    client: httpx.AsyncClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connects: list[str] = []
+    real = health._mqtt_connect
+
+    def counted(url: str, timeout: float) -> str | None:
+        connects.append(url)
+        return real(url, timeout)
+
+    monkeypatch.setattr(health, "_mqtt_connect", counted)
+    answers = await asyncio.gather(*(client.get("/readyz") for _ in range(20)))
+    answers += [await client.get("/readyz", headers=keys.headers("town")) for _ in range(5)]
+    assert {a.status_code for a in answers} == {200}
+    assert len(connects) == 1  # one real broker check served all 25 probes
+    latencies = {a.json()["checks"]["broker"].get("latency_ms") for a in answers[20:]}
+    assert len(latencies) == 1  # the same cached result
+
+
+async def test_the_broker_check_is_repeated_after_its_ttl() -> None:
+    calls = 0
+
+    async def slow_check(url: str, *, timeout: float = 2.0) -> health.Check:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return health.Check("broker", True, "connected", 50.0)
+
+    probe = health.BrokerProbe("mqtt://127.0.0.1:18830", ttl=0.2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(health, "check_broker", slow_check)
+        await asyncio.gather(*(probe.check() for _ in range(10)))
+        assert calls == 1  # concurrent probes waited for the one check under way
+        await asyncio.sleep(0.25)
+        await probe.check()
+    assert calls == 2
