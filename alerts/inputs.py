@@ -9,11 +9,11 @@ from datetime import date, datetime, time, timedelta
 
 import polars as pl
 
-from alerts.frames import fetch
+from alerts.frames import ColumnKind, Fixed, FloatArray, fetch, fetch_fixed
 from meterhub.db import Conn
 from meterhub.reading import LOCAL_TZ
 
-HOURS = tuple(f"h{h}" for h in range(24))
+HOURS = tuple(f"h_{h}" for h in range(24))
 
 FIRMS = pl.Schema(
     {
@@ -33,21 +33,24 @@ WHERE EXISTS (SELECT 1 FROM meters m WHERE m.firm_id = firms.id AND m.installed_
 ORDER BY id
 """
 
-FEATURES = pl.Schema(
-    {
-        "firm_id": pl.Int64,
-        "day": pl.Date,
-        "energy": pl.Float64,
-        "intervals": pl.Int64,
-        "expected": pl.Int64,
-        **{h: pl.Float64 for h in HOURS},
-    }
-)
-_FEATURES = f"""
-SELECT firm_id, day, energy, intervals, expected,
-       {", ".join(f"hourly[{h + 1}]" for h in range(24))}
+FEATURES: list[tuple[str, ColumnKind]] = [
+    ("firm_id", Fixed.INT8),
+    ("day", Fixed.DATE),
+    ("energy", Fixed.FLOAT8),
+    ("intervals", Fixed.INT4),
+    ("expected", Fixed.INT4),
+    ("h", FloatArray(24)),  # h_0 .. h_23; NaN (no data that hour) becomes null
+]
+_FEATURES = """
+SELECT firm_id, day, energy, intervals, expected, hourly
 FROM firm_day_features WHERE day >= $1 AND day < $2
 """
+
+
+async def _features(conn: Conn, first: date, end: date) -> pl.DataFrame:
+    frame = await fetch_fixed(conn, _FEATURES, first, end, columns=FEATURES)
+    return frame.with_columns(pl.col(HOURS).fill_nan(None))
+
 
 # Quarter hours each firm's electricity meters should have given on each day of the week.
 EXPECTED = pl.Schema({"firm_id": pl.Int64, "day": pl.Date, "expected": pl.Int64})
@@ -216,7 +219,7 @@ async def load(conn: Conn, window: Window) -> Inputs:
     week_end_at = datetime.combine(window.end, time(), LOCAL_TZ)
     return Inputs(
         firms=await fetch(conn, _FIRMS, week_end_at, schema=FIRMS),
-        features=await fetch(conn, _FEATURES, window.first_day, window.end, schema=FEATURES),
+        features=await _features(conn, window.first_day, window.end),
         expected=await fetch(conn, _EXPECTED, window.week, window.end, schema=EXPECTED),
         holidays=await fetch(conn, _HOLIDAYS, window.first_day, window.end, schema=HOLIDAYS),
         monthly=await fetch(conn, _MONTHLY, window.first_month, window.end, schema=MONTHLY),

@@ -187,7 +187,7 @@ def idle_load(days: pl.DataFrame, *, rule: Rule) -> pl.DataFrame:
     good working days, rising ``min_rise`` or more above the median of the firm's previous
     ``weeks`` weekly means (weeks with fewer than two good working days are not judged:
     a holiday's base load is no idle load)."""
-    night = [f"h{h}" for h in rule.param("night_hours")]
+    night = [f"h_{h}" for h in rule.param("night_hours")]
     weekly = (
         days.filter(_WORKDAY & pl.col("good") & (pl.col("energy") > 0))
         .filter(pl.col("week_no") >= -int(rule.param("weeks")))

@@ -3,7 +3,8 @@
 -- projects, and what the weekly analytics write (rule hits, findings, evaluations, grades).
 
 -- One row per firm and local day of electricity, refreshed with the rollups: the day's
--- energy, its 24 hourly energies (NULL where an hour has no data), and completeness:
+-- energy, its 24 hourly energies (NaN where an hour has no data, never a NULL element:
+-- the analytics read the array as fixed-width binary), and completeness:
 -- intervals present against the intervals its meters in service should have given.
 CREATE TABLE firm_day_features (
     firm_id   bigint NOT NULL,
@@ -12,7 +13,8 @@ CREATE TABLE firm_day_features (
     estimated double precision NOT NULL DEFAULT 0,
     intervals integer NOT NULL,
     expected  integer NOT NULL,
-    hourly    double precision[] NOT NULL CHECK (cardinality(hourly) = 24),
+    hourly    double precision[] NOT NULL
+              CHECK (cardinality(hourly) = 24 AND array_position(hourly, NULL) IS NULL),
     PRIMARY KEY (firm_id, day)
 );
 CREATE INDEX firm_day_features_day_idx ON firm_day_features (day);

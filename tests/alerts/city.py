@@ -117,7 +117,17 @@ async def seed_city(
                 continue
             present = sum(h is not None for h in hourly)
             energy = sum(h for h in hourly if h is not None)
-            features.append((firm, day, energy, 0.0, present * 4, 96, hourly))
+            features.append(
+                (
+                    firm,
+                    day,
+                    energy,
+                    0.0,
+                    present * 4,
+                    96,
+                    [math.nan if h is None else h for h in hourly],
+                )
+            )
         for m in months(FIRST_MONTH, JUDGED_MONTH):
             start = datetime.combine(m, time(), LOCAL_TZ)
             days = (date(m.year + m.month // 12, m.month % 12 + 1, 1) - m).days
