@@ -13,9 +13,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
-from api.keys import KeyStore
-from api.meter_codes import FeedMeters
-from api.routes import firms, meters, ops, readings, terminals, trends
+from api.routes import firms, meters, ops, readings, terminals, towns, trends
+from collectors.gridfeed.meters import FeedMeters
 from ingest.interval_worker import run_interval_worker
 from ingest.sink import IngestSink
 from meterhub import __version__
@@ -23,6 +22,7 @@ from meterhub.db import create_pool
 from meterhub.errors import DatabaseUnavailableError
 from meterhub.logs import get_logger
 from meterhub.settings import Settings, get_settings
+from registry.keys import KeyStore
 
 _STATIC = Path(__file__).parent / "static"
 log = get_logger(__name__)
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     problems.install(app)
-    routers = (ops, readings, firms, meters, trends, terminals)
+    routers = (ops, readings, firms, meters, towns, trends, terminals)
     for module in routers:
         app.include_router(module.router)
 

@@ -9,14 +9,15 @@ import asyncpg
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 
-from api import firms as service
-from api import imports
 from api.deps import Bureau, PoolDep, Reader
-from api.keys import Principal
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.scope import town_filter
-from api.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet, SheetError, read_sheet
 from meterhub.db import Conn
+from registry import firms as service
+from registry import imports
+from registry.keys import Principal
+from registry.output import list_output_figures
+from registry.scope import town_filter
+from registry.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet, read_sheet
 
 router = APIRouter(prefix="/v1/firms", tags=["registry"])
 _READ = responses(Unauthorized, Forbidden)
@@ -101,10 +102,7 @@ async def update_firm(
 async def _sheet(request: Request, content_type: str | None, columns: Mapping[str, str]) -> Sheet:
     media_type = (content_type or "text/csv").split(";")[0].strip().lower()
     fields = set(columns.values())
-    try:
-        return read_sheet(await request.body(), media_type, aliases=columns, fields=fields)
-    except SheetError as exc:
-        raise InvalidRequest(str(exc)) from exc
+    return read_sheet(await request.body(), media_type, aliases=columns, fields=fields)
 
 
 async def _import(
@@ -129,9 +127,10 @@ async def _import(
     "/import",
     summary="Bulk import firms from the bureau's sheet",
     description=f"Body: the sheet ({_SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
-    "name (企业名称), industry (行业代码), town (镇街), land_mu (用地面积(亩)), above_scale "
-    "(规上企业: 是/否), tags (标签, separated by ; or ,). Existing firms (same credit code) are "
-    "updated. All-or-nothing unless `partial=true`; every bad row is reported by row number.",
+    "name (企业名称), industry (行业代码), town (镇街: 苏溪 or 苏溪镇, see GET /v1/towns), "
+    "land_mu (用地面积(亩)), above_scale (规上企业: 是/否), tags (标签, separated by ; or ,). "
+    "Existing firms (same credit code) are updated. All-or-nothing unless `partial=true`; "
+    "every bad row is reported by row number.",
     responses=responses(Unauthorized, Forbidden, InvalidRequest),
 )
 async def import_firms(
@@ -180,9 +179,4 @@ async def import_output_figures(
 )
 async def output_figures(firm_id: int, principal: Reader, pool: PoolDep) -> list[dict[str, Any]]:
     await service.readable_firm(pool, principal, firm_id)
-    rows = await pool.fetch(
-        "SELECT month, output_value, value_added, tax_paid, employees, rnd_spend, main_revenue "
-        "FROM output_figures WHERE firm_id = $1 ORDER BY month",
-        firm_id,
-    )
-    return [dict(r) for r in rows]
+    return await list_output_figures(pool, firm_id)

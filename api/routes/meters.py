@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api import firms as firm_service
-from api import meters as service
 from api.deps import PoolDep, Reader, Registrar
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.scope import town_filter
+from registry import firms as firm_service
+from registry import meters as service
+from registry.scope import town_filter
 
 router = APIRouter(prefix="/v1/meters", tags=["registry"])
 

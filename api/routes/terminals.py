@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import PoolDep, Reader
 from api.problems import Forbidden, Unauthorized, responses
-from api.scope import town_filter
+from registry.scope import town_filter
 
 router = APIRouter(prefix="/v1/terminals", tags=["operations"])
 
