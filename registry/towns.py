@@ -68,3 +68,8 @@ async def canonical_town(conn: Db, name: str) -> str:
     """The short name of the town ``name`` (short or full, blanks around ignored), else
     `UnknownTownError` listing the valid ones."""
     return (await town_names(conn)).canonical(name)
+
+
+async def optional_town(conn: Db, name: str | None) -> str | None:
+    """`canonical_town` for a filter that may be absent (None stays None)."""
+    return None if name is None else await canonical_town(conn, name)

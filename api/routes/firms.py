@@ -18,6 +18,7 @@ from registry.keys import Principal
 from registry.output import list_output_figures
 from registry.scope import town_filter
 from registry.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet, read_sheet
+from registry.towns import optional_town
 
 router = APIRouter(prefix="/v1/firms", tags=["registry"])
 _READ = responses(Unauthorized, Forbidden)
@@ -48,7 +49,9 @@ class Importer(Protocol):
 async def list_firms(
     principal: Reader,
     pool: PoolDep,
-    town: Annotated[str | None, Query(description="镇街; a town key sees only its own")] = None,
+    town: Annotated[
+        str | None, Query(description="镇街 (苏溪 or 苏溪镇); a town key sees only its own")
+    ] = None,
     industry: Annotated[str | None, Query(description="GB/T 4754 code prefix, e.g. C17")] = None,
     q: Annotated[str | None, Query(description="part of the name, or a whole credit code")] = None,
     tag: Annotated[str | None, Query(description="e.g. D-class")] = None,
@@ -58,7 +61,7 @@ async def list_firms(
 ) -> FirmPage:
     total, items = await service.list_firms(
         pool,
-        town=town_filter(principal, town),
+        town=town_filter(principal, await optional_town(pool, town)),
         industry=industry,
         q=q,
         tag=tag,

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from api.deps import PoolDep, Reader
 from api.problems import Forbidden, Unauthorized, responses
 from registry.scope import town_filter
+from registry.towns import optional_town
 
 router = APIRouter(prefix="/v1/terminals", tags=["operations"])
 
@@ -65,13 +66,14 @@ ORDER BY s.online NULLS LAST, f.town, f.name, m.code
 async def list_terminals(
     principal: Reader,
     pool: PoolDep,
-    town: Annotated[str | None, Query(description="镇街")] = None,
+    town: Annotated[str | None, Query(description="镇街 (苏溪 or 苏溪镇)")] = None,
     firm_id: Annotated[int | None, Query()] = None,
     online: Annotated[bool | None, Query(description="filter by state")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TerminalPage:
-    rows = await pool.fetch(_SELECT, town_filter(principal, town), firm_id, online)
+    town = town_filter(principal, await optional_town(pool, town))
+    rows = await pool.fetch(_SELECT, town, firm_id, online)
     items = [Terminal(**dict(r)) for r in rows]
     return TerminalPage(
         total=len(items),

@@ -59,6 +59,13 @@ async def test_full_names_are_stored_short_and_seen_by_the_town_key(
     assert created.json()["town"] == TOWN
     seen = await client.get(f"/v1/firms/{created.json()['id']}", headers=keys.headers("town"))
     assert seen.status_code == 200
+    by_full_name = await client.get(
+        "/v1/firms?town=苏溪镇&limit=1000", headers=keys.headers("town")
+    )
+    assert by_full_name.status_code == 200
+    assert created.json()["id"] in [f["id"] for f in by_full_name.json()["items"]]
+    unknown = await client.get("/v1/firms?town=亚特兰蒂斯", headers=bureau)
+    assert unknown.status_code == 422
     moved = await client.patch(
         f"/v1/firms/{created.json()['id']}", json={"town": "稠城街道"}, headers=bureau
     )
