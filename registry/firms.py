@@ -130,7 +130,7 @@ async def get_firm(conn: Conn | asyncpg.Pool, firm_id: int) -> Firm:
     return _firm(row)
 
 
-async def readable_firm(pool: asyncpg.Pool, principal: Principal, firm_id: int) -> Firm:
+async def readable_firm(pool: asyncpg.Pool, *, principal: Principal, firm_id: int) -> Firm:
     """Firm ``firm_id`` if ``principal`` may read it: `NotFoundError` if there is none,
     `ForbiddenScopeError` if it is not in the key's town."""
     firm = await get_firm(pool, firm_id)
@@ -181,7 +181,7 @@ async def upsert_firm(conn: Conn, firm: FirmIn, *, towns: TownNames) -> tuple[in
     return int(row["id"]), "added" if row["added"] else "changed"
 
 
-async def create_firm(conn: Conn, principal: Principal, firm: FirmIn) -> Firm:
+async def create_firm(conn: Conn, *, principal: Principal, firm: FirmIn) -> Firm:
     """Register ``firm``: `ConflictError` if its credit code is taken, `UnknownTownError` if
     its town is none of the towns table's."""
     firm = firm.model_copy(update={"town": await canonical_town(conn, firm.town)})
@@ -200,7 +200,7 @@ async def create_firm(conn: Conn, principal: Principal, firm: FirmIn) -> Firm:
         return await get_firm(conn, firm_id)
 
 
-async def update_firm(conn: Conn, principal: Principal, firm_id: int, patch: FirmPatch) -> Firm:
+async def update_firm(conn: Conn, *, principal: Principal, firm_id: int, patch: FirmPatch) -> Firm:
     changes = patch.model_dump(exclude_unset=True)
     if changes.get("town") is not None:
         changes["town"] = await canonical_town(conn, changes["town"])

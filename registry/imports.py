@@ -104,7 +104,7 @@ def _firm_values(row: dict[str, str]) -> dict[str, Any]:
 
 
 async def import_firms(
-    conn: Conn, principal: Principal, sheet: Sheet, *, partial: bool
+    conn: Conn, *, principal: Principal, sheet: Sheet, partial: bool
 ) -> ImportReport:
     report, firms = ImportReport(), []
     seen: dict[str, int] = {}
@@ -138,7 +138,7 @@ async def import_firms(
 
 
 async def import_output_figures(
-    conn: Conn, principal: Principal, sheet: Sheet, *, partial: bool
+    conn: Conn, *, principal: Principal, sheet: Sheet, partial: bool
 ) -> ImportReport:
     report = ImportReport()
     codes = {row.get("credit_code", "").strip().upper() for row in sheet.rows}

@@ -160,7 +160,7 @@ async def _insert(conn: Conn, meter: MeterIn, replaces: int | None) -> int:
     return meter_id
 
 
-async def create_meter(conn: Conn, principal: Principal, meter: MeterIn) -> Meter:
+async def create_meter(conn: Conn, *, principal: Principal, meter: MeterIn) -> Meter:
     async with conn.transaction():
         meter_id = await _insert(conn, meter, None)
         await audit.record(
@@ -174,7 +174,7 @@ async def create_meter(conn: Conn, principal: Principal, meter: MeterIn) -> Mete
 
 
 async def replace_meter(
-    conn: Conn, principal: Principal, meter_id: int, swap: Replacement
+    conn: Conn, *, principal: Principal, meter_id: int, swap: Replacement
 ) -> Meter:
     """Close ``meter_id`` at ``swap.at`` and open its successor; the firm's series stays
     continuous because rollups sum both meters."""

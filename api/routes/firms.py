@@ -41,7 +41,7 @@ class Importer(Protocol):
     """`imports.import_firms` or `imports.import_output_figures`."""
 
     def __call__(
-        self, conn: Conn, principal: Principal, sheet: Sheet, *, partial: bool
+        self, conn: Conn, *, principal: Principal, sheet: Sheet, partial: bool
     ) -> Awaitable[imports.ImportReport]: ...
 
 
@@ -76,7 +76,7 @@ async def list_firms(
     "/{firm_id}", summary="One firm", responses=responses(Unauthorized, Forbidden, NotFound)
 )
 async def get_firm(firm_id: int, principal: Reader, pool: PoolDep) -> service.Firm:
-    return await service.readable_firm(pool, principal, firm_id)
+    return await service.readable_firm(pool, principal=principal, firm_id=firm_id)
 
 
 @router.post(
@@ -87,7 +87,7 @@ async def get_firm(firm_id: int, principal: Reader, pool: PoolDep) -> service.Fi
 )
 async def create_firm(body: service.FirmIn, principal: Bureau, pool: PoolDep) -> service.Firm:
     async with pool.acquire() as conn:
-        return await service.create_firm(conn, principal, body)
+        return await service.create_firm(conn, principal=principal, firm=body)
 
 
 @router.patch(
@@ -99,7 +99,7 @@ async def update_firm(
     firm_id: int, body: service.FirmPatch, principal: Bureau, pool: PoolDep
 ) -> service.Firm:
     async with pool.acquire() as conn:
-        return await service.update_firm(conn, principal, firm_id, body)
+        return await service.update_firm(conn, principal=principal, firm_id=firm_id, patch=body)
 
 
 async def _sheet(request: Request, content_type: str | None, columns: Mapping[str, str]) -> Sheet:
@@ -120,7 +120,7 @@ async def _import(
     """Read the body as a sheet with ``columns`` and import it with ``run``."""
     sheet = await _sheet(request, content_type, columns)
     async with pool.acquire() as conn:
-        report = await run(conn, principal, sheet, partial=partial)
+        report = await run(conn, principal=principal, sheet=sheet, partial=partial)
     return ImportResult(
         written=report.written, created=report.created, updated=report.updated, errors=report.errors
     )
@@ -181,5 +181,5 @@ async def import_output_figures(
     responses=responses(Unauthorized, Forbidden, NotFound),
 )
 async def output_figures(firm_id: int, principal: Reader, pool: PoolDep) -> list[dict[str, Any]]:
-    await service.readable_firm(pool, principal, firm_id)
+    await service.readable_firm(pool, principal=principal, firm_id=firm_id)
     return await list_output_figures(pool, firm_id)

@@ -56,36 +56,40 @@ def meter_in(firm_id: int, code: str | None = None) -> meters.MeterIn:
 async def test_firm_errors(db: asyncpg.Connection) -> None:
     who = await bureau(db)
     firm = firm_in("苏溪镇")
-    created = await firms.create_firm(db, who, firm)
+    created = await firms.create_firm(db, principal=who, firm=firm)
     assert created.town == "苏溪"
     with pytest.raises(ConflictError) as conflict:
-        await firms.create_firm(db, who, firm)
+        await firms.create_firm(db, principal=who, firm=firm)
     assert conflict.value.code == "conflict"
     with pytest.raises(NotFoundError) as missing:
         await firms.get_firm(db, 999_999_999)
     assert missing.value.code == "not_found"
     with pytest.raises(UnknownTownError) as unknown:
-        await firms.create_firm(db, who, firm_in("亚特兰蒂斯"))
+        await firms.create_firm(db, principal=who, firm=firm_in("亚特兰蒂斯"))
     assert unknown.value.code == "unknown_town"
     assert isinstance(unknown.value, InvalidError)
     assert unknown.value.extra["valid_towns"][:2] == ["稠城", "北苑"]
     with pytest.raises(UnknownTownError):
-        await firms.update_firm(db, who, created.id, firms.FirmPatch(town="亚特兰蒂斯"))
-    patched = await firms.update_firm(db, who, created.id, firms.FirmPatch(town="稠城街道"))
+        await firms.update_firm(
+            db, principal=who, firm_id=created.id, patch=firms.FirmPatch(town="亚特兰蒂斯")
+        )
+    patched = await firms.update_firm(
+        db, principal=who, firm_id=created.id, patch=firms.FirmPatch(town="稠城街道")
+    )
     assert patched.town == "稠城"
 
 
 async def test_scope_is_a_domain_error(db: asyncpg.Connection, settings: Settings) -> None:
     who = await bureau(db)
-    firm = await firms.create_firm(db, who, firm_in("佛堂"))
+    firm = await firms.create_firm(db, principal=who, firm=firm_in("佛堂"))
     key = await create_key(db, name="svc town", role=Role.TOWN, scope="苏溪镇")
     assert key.principal.scope == "苏溪"
     pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=1)
     try:
         with pytest.raises(ForbiddenScopeError) as forbidden:
-            await firms.readable_firm(pool, key.principal, firm.id)
+            await firms.readable_firm(pool, principal=key.principal, firm_id=firm.id)
         assert forbidden.value.code == "forbidden_scope"
-        bureau_sees = await firms.readable_firm(pool, who, firm.id)
+        bureau_sees = await firms.readable_firm(pool, principal=who, firm_id=firm.id)
         assert bureau_sees.id == firm.id
     finally:
         await pool.close()
@@ -93,22 +97,21 @@ async def test_scope_is_a_domain_error(db: asyncpg.Connection, settings: Setting
 
 async def test_meter_errors(db: asyncpg.Connection) -> None:
     who = await bureau(db)
-    firm = await firms.create_firm(db, who, firm_in())
+    firm = await firms.create_firm(db, principal=who, firm=firm_in())
     with pytest.raises(InvalidError) as no_firm:
-        await meters.create_meter(db, who, meter_in(999_999_999))
+        await meters.create_meter(db, principal=who, meter=meter_in(999_999_999))
     assert no_firm.value.code == "invalid"
-    meter = await meters.create_meter(db, who, meter_in(firm.id))
+    meter = await meters.create_meter(db, principal=who, meter=meter_in(firm.id))
     with pytest.raises(ConflictError):
-        await meters.create_meter(db, who, meter_in(firm.id, meter.code))
+        await meters.create_meter(db, principal=who, meter=meter_in(firm.id, meter.code))
     with pytest.raises(InvalidError):
-        await meters.replace_meter(
-            db, who, meter.id, meters.Replacement(code="svc-early", at=INSTALLED - timedelta(1))
-        )
+        early = meters.Replacement(code="svc-early", at=INSTALLED - timedelta(1))
+        await meters.replace_meter(db, principal=who, meter_id=meter.id, swap=early)
     swap = meters.Replacement(code=f"svc-{uuid.uuid4().hex[:10]}", at=INSTALLED + timedelta(9))
-    new = await meters.replace_meter(db, who, meter.id, swap)
+    new = await meters.replace_meter(db, principal=who, meter_id=meter.id, swap=swap)
     assert new.replaces_meter_id == meter.id
     with pytest.raises(ConflictError):
-        await meters.replace_meter(db, who, meter.id, swap)
+        await meters.replace_meter(db, principal=who, meter_id=meter.id, swap=swap)
     with pytest.raises(NotFoundError):
         await meters.get_meter(db, 999_999_999)
 
