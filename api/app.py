@@ -15,9 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from alerts import rulebook
 from api import problems
 from api.health import BrokerProbe
-from api.keys import KeyStore
-from api.meter_codes import FeedMeters
-from api.routes import findings, firms, meters, ops, readings, terminals, trends
+from api.routes import findings, firms, meters, ops, readings, terminals, towns, trends
+from collectors.gridfeed.meters import FeedMeters
 from ingest.interval_worker import run_interval_worker
 from ingest.sink import IngestSink
 from meterhub import __version__
@@ -25,6 +24,7 @@ from meterhub.db import create_pool
 from meterhub.errors import DatabaseUnavailableError
 from meterhub.logs import get_logger
 from meterhub.settings import Settings, get_settings
+from registry.keys import KeyStore
 
 _STATIC = Path(__file__).parent / "static"
 log = get_logger(__name__)
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     problems.install(app)
-    routers = (ops, readings, firms, meters, trends, terminals, findings)
+    routers = (ops, readings, firms, meters, towns, trends, terminals, findings)
     for module in routers:
         app.include_router(module.router)
 

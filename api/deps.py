@@ -9,9 +9,9 @@ import asyncpg
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from api.keys import KeyStore, Principal, Role
 from api.problems import Forbidden, Unauthorized, Unavailable
 from ingest.sink import IngestSink
+from registry.keys import KeyStore, Principal, Role
 
 _api_key = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key from `meterhub keys create`"
@@ -80,6 +80,8 @@ def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
 
 READERS = (Role.BUREAU, Role.TOWN, Role.ADMIN)
+#: Every key of a person (reference data such as the towns); not the grid feed's.
+People = Annotated[Principal, Depends(allow(Role.BUREAU, Role.TOWN, Role.FIELD, Role.ADMIN))]
 Reader = Annotated[Principal, Depends(allow(*READERS))]
 Bureau = Annotated[Principal, Depends(allow(Role.BUREAU, Role.ADMIN))]
 Registrar = Annotated[Principal, Depends(allow(Role.BUREAU, Role.ADMIN, Role.FIELD))]

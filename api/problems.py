@@ -14,8 +14,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from collectors.gridfeed.errors import FeedFormatError, FeedMediaTypeError, FeedTooLargeError
 from meterhub.errors import MeterhubError
 from meterhub.logs import get_logger
+from registry import errors as registry
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -88,6 +90,27 @@ PROBLEMS: tuple[type[Problem], ...] = (
     Busy,
     Unavailable,
 )
+
+
+#: Domain errors -> the problem they answer with (the most specific class wins). The
+#: services below `api/` raise these; routes let them through.
+DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
+    registry.NotFoundError: NotFound,
+    registry.ConflictError: Conflict,
+    registry.InvalidError: InvalidRequest,
+    registry.ForbiddenScopeError: Forbidden,
+    FeedFormatError: InvalidBody,
+    FeedMediaTypeError: UnsupportedMediaType,
+    FeedTooLargeError: PayloadTooLarge,
+}
+
+
+def domain_problem(exc: MeterhubError) -> type[Problem]:
+    """The problem for ``exc``: its nearest class in `DOMAIN_PROBLEMS`."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_PROBLEMS:
+            return DOMAIN_PROBLEMS[cls]
+    return Problem
 
 
 def problem_response(
@@ -187,6 +210,21 @@ def install(app: FastAPI) -> None:
             headers=exc.headers,
             **exc.extra,
         )
+
+    async def _domain(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, MeterhubError)
+        problem = domain_problem(exc)
+        return problem_response(
+            status=problem.status,
+            code=problem.code,
+            title=problem.title,
+            detail=str(exc),
+            instance=request.url.path,
+            **getattr(exc, "extra", {}),
+        )
+
+    for error in DOMAIN_PROBLEMS:
+        app.add_exception_handler(error, _domain)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,22 +1,6 @@
-"""What a key may see: town keys see only their own town."""
+"""Town scoping lives in `registry.scope`; this name stays for the modules that import it
+here (the trend queries)."""
 
-from __future__ import annotations
+from registry.scope import check_town, town_filter
 
-from api.keys import Principal, Role
-from api.problems import Forbidden
-
-
-def town_filter(principal: Principal, requested: str | None) -> str | None:
-    """The town a listing must be limited to: a town key's own town (asking for another
-    is 403), else whatever was requested (None: all towns)."""
-    if principal.role is not Role.TOWN:
-        return requested
-    if requested is not None and requested != principal.scope:
-        raise Forbidden(f"a key for {principal.scope} may not read {requested}")
-    return principal.scope
-
-
-def check_town(principal: Principal, town: str) -> None:
-    """403 unless ``principal`` may read data of a firm in ``town``."""
-    if principal.role is Role.TOWN and town != principal.scope:
-        raise Forbidden(f"a key for {principal.scope} may not read firms of {town}")
+__all__ = ["check_town", "town_filter"]

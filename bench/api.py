@@ -35,12 +35,12 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.keys import Role, create_key
 from bench import _trend_data as trend_data
 from bench._db import bench_database
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
 from meterhub.settings import Settings, get_settings
+from registry.keys import Role, create_key
 
 console = Console(stderr=True)
 T0 = datetime(2026, 1, 5, tzinfo=LOCAL_TZ)

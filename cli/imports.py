@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from api.feed import FeedBody, FeedFormatError, csv_field_names, feed_readings
+from collectors.gridfeed.codec import FeedBody, csv_field_names, feed_readings
+from collectors.gridfeed.errors import FeedFormatError
 from ingest.quarantine import Reason
 from ingest.sink import IngestSink
 from meterhub.db import connect

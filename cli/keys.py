@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.keys import Role, create_key, revoke_key
 from meterhub.db import connect
 from meterhub.errors import MeterhubError
+from registry.keys import Role, create_key, revoke_key
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 console = Console()
@@ -26,7 +26,9 @@ def create(
     name: str = typer.Option(..., help="who or what holds the key, e.g. '国网义乌 feed'"),
     role: Role = typer.Option(..., help="grid, bureau, town, field or admin"),
     scope: str | None = typer.Option(
-        None, help="the town of a town key (e.g. 苏溪), the feed id of a grid key"
+        None,
+        help="the town of a town key (苏溪 or 苏溪镇; one of GET /v1/towns), the feed id of a "
+        "grid key",
     ),
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
@@ -37,13 +39,14 @@ def create(
             new = await create_key(conn, name=name, role=role, scope=scope)
         finally:
             await conn.close()
-        console.print(f"created key {new.principal.key_id} ({role}{f', {scope}' if scope else ''})")
+        scope_text = f", {new.principal.scope}" if new.principal.scope else ""
+        console.print(f"created key {new.principal.key_id} ({role}{scope_text})")
         console.print("store it now, it is not shown again:")
         typer.echo(new.key)
 
     try:
         asyncio.run(run())
-    except (ValueError, MeterhubError) as exc:
+    except MeterhubError as exc:  # UnknownTownError lists the valid towns
         raise _fail(str(exc)) from exc
 
 

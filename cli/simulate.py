@@ -13,7 +13,6 @@ import httpx
 import typer
 from rich.table import Table
 
-from api.keys import Role, create_key
 from cli.runner import run_until_signalled
 from cli.simulate_support import (
     api_url,
@@ -30,6 +29,7 @@ from meterhub.db import connect
 from meterhub.errors import MeterhubError
 from meterhub.logs import configure_logging
 from meterhub.settings import get_settings
+from registry.keys import Role, create_key
 from simulators.backfill import backfill_feed, backfill_mqtt, backfill_polled, expected_readings
 from simulators.broker_users import create_broker_users, mqtt_gateways
 from simulators.city import generate_city

@@ -95,7 +95,8 @@ GROUP BY r.granularity, r.firm_id, r.utility, mr.bucket;
 # Daily features of each firm's electricity for the analytics (table firm_day_features):
 # the day's energy, its 24 hourly energies (NaN for an hour without data: never a NULL
 # element, so the array has one fixed binary layout), and intervals present against
-# expected (the quarter hours its meters were in service). Refreshed for the days the firm ranges touch.
+# expected (the quarter hours its meters were in service). Refreshed for the days the
+# firm ranges touch.
 _HOURLY = ",\n           ".join(
     f"coalesce(sum(energy) FILTER (WHERE hr = {h}), 'NaN')" for h in range(24)
 )

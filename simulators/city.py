@@ -46,10 +46,11 @@ from simulators.faults import (
 )
 from simulators.industry import INDUSTRIES, IndustryProfile
 
-#: Yiwu's streets (街道) and towns (镇), from domain.md.
+#: Yiwu's 8 streets (街道) and 6 towns (镇) by their short names, as the registry's towns
+#: table (migrations/0006_towns.sql) names them.
 TOWNS: Final = (
-    *(f"{n}街道" for n in ("稠城", "北苑", "稠江", "江东", "后宅", "城西", "廿三里", "福田")),
-    *(f"{n}镇" for n in ("佛堂", "赤岸", "义亭", "上溪", "大陈", "苏溪")),
+    *("稠城", "北苑", "稠江", "江东", "后宅", "城西", "廿三里", "福田"),
+    *("佛堂", "赤岸", "义亭", "上溪", "大陈", "苏溪"),
 )
 DEFAULT_START: Final = datetime(2026, 1, 5, tzinfo=LOCAL_TZ)
 _SYLLABLES: Final = "华鑫恒金佳浩瑞丰盛源宏泰隆兴达美嘉锦伟新宇凯博诚信和旺鸿昌明正天创优百益"

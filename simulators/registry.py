@@ -9,7 +9,9 @@ Each physical meter is one row (a ``replacement`` fault makes two: the old one c
 the swap, the new one opened then and pointing at it with ``replaces_meter_id``). Only
 what has happened by ``as_of`` is written: a meter installed later is left out, a removal
 later is left open; registering again later adds them. Addresses are what the collectors
-read (`registry_address`); ``max_power`` is the meter-side rating.
+read (`registry_address`); ``max_power`` is the meter-side rating. Firms and meters go
+through the registry's own upserts (`registry.firms.upsert_firm`,
+`registry.meters.upsert_meter`), so a city's towns are checked like any other firm's.
 """
 
 from __future__ import annotations
@@ -23,39 +25,11 @@ from decimal import Decimal
 import asyncpg
 import orjson
 
+from registry.firms import FirmIn, upsert_firm
+from registry.meters import MeterFields, upsert_meter
+from registry.towns import TownNames, town_names
 from simulators.config import CityConfig, Dlt645Address, FirmSpec, MeterSpec
 from simulators.meter import SimulatedMeter, build_meters
-
-_FIRM = """
-INSERT INTO firms AS f (credit_code, name, industry, town, land_mu, above_scale, tags)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (credit_code) DO UPDATE
-SET name = EXCLUDED.name, industry = EXCLUDED.industry, town = EXCLUDED.town,
-    land_mu = EXCLUDED.land_mu, above_scale = EXCLUDED.above_scale, tags = EXCLUDED.tags,
-    updated_at = now()
-WHERE (f.name, f.industry, f.town, f.land_mu, f.above_scale, f.tags)
-      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.industry, EXCLUDED.town, EXCLUDED.land_mu,
-                        EXCLUDED.above_scale, EXCLUDED.tags)
-RETURNING id, xmax = 0 AS added
-"""
-_METER_COLUMNS = (
-    "firm_id", "code", "utility", "protocol", "address", "model", "ct_ratio", "pt_ratio",
-    "rollover", "max_power", "poll_interval", "installed_at", "removed_at", "replaces_meter_id",
-)  # fmt: skip
-
-
-def _columns(prefix: str = "") -> str:
-    return ", ".join(prefix + c for c in _METER_COLUMNS)
-
-
-_METER = f"""
-INSERT INTO meters AS m ({_columns()})
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-ON CONFLICT (code) DO UPDATE
-SET ({_columns()}) = ({_columns("EXCLUDED.")})
-WHERE ({_columns("m.")}) IS DISTINCT FROM ({_columns("EXCLUDED.")})
-RETURNING id, xmax = 0 AS added
-"""
 
 
 @dataclass(slots=True)
@@ -91,18 +65,21 @@ def _decimal(value: float) -> Decimal:
     return Decimal(repr(value))
 
 
-async def _firm(conn: asyncpg.Connection, firm: FirmSpec, summary: RegistrySummary) -> int:
-    land = None if firm.land_mu is None else _decimal(firm.land_mu)
-    args = (firm.name, firm.industry, firm.town, land, firm.above_scale, list(firm.tags))
-    row = await conn.fetchrow(_FIRM, firm.credit_code, *args)
-    if row is None:
-        summary.firms["unchanged"] += 1
-        firm_id: int = await conn.fetchval(
-            "SELECT id FROM firms WHERE credit_code = $1", firm.credit_code
-        )
-        return firm_id
-    summary.firms["added" if row["added"] else "changed"] += 1
-    return int(row["id"])
+async def _firm(
+    conn: asyncpg.Connection, firm: FirmSpec, towns: TownNames, summary: RegistrySummary
+) -> int:
+    record = FirmIn(
+        credit_code=firm.credit_code,
+        name=firm.name,
+        industry=firm.industry,
+        town=firm.town,
+        land_mu=None if firm.land_mu is None else _decimal(firm.land_mu),
+        above_scale=firm.above_scale,
+        tags=list(firm.tags),
+    )
+    firm_id, outcome = await upsert_firm(conn, record, towns=towns)
+    summary.firms[outcome] += 1
+    return firm_id
 
 
 async def _meter(
@@ -116,38 +93,31 @@ async def _meter(
     summary: RegistrySummary,
 ) -> None:
     spec = meter.spec
-    address = orjson.dumps(registry_address(city, spec)).decode()
+    address = registry_address(city, spec)
     previous: int | None = None
     for install in meter.installations:
         if install.installed_at > as_of:
             summary.count(spec.protocol, "later")
             continue
         removed = install.removed_at if install.removed_at and install.removed_at <= as_of else None
-        row = await conn.fetchrow(
-            _METER,
-            firm_id,
-            install.code,
-            spec.utility.value,
-            spec.protocol,
-            address,
-            spec.model,
-            _decimal(spec.ct),
-            _decimal(spec.pt),
-            _decimal(spec.rollover),
-            _decimal(spec.max_power),
-            poll_interval,
-            install.installed_at,
-            removed,
-            previous,
+        record = MeterFields(
+            firm_id=firm_id,
+            code=install.code,
+            utility=spec.utility.value,
+            protocol=spec.protocol,
+            address=address,
+            model=spec.model,
+            ct_ratio=_decimal(spec.ct),
+            pt_ratio=_decimal(spec.pt),
+            rollover=_decimal(spec.rollover),
+            max_power=_decimal(spec.max_power),
+            poll_interval_s=int(poll_interval.total_seconds()),
+            installed_at=install.installed_at,
         )
-        if row is None:
-            summary.count(spec.protocol, "unchanged")
-            meter_id: int = await conn.fetchval(
-                "SELECT id FROM meters WHERE code = $1", install.code
-            )
-        else:
-            summary.count(spec.protocol, "added" if row["added"] else "changed")
-            meter_id = int(row["id"])
+        meter_id, outcome = await upsert_meter(
+            conn, record, removed_at=removed, replaces_meter_id=previous
+        )
+        summary.count(spec.protocol, outcome)
         summary.meter_ids[install.code] = previous = meter_id
 
 
@@ -169,8 +139,9 @@ async def register_city(
     meters = {m.spec.code: m for m in build_meters(city)}
     async with conn.transaction():
         await _foreign(conn, city, meters.values(), summary)
+        towns = await town_names(conn)
         for firm in city.firms:
-            firm_id = await _firm(conn, firm, summary)
+            firm_id = await _firm(conn, firm, towns, summary)
             for spec in firm.meters:
                 await _meter(
                     conn,

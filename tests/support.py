@@ -64,6 +64,16 @@ async def create_meters(
     return [row["id"] for row in ids]
 
 
+async def ensure_town(conn: asyncpg.Connection, name: str) -> None:
+    """Register ``name`` as a town (for tests that need towns of their own), unless it is one."""
+    await conn.execute(
+        "INSERT INTO towns (name, full_name, kind, notice_unit, sort_order) "
+        "SELECT $1, $1 || '镇', 'town', $1 || '镇人民政府', "
+        "(SELECT coalesce(max(sort_order), 0) + 1 FROM towns) ON CONFLICT DO NOTHING",
+        name,
+    )
+
+
 @asynccontextmanager
 async def in_process_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API with its lifespan running, over httpx."""

@@ -9,14 +9,16 @@ import asyncpg
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 
-from api import firms as service
-from api import imports
 from api.deps import Bureau, PoolDep, Reader
-from api.keys import Principal
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.scope import town_filter
-from api.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet, SheetError, read_sheet
 from meterhub.db import Conn
+from registry import firms as service
+from registry import imports
+from registry.keys import Principal
+from registry.output import list_output_figures
+from registry.scope import town_filter
+from registry.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet, read_sheet
+from registry.towns import optional_town
 
 router = APIRouter(prefix="/v1/firms", tags=["registry"])
 _READ = responses(Unauthorized, Forbidden)
@@ -39,7 +41,7 @@ class Importer(Protocol):
     """`imports.import_firms` or `imports.import_output_figures`."""
 
     def __call__(
-        self, conn: Conn, principal: Principal, sheet: Sheet, *, partial: bool
+        self, conn: Conn, *, principal: Principal, sheet: Sheet, partial: bool
     ) -> Awaitable[imports.ImportReport]: ...
 
 
@@ -47,7 +49,9 @@ class Importer(Protocol):
 async def list_firms(
     principal: Reader,
     pool: PoolDep,
-    town: Annotated[str | None, Query(description="镇街; a town key sees only its own")] = None,
+    town: Annotated[
+        str | None, Query(description="镇街 (苏溪 or 苏溪镇); a town key sees only its own")
+    ] = None,
     industry: Annotated[str | None, Query(description="GB/T 4754 code prefix, e.g. C17")] = None,
     q: Annotated[str | None, Query(description="part of the name, or a whole credit code")] = None,
     tag: Annotated[str | None, Query(description="e.g. D-class")] = None,
@@ -57,7 +61,7 @@ async def list_firms(
 ) -> FirmPage:
     total, items = await service.list_firms(
         pool,
-        town=town_filter(principal, town),
+        town=town_filter(principal, await optional_town(pool, town)),
         industry=industry,
         q=q,
         tag=tag,
@@ -72,7 +76,7 @@ async def list_firms(
     "/{firm_id}", summary="One firm", responses=responses(Unauthorized, Forbidden, NotFound)
 )
 async def get_firm(firm_id: int, principal: Reader, pool: PoolDep) -> service.Firm:
-    return await service.readable_firm(pool, principal, firm_id)
+    return await service.readable_firm(pool, principal=principal, firm_id=firm_id)
 
 
 @router.post(
@@ -83,7 +87,7 @@ async def get_firm(firm_id: int, principal: Reader, pool: PoolDep) -> service.Fi
 )
 async def create_firm(body: service.FirmIn, principal: Bureau, pool: PoolDep) -> service.Firm:
     async with pool.acquire() as conn:
-        return await service.create_firm(conn, principal, body)
+        return await service.create_firm(conn, principal=principal, firm=body)
 
 
 @router.patch(
@@ -95,16 +99,13 @@ async def update_firm(
     firm_id: int, body: service.FirmPatch, principal: Bureau, pool: PoolDep
 ) -> service.Firm:
     async with pool.acquire() as conn:
-        return await service.update_firm(conn, principal, firm_id, body)
+        return await service.update_firm(conn, principal=principal, firm_id=firm_id, patch=body)
 
 
 async def _sheet(request: Request, content_type: str | None, columns: Mapping[str, str]) -> Sheet:
     media_type = (content_type or "text/csv").split(";")[0].strip().lower()
     fields = set(columns.values())
-    try:
-        return read_sheet(await request.body(), media_type, aliases=columns, fields=fields)
-    except SheetError as exc:
-        raise InvalidRequest(str(exc)) from exc
+    return read_sheet(await request.body(), media_type, aliases=columns, fields=fields)
 
 
 async def _import(
@@ -119,7 +120,7 @@ async def _import(
     """Read the body as a sheet with ``columns`` and import it with ``run``."""
     sheet = await _sheet(request, content_type, columns)
     async with pool.acquire() as conn:
-        report = await run(conn, principal, sheet, partial=partial)
+        report = await run(conn, principal=principal, sheet=sheet, partial=partial)
     return ImportResult(
         written=report.written, created=report.created, updated=report.updated, errors=report.errors
     )
@@ -129,9 +130,10 @@ async def _import(
     "/import",
     summary="Bulk import firms from the bureau's sheet",
     description=f"Body: the sheet ({_SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
-    "name (企业名称), industry (行业代码), town (镇街), land_mu (用地面积(亩)), above_scale "
-    "(规上企业: 是/否), tags (标签, separated by ; or ,). Existing firms (same credit code) are "
-    "updated. All-or-nothing unless `partial=true`; every bad row is reported by row number.",
+    "name (企业名称), industry (行业代码), town (镇街: 苏溪 or 苏溪镇, see GET /v1/towns), "
+    "land_mu (用地面积(亩)), above_scale (规上企业: 是/否), tags (标签, separated by ; or ,). "
+    "Existing firms (same credit code) are updated. All-or-nothing unless `partial=true`; "
+    "every bad row is reported by row number.",
     responses=responses(Unauthorized, Forbidden, InvalidRequest),
 )
 async def import_firms(
@@ -179,10 +181,5 @@ async def import_output_figures(
     responses=responses(Unauthorized, Forbidden, NotFound),
 )
 async def output_figures(firm_id: int, principal: Reader, pool: PoolDep) -> list[dict[str, Any]]:
-    await service.readable_firm(pool, principal, firm_id)
-    rows = await pool.fetch(
-        "SELECT month, output_value, value_added, tax_paid, employees, rnd_spend, main_revenue "
-        "FROM output_figures WHERE firm_id = $1 ORDER BY month",
-        firm_id,
-    )
-    return [dict(r) for r in rows]
+    await service.readable_firm(pool, principal=principal, firm_id=firm_id)
+    return await list_output_figures(pool, firm_id)

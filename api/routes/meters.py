@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api import firms as firm_service
-from api import meters as service
 from api.deps import PoolDep, Reader, Registrar
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.scope import town_filter
+from registry import firms as firm_service
+from registry import meters as service
+from registry.scope import town_filter
 
 router = APIRouter(prefix="/v1/meters", tags=["registry"])
 
@@ -27,7 +27,7 @@ async def list_meters(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[service.Meter]:
     if firm_id is not None:
-        await firm_service.readable_firm(pool, principal, firm_id)
+        await firm_service.readable_firm(pool, principal=principal, firm_id=firm_id)
     town = town_filter(principal, None)
     return await service.list_meters(
         pool, firm_id=firm_id, town=town, active=active, limit=limit, offset=offset
@@ -39,7 +39,7 @@ async def list_meters(
 )
 async def get_meter(meter_id: int, principal: Reader, pool: PoolDep) -> service.Meter:
     meter = await service.get_meter(pool, meter_id)
-    await firm_service.readable_firm(pool, principal, meter.firm_id)
+    await firm_service.readable_firm(pool, principal=principal, firm_id=meter.firm_id)
     return meter
 
 
@@ -51,7 +51,7 @@ async def get_meter(meter_id: int, principal: Reader, pool: PoolDep) -> service.
 )
 async def create_meter(body: service.MeterIn, principal: Registrar, pool: PoolDep) -> service.Meter:
     async with pool.acquire() as conn:
-        return await service.create_meter(conn, principal, body)
+        return await service.create_meter(conn, principal=principal, meter=body)
 
 
 @router.post(
@@ -68,4 +68,4 @@ async def replace_meter(
 ) -> service.Meter:
     # The ingest sinks hear of the swap (NOTIFY) and refuse later pushes for the old meter.
     async with pool.acquire() as conn:
-        return await service.replace_meter(conn, principal, meter_id, body)
+        return await service.replace_meter(conn, principal=principal, meter_id=meter_id, swap=body)

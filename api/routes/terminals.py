@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,24 +9,12 @@ from pydantic import BaseModel
 
 from api.deps import PoolDep, Reader
 from api.problems import Forbidden, Unauthorized, responses
-from api.scope import town_filter
+from registry import terminals as service
+from registry.scope import town_filter
+from registry.terminals import Terminal
+from registry.towns import optional_town
 
 router = APIRouter(prefix="/v1/terminals", tags=["operations"])
-
-
-class Terminal(BaseModel):
-    meter_id: int
-    code: str
-    firm_id: int
-    firm: str
-    town: str
-    protocol: str
-    online: bool | None
-    consecutive_failures: int | None
-    last_reading_at: datetime | None
-    last_attempt_at: datetime | None
-    last_error: str | None
-    clock_drift_s: float | None
 
 
 class TerminalPage(BaseModel):
@@ -36,22 +23,6 @@ class TerminalPage(BaseModel):
     offline: int
     unknown: int
     items: list[Terminal]
-
-
-_SELECT = """
-SELECT m.id AS meter_id, m.code, f.id AS firm_id, f.name AS firm, f.town, m.protocol,
-       s.online, s.consecutive_failures, s.last_attempt_at, s.last_error, s.clock_drift_s,
-       (SELECT max(r.ts) FROM readings r WHERE r.meter_id = m.id
-          AND r.ts > now() - interval '7 days') AS last_reading_at
-FROM meters m
-JOIN firms f ON f.id = m.firm_id
-LEFT JOIN terminal_status s ON s.meter_id = m.id
-WHERE m.removed_at IS NULL
-  AND ($1::text IS NULL OR f.town = $1)
-  AND ($2::bigint IS NULL OR f.id = $2)
-  AND ($3::boolean IS NULL OR s.online = $3)
-ORDER BY s.online NULLS LAST, f.town, f.name, m.code
-"""
 
 
 @router.get(
@@ -65,14 +36,14 @@ ORDER BY s.online NULLS LAST, f.town, f.name, m.code
 async def list_terminals(
     principal: Reader,
     pool: PoolDep,
-    town: Annotated[str | None, Query(description="镇街")] = None,
+    town: Annotated[str | None, Query(description="镇街 (苏溪 or 苏溪镇)")] = None,
     firm_id: Annotated[int | None, Query()] = None,
     online: Annotated[bool | None, Query(description="filter by state")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TerminalPage:
-    rows = await pool.fetch(_SELECT, town_filter(principal, town), firm_id, online)
-    items = [Terminal(**dict(r)) for r in rows]
+    town = town_filter(principal, await optional_town(pool, town))
+    items = await service.list_terminals(pool, town=town, firm_id=firm_id, online=online)
     return TerminalPage(
         total=len(items),
         online=sum(1 for t in items if t.online),

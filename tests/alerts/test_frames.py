@@ -8,9 +8,9 @@ from datetime import date
 import asyncpg
 import pytest
 
-from alerts.frames import Fixed, FloatArray, LayoutError, decode_fixed, fetch_fixed
+from alerts.frames import ColumnKind, Fixed, FloatArray, LayoutError, decode_fixed, fetch_fixed
 
-COLUMNS = [
+COLUMNS: list[tuple[str, ColumnKind]] = [
     ("id", Fixed.INT8),
     ("day", Fixed.DATE),
     ("x", Fixed.FLOAT8),

@@ -10,8 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
-from api.keys import Role, create_key
 from meterhub.settings import Settings
+from registry.keys import Role, create_key
 from tests.support import in_process_api
 
 

@@ -8,8 +8,9 @@ from datetime import datetime
 import orjson
 import pytest
 
-from api.feed import FeedBody, FeedFormatError, FeedMediaTypeError, feed_readings, split_body
-from api.meter_codes import FeedResolver
+from collectors.gridfeed.codec import FeedBody, feed_readings, split_body
+from collectors.gridfeed.errors import FeedFormatError, FeedMediaTypeError
+from collectors.gridfeed.meters import FeedResolver
 from ingest.quarantine import Reason
 from meterhub.reading import LOCAL_TZ, Reading
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from api.app import create_app
-from api.routes.readings import MAX_BODY_BYTES
+from collectors.gridfeed.codec import MAX_BODY_BYTES
 from meterhub.settings import Settings
 from tests.api.conftest import FEED, OTHER_FEED, Keys
 from tests.ingest.conftest import create_meters

@@ -18,6 +18,7 @@ PUBLIC = None  # no key needed
 READ = {"bureau", "admin", "town"}
 BUREAU = {"bureau", "admin"}
 REGISTRAR = {"bureau", "admin", "field"}
+PEOPLE = {"bureau", "admin", "field", "town"}
 
 #: (method, path) -> roles allowed (PUBLIC: anyone, no key needed)
 MATRIX: dict[tuple[str, str], set[str] | None] = {
@@ -37,6 +38,7 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/meters/{meter_id}"): READ,
     ("POST", "/v1/meters"): REGISTRAR,
     ("POST", "/v1/meters/{meter_id}/replace"): REGISTRAR,
+    ("GET", "/v1/towns"): PEOPLE,
     ("GET", "/v1/trends/series"): READ,
     ("GET", "/v1/trends/top"): READ,
     ("GET", "/v1/trends/intensity"): READ,

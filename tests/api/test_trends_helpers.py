@@ -18,6 +18,7 @@ from ingest.interval_worker import prepare_connection
 from ingest.rollups import CREATE_WINDOWS, WINDOWS, refresh_rollups
 from meterhub.reading import LOCAL_TZ
 from meterhub.uscc import check_character
+from tests.support import ensure_town
 
 Q = timedelta(minutes=15)
 
@@ -39,6 +40,7 @@ async def new_firm(
     land_mu: float | None = 12.5,
     name: str | None = None,
 ) -> int:
+    await ensure_town(db, town)  # unique test towns join the towns table
     body = f"91330782MA{uuid.uuid4().int % 10_000_000:07d}"
     firm: int = await db.fetchval(
         "INSERT INTO firms (credit_code, name, industry, town, land_mu, above_scale) "

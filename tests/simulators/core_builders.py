@@ -65,7 +65,7 @@ def firm_spec(*meters: MeterSpec, **overrides: Any) -> FirmSpec:
         "credit_code": credit_code(),
         "name": "义乌市测试饰品有限公司",
         "industry": "C2438",
-        "town": "苏溪镇",
+        "town": "苏溪",
         "land_mu": 12.5,
         "meters": meters,
     }

@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from api.keys import Role, create_key
 from meterhub.settings import Settings
+from registry.keys import Role, create_key
 from simulators.faults import GarbageValues, LateAnswer, NoAnswer
 from simulators.fleet import CityFleet
 from simulators.grid_feed import GridFeedClient, GridFeedError, GridFeedPusher, feed_row

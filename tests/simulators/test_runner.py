@@ -131,7 +131,7 @@ def small_city(tag: str | None = None, *, seed: int = 11, faults: bool = False) 
             credit_code=_credit_code(tag, 2),
             name=f"模拟印染{tag}",
             industry="C1713",
-            town="佛堂镇",
+            town="佛堂",
         ),
         firm_spec(
             power,

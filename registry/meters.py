@@ -1,8 +1,9 @@
-"""Meters: registration, listing, and replacement as one operation."""
+"""Meters: registration, listing, replacement as one operation, and the upsert that puts a
+generated city's meters into the registry."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -10,10 +11,10 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, Field, model_validator
 
-from api import audit
-from api.keys import Principal
-from api.problems import Conflict, InvalidRequest, NotFound
 from meterhub.db import Conn
+from registry import audit
+from registry.errors import ConflictError, InvalidError, NotFoundError
+from registry.keys import Principal
 
 Protocol = Literal["modbus", "dlt645", "mqtt", "grid-feed"]
 UtilityName = Literal["electricity", "water", "gas"]
@@ -102,7 +103,7 @@ def _meter(row: asyncpg.Record) -> Meter:
 async def get_meter(conn: Conn | asyncpg.Pool, meter_id: int) -> Meter:
     row = await conn.fetchrow(_SELECT + " WHERE id = $1", meter_id)
     if row is None:
-        raise NotFound(f"no meter {meter_id}")
+        raise NotFoundError(f"no meter {meter_id}")
     return _meter(row)
 
 
@@ -151,15 +152,15 @@ async def _insert(conn: Conn, meter: MeterIn, replaces: int | None) -> int:
             replaces,
         )
     except asyncpg.UniqueViolationError as exc:
-        raise Conflict(f"meter code {meter.code} is taken") from exc
+        raise ConflictError(f"meter code {meter.code} is taken") from exc
     except asyncpg.ForeignKeyViolationError as exc:
-        raise InvalidRequest(f"no firm {meter.firm_id}") from exc
+        raise InvalidError(f"no firm {meter.firm_id}") from exc
     except asyncpg.CheckViolationError as exc:
-        raise InvalidRequest(f"the meter does not pass the registry's checks: {exc}") from exc
+        raise InvalidError(f"the meter does not pass the registry's checks: {exc}") from exc
     return meter_id
 
 
-async def create_meter(conn: Conn, principal: Principal, meter: MeterIn) -> Meter:
+async def create_meter(conn: Conn, *, principal: Principal, meter: MeterIn) -> Meter:
     async with conn.transaction():
         meter_id = await _insert(conn, meter, None)
         await audit.record(
@@ -173,16 +174,16 @@ async def create_meter(conn: Conn, principal: Principal, meter: MeterIn) -> Mete
 
 
 async def replace_meter(
-    conn: Conn, principal: Principal, meter_id: int, swap: Replacement
+    conn: Conn, *, principal: Principal, meter_id: int, swap: Replacement
 ) -> Meter:
     """Close ``meter_id`` at ``swap.at`` and open its successor; the firm's series stays
     continuous because rollups sum both meters."""
     async with conn.transaction():
         old = await get_meter(conn, meter_id)
         if old.removed_at is not None:
-            raise Conflict(f"meter {meter_id} was already removed at {old.removed_at}")
+            raise ConflictError(f"meter {meter_id} was already removed at {old.removed_at}")
         if swap.at <= old.installed_at:
-            raise InvalidRequest("the replacement time is before the old meter's installation")
+            raise InvalidError("the replacement time is before the old meter's installation")
         await conn.execute("UPDATE meters SET removed_at = $2 WHERE id = $1", meter_id, swap.at)
         new = MeterIn(
             **{
@@ -204,3 +205,56 @@ async def replace_meter(
             detail={"new_meter": new_id, **swap.model_dump()},
         )
         return await get_meter(conn, new_id)
+
+
+_UPSERT_COLUMNS = (
+    "firm_id", "code", "utility", "protocol", "address", "model", "ct_ratio", "pt_ratio",
+    "rollover", "max_power", "poll_interval", "installed_at", "removed_at", "replaces_meter_id",
+)  # fmt: skip
+
+
+def _columns(prefix: str = "") -> str:
+    return ", ".join(prefix + c for c in _UPSERT_COLUMNS)
+
+
+_UPSERT = f"""
+INSERT INTO meters AS m ({_columns()})
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT (code) DO UPDATE
+SET ({_columns()}) = ({_columns("EXCLUDED.")})
+WHERE ({_columns("m.")}) IS DISTINCT FROM ({_columns("EXCLUDED.")})
+RETURNING id, xmax = 0 AS added
+"""
+
+
+async def upsert_meter(
+    conn: Conn,
+    meter: MeterFields,
+    *,
+    removed_at: datetime | None,
+    replaces_meter_id: int | None,
+) -> tuple[int, Literal["added", "changed", "unchanged"]]:
+    """Register ``meter`` or bring it up to date (by code), as it stands: removed at
+    ``removed_at`` (None: active), the successor of ``replaces_meter_id``. No audit row (the
+    caller records the batch); the address is taken as it is."""
+    row = await conn.fetchrow(
+        _UPSERT,
+        meter.firm_id,
+        meter.code,
+        meter.utility,
+        meter.protocol,
+        orjson.dumps(meter.address).decode(),
+        meter.model,
+        meter.ct_ratio,
+        meter.pt_ratio,
+        meter.rollover,
+        meter.max_power,
+        timedelta(seconds=meter.poll_interval_s),
+        meter.installed_at,
+        removed_at,
+        replaces_meter_id,
+    )
+    if row is None:
+        meter_id: int = await conn.fetchval("SELECT id FROM meters WHERE code = $1", meter.code)
+        return meter_id, "unchanged"
+    return int(row["id"]), "added" if row["added"] else "changed"

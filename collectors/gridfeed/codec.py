@@ -1,27 +1,39 @@
-"""The grid company's push feed: bodies (JSON array, NDJSON, CSV) into readings.
+"""The grid feed codec: a pushed body (JSON array, NDJSON or CSV, optionally gzip) into
+readings and per-element rejections. Pure: no HTTP, no database.
 
-Pure functions. A body is split into elements (`split_body`); the plainly well-formed
-elements of known meters become readings directly (`convert`, one dictionary or list
-lookup per field), and the others take the careful path (`api.feed_rows`), which gives
-each bad one a rejection with its index and reason. Value types the fast path passes on
-(a string where a JSON number belongs, ``true``) are quarantined by the ingest path as
-``wrong_type``. Only an unparseable body as a whole is an error (`FeedFormatError`).
+One direction: bytes are decompressed and split into elements (`split_body`), then
+`feed_readings` turns them into readings. The plainly well-formed elements of known meters
+become readings directly (the fast path, one dictionary or list lookup per field); the
+others take the careful path (`collectors.gridfeed.careful`), which gives each bad one a
+rejection with its index and reason. Value types the fast path passes on (a string where
+a JSON number belongs, ``true``) are quarantined by the ingest path as ``wrong_type``.
+Only a body unreadable as a whole is an error (`FeedFormatError` and its subclasses).
+
+Example::
+
+    body = split_body(data, "text/csv", encoding="gzip")
+    resolver = await feed_meters.resolver(pool, feed="sgcc-yiwu", codes=body.codes())
+    out = feed_readings(body, resolver.ids, resolver, source="grid:sgcc-yiwu")
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from api.feed_rows import Stamps, Unparsed, parse_items, to_readings
+from collectors.gridfeed.careful import Stamps, Unparsed, parse_items, to_readings
+from collectors.gridfeed.errors import FeedFormatError, FeedMediaTypeError, FeedTooLargeError
 from ingest.quarantine import QuarantineRecord, Reason
-from meterhub.errors import MeterhubError
 from meterhub.reading import VALUE_FIELDS, Reading
+
+#: Bodies above this many bytes (after decompression) are refused (`FeedTooLargeError`).
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 #: CSV headers accepted besides the English field names (the grid company's exports).
 CSV_ALIASES: dict[str, str] = {
@@ -57,14 +69,6 @@ CSV_ALIASES: dict[str, str] = {
 }
 
 
-class FeedFormatError(MeterhubError):
-    code = "feed_format"
-
-
-class FeedMediaTypeError(FeedFormatError):
-    code = "feed_media_type"
-
-
 @dataclass(slots=True)
 class FeedBody:
     """A body's elements: JSON values (`Unparsed` for a bad NDJSON line), or CSV rows (lists
@@ -96,8 +100,12 @@ class FeedBody:
         return {n: v for n, v in zip(self.names, item, strict=False) if v != ""}
 
 
-def split_body(body: bytes, media_type: str) -> FeedBody:
-    """Split a whole push body by its media type."""
+def split_body(
+    body: bytes, media_type: str, *, encoding: str | None = None, limit: int = MAX_BODY_BYTES
+) -> FeedBody:
+    """Split a whole push body by its media type (``""``: JSON), after undoing its content
+    ``encoding`` (None, ``identity`` or ``gzip``); at most ``limit`` bytes decompressed."""
+    body = _decoded(body, encoding, limit)
     if media_type in ("application/json", ""):
         return FeedBody(_json_array(body))
     if media_type in ("application/x-ndjson", "application/jsonl", "application/ndjson"):
@@ -106,6 +114,24 @@ def split_body(body: bytes, media_type: str) -> FeedBody:
         names, rows = _csv(body)
         return FeedBody(rows, names)
     raise FeedMediaTypeError(f"unsupported media type {media_type!r}")
+
+
+def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """``body`` without its content encoding; never inflates more than ``limit + 1`` bytes."""
+    if encoding in (None, "identity"):
+        data, more = body, False
+    elif encoding == "gzip":
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = inflate.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise FeedFormatError(f"the gzip body is corrupt: {exc}") from exc
+        more = bool(inflate.unconsumed_tail)
+    else:
+        raise FeedMediaTypeError(f"Content-Encoding {encoding!r}: use gzip or none")
+    if more or len(data) > limit:
+        raise FeedTooLargeError(f"the body exceeds {limit} bytes", limit=limit)
+    return data
 
 
 def _json_array(body: bytes) -> list[Any]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from api.keys import Principal
 from meterhub.db import Conn
+from registry.keys import Principal
 
 
 async def record(

@@ -1,6 +1,6 @@
-"""The careful path of the push feed: each element checked on its own, every problem a
-rejection with its index and reason (the fast path in `api.feed` sends here what it cannot
-take as it is).
+"""The careful path of the grid feed codec: each element checked on its own, every problem
+a rejection with its index and reason (`collectors.gridfeed.codec` sends here what its fast
+path cannot take as it is; nothing here calls back).
 """
 
 from __future__ import annotations

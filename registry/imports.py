@@ -9,60 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from api import audit
-from api.firms import INSERT, FirmIn, insert_values
-from api.keys import Principal
-from api.sheets import Sheet
 from meterhub.db import Conn
-
-_MONTH = re.compile(r"^(\d{4})[-/.年]?(\d{1,2})月?(?:[-/.]\d{1,2}日?)?$")
-
-
-class OutputFigureIn(BaseModel):
-    credit_code: str
-    month: date = Field(description="the first day of the month")
-    output_value: Decimal | None = Field(default=None, ge=0)
-    value_added: Decimal | None = None
-    tax_paid: Decimal | None = Field(default=None, ge=0)
-    employees: int | None = Field(default=None, ge=0)
-    rnd_spend: Decimal | None = Field(default=None, ge=0)
-    main_revenue: Decimal | None = Field(default=None, ge=0)
-
-    @field_validator("month", mode="before")
-    @classmethod
-    def _month(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            match = _MONTH.match(value.strip())
-            if match is None:
-                raise ValueError("month must look like 2026-03 or 2026年3月")
-            return date(int(match[1]), int(match[2]), 1)
-        return value
-
-
-_UPSERT_FIRM = f"""
-{INSERT}
-ON CONFLICT (credit_code) DO UPDATE SET name = EXCLUDED.name, industry = EXCLUDED.industry,
-    town = EXCLUDED.town, land_mu = EXCLUDED.land_mu, above_scale = EXCLUDED.above_scale,
-    tags = EXCLUDED.tags, updated_at = now()
-RETURNING xmax = 0
-"""
-_UPSERT_OUTPUT = """
-INSERT INTO output_figures (firm_id, month, output_value, value_added, tax_paid, employees,
-                            rnd_spend, main_revenue)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (firm_id, month) DO UPDATE SET output_value = EXCLUDED.output_value,
-    value_added = EXCLUDED.value_added, tax_paid = EXCLUDED.tax_paid,
-    employees = EXCLUDED.employees, rnd_spend = EXCLUDED.rnd_spend,
-    main_revenue = EXCLUDED.main_revenue, imported_at = now()
-RETURNING xmax = 0
-"""
+from registry import audit
+from registry.errors import UnknownTownError
+from registry.firms import FirmIn, upsert_firm
+from registry.keys import Principal
+from registry.output import UPSERT as _UPSERT_OUTPUT
+from registry.output import OutputFigureIn, upsert_values
+from registry.sheets import Sheet
+from registry.towns import TownNames, town_names
 
 
 @dataclass
@@ -73,13 +35,23 @@ class ImportReport:
     written: bool = True
 
 
-async def _upsert(conn: Conn, report: ImportReport, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """Run an upsert per row; ``xmax = 0`` tells a new row from an updated one."""
-    for args in rows:
-        if await conn.fetchval(sql, *args):
-            report.created += 1
-        else:
-            report.updated += 1
+#: Writes one row; True if it was new (an unchanged row counts as updated).
+Writer = Callable[[], Awaitable[bool]]
+
+
+def _firm_writer(conn: Conn, firm: FirmIn, towns: TownNames) -> Writer:
+    async def write() -> bool:
+        _, outcome = await upsert_firm(conn, firm, towns=towns)
+        return outcome == "added"
+
+    return write
+
+
+def _output_writer_of(conn: Conn, values: tuple[Any, ...]) -> Writer:
+    async def write() -> bool:
+        return bool(await conn.fetchval(_UPSERT_OUTPUT, *values))
+
+    return write
 
 
 async def _write(
@@ -88,19 +60,22 @@ async def _write(
     report: ImportReport,
     *,
     partial: bool,
-    sql: str,
-    rows: list[tuple[Any, ...]],
+    writers: list[Writer],
     action: str,
     target: str,
     **detail: Any,
 ) -> ImportReport:
-    """Upsert ``rows`` (the good ones) with ``sql`` and audit it, unless bad rows make an
+    """Run ``writers`` (one per good row) and audit it, unless bad rows make an
     all-or-nothing import write nothing."""
     if report.errors and not partial:
         report.written = False
         return report
     async with conn.transaction():
-        await _upsert(conn, report, sql, rows)
+        for write in writers:
+            if await write():
+                report.created += 1
+            else:
+                report.updated += 1
         counts = {"created": report.created, "updated": report.updated}
         await audit.record(conn, principal, action=action, target=target, detail=counts | detail)
     return report
@@ -129,15 +104,20 @@ def _firm_values(row: dict[str, str]) -> dict[str, Any]:
 
 
 async def import_firms(
-    conn: Conn, principal: Principal, sheet: Sheet, *, partial: bool
+    conn: Conn, *, principal: Principal, sheet: Sheet, partial: bool
 ) -> ImportReport:
     report, firms = ImportReport(), []
     seen: dict[str, int] = {}
+    towns = await town_names(conn)
     for number, row in zip(sheet.row_numbers, sheet.rows, strict=True):
         try:
             firm = FirmIn(**_firm_values(row))
+            firm.town = towns.canonical(firm.town)
         except ValidationError as exc:
             report.errors += _errors(number, exc)
+            continue
+        except UnknownTownError as exc:
+            report.errors.append(_error(number, "town", exc.message))
             continue
         if firm.credit_code in seen:
             message = f"same code as row {seen[firm.credit_code]}"
@@ -150,8 +130,7 @@ async def import_firms(
         principal,
         report,
         partial=partial,
-        sql=_UPSERT_FIRM,
-        rows=[insert_values(f) for f in firms],
+        writers=[_firm_writer(conn, f, towns) for f in firms],
         action="firm.import",
         target="firms",
         rejected_rows=len({e["row"] for e in report.errors}),
@@ -159,7 +138,7 @@ async def import_firms(
 
 
 async def import_output_figures(
-    conn: Conn, principal: Principal, sheet: Sheet, *, partial: bool
+    conn: Conn, *, principal: Principal, sheet: Sheet, partial: bool
 ) -> ImportReport:
     report = ImportReport()
     codes = {row.get("credit_code", "").strip().upper() for row in sheet.rows}
@@ -180,26 +159,12 @@ async def import_output_figures(
             report.errors.append(_error(number, "credit_code", message))
             continue
         figures.append((firm_id, figure))
-    values = [
-        (
-            firm_id,
-            f.month,
-            f.output_value,
-            f.value_added,
-            f.tax_paid,
-            f.employees,
-            f.rnd_spend,
-            f.main_revenue,
-        )
-        for firm_id, f in figures
-    ]
     return await _write(
         conn,
         principal,
         report,
         partial=partial,
-        sql=_UPSERT_OUTPUT,
-        rows=values,
+        writers=[_output_writer_of(conn, upsert_values(i, f)) for i, f in figures],
         action="output.import",
         target="output_figures",
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from meterhub.errors import MeterhubError
+from registry.errors import SheetError
 
 FIRM_COLUMNS: Mapping[str, str] = {
     "统一社会信用代码": "credit_code",
@@ -73,10 +73,6 @@ XLSX_TYPES = frozenset(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     }
 )
-
-
-class SheetError(MeterhubError):
-    code = "sheet"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Meter codes (the numbers on the grid company's feed) to meter ids, per feed."""
+"""Meter codes (the numbers on the grid company's feed) to meter ids, per feed: the lookup
+injected into `collectors.gridfeed.codec.feed_readings` (``ids`` and the resolver itself)."""
 
 from __future__ import annotations
 

@@ -1,20 +1,21 @@
-"""Firms: the registry's service functions (routes stay thin)."""
+"""Firms: registration, change, listing, and the one upsert imports and simulators use."""
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, Field, field_validator
 
-from api import audit
-from api.keys import Principal
-from api.problems import Conflict, NotFound
-from api.scope import check_town
 from meterhub.db import Conn
 from meterhub.uscc import is_valid
+from registry import audit
+from registry.errors import ConflictError, NotFoundError
+from registry.keys import Principal
+from registry.scope import check_town
+from registry.towns import TownNames, canonical_town
 
 INDUSTRY = re.compile(r"^[A-T]([0-9]{2}([0-9]{1,2})?)?$")
 
@@ -27,7 +28,11 @@ class FirmIn(BaseModel):
     )
     name: str = Field(min_length=1, examples=["义乌市某某针织有限公司"])
     industry: str = Field(description="GB/T 4754 code, e.g. C1711", examples=["C1711"])
-    town: str = Field(min_length=1, description="镇街", examples=["苏溪"])
+    town: str = Field(
+        min_length=1,
+        description="镇街: short or full name (苏溪 or 苏溪镇); stored as the short one",
+        examples=["苏溪"],
+    )
     land_mu: Decimal | None = Field(default=None, ge=0, description="land area in mu")
     above_scale: bool = Field(default=False, description="规上 (above designated size)")
     tags: list[str] = Field(default_factory=list, examples=[["D-class"]])
@@ -68,11 +73,24 @@ class Firm(FirmIn):
     meters: int = 0
 
 
-#: Registers a firm; its arguments come from `insert_values`.
+Outcome = Literal["added", "changed", "unchanged"]
+
+#: Registers a firm; its arguments come from `insert_values` (the town's short name).
 INSERT = (
-    "INSERT INTO firms (credit_code, name, industry, town, land_mu, above_scale, tags) "
+    "INSERT INTO firms AS f (credit_code, name, industry, town, land_mu, above_scale, tags) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
+_UPSERT = f"""
+{INSERT}
+ON CONFLICT (credit_code) DO UPDATE
+SET name = EXCLUDED.name, industry = EXCLUDED.industry, town = EXCLUDED.town,
+    land_mu = EXCLUDED.land_mu, above_scale = EXCLUDED.above_scale, tags = EXCLUDED.tags,
+    updated_at = now()
+WHERE (f.name, f.industry, f.town, f.land_mu, f.above_scale, f.tags)
+      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.industry, EXCLUDED.town, EXCLUDED.land_mu,
+                        EXCLUDED.above_scale, EXCLUDED.tags)
+RETURNING id, xmax = 0 AS added
+"""
 _COLUMNS = "f.id, f.credit_code, f.name, f.industry, f.town, f.land_mu, f.above_scale, f.tags"
 _SELECT = f"""
 SELECT {_COLUMNS},
@@ -108,12 +126,13 @@ def insert_values(firm: FirmIn) -> tuple[Any, ...]:
 async def get_firm(conn: Conn | asyncpg.Pool, firm_id: int) -> Firm:
     row = await conn.fetchrow(_SELECT + " WHERE f.id = $1", firm_id)
     if row is None:
-        raise NotFound(f"no firm {firm_id}")
+        raise NotFoundError(f"no firm {firm_id}")
     return _firm(row)
 
 
-async def readable_firm(pool: asyncpg.Pool, principal: Principal, firm_id: int) -> Firm:
-    """Firm ``firm_id`` if ``principal`` may read it: 404 if there is none, 403 if not theirs."""
+async def readable_firm(pool: asyncpg.Pool, *, principal: Principal, firm_id: int) -> Firm:
+    """Firm ``firm_id`` if ``principal`` may read it: `NotFoundError` if there is none,
+    `ForbiddenScopeError` if it is not in the key's town."""
     firm = await get_firm(pool, firm_id)
     check_town(principal, firm.town)
     return firm
@@ -148,12 +167,29 @@ async def list_firms(
     return int(total), [_firm(r) for r in rows]
 
 
-async def create_firm(conn: Conn, principal: Principal, firm: FirmIn) -> Firm:
+async def upsert_firm(conn: Conn, firm: FirmIn, *, towns: TownNames) -> tuple[int, Outcome]:
+    """Register ``firm`` or bring its registration up to date (by credit code), its town
+    named by ``towns`` (`UnknownTownError` if it is none); no audit row (the caller records
+    the batch)."""
+    firm = firm.model_copy(update={"town": towns.canonical(firm.town)})
+    row = await conn.fetchrow(_UPSERT, *insert_values(firm))
+    if row is None:
+        firm_id: int = await conn.fetchval(
+            "SELECT id FROM firms WHERE credit_code = $1", firm.credit_code
+        )
+        return firm_id, "unchanged"
+    return int(row["id"]), "added" if row["added"] else "changed"
+
+
+async def create_firm(conn: Conn, *, principal: Principal, firm: FirmIn) -> Firm:
+    """Register ``firm``: `ConflictError` if its credit code is taken, `UnknownTownError` if
+    its town is none of the towns table's."""
+    firm = firm.model_copy(update={"town": await canonical_town(conn, firm.town)})
     async with conn.transaction():
         try:
             firm_id = await conn.fetchval(INSERT + " RETURNING id", *insert_values(firm))
         except asyncpg.UniqueViolationError as exc:
-            raise Conflict(f"a firm with credit code {firm.credit_code} exists") from exc
+            raise ConflictError(f"a firm with credit code {firm.credit_code} exists") from exc
         await audit.record(
             conn,
             principal,
@@ -164,8 +200,10 @@ async def create_firm(conn: Conn, principal: Principal, firm: FirmIn) -> Firm:
         return await get_firm(conn, firm_id)
 
 
-async def update_firm(conn: Conn, principal: Principal, firm_id: int, patch: FirmPatch) -> Firm:
+async def update_firm(conn: Conn, *, principal: Principal, firm_id: int, patch: FirmPatch) -> Firm:
     changes = patch.model_dump(exclude_unset=True)
+    if changes.get("town") is not None:
+        changes["town"] = await canonical_town(conn, changes["town"])
     async with conn.transaction():
         current = await get_firm(conn, firm_id)
         if changes:
