@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 
 import asyncpg
@@ -27,6 +29,27 @@ from meterhub.settings import Settings
 log = get_logger(__name__)
 
 _CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+#: What decoding a checksummed but unreadable record raises (another codec version, ...).
+_UNDECODABLE = (pickle.UnpicklingError, ValueError, TypeError, EOFError)
+
+_REPLAY_DONE = "SELECT done_offset FROM spool_replay WHERE segment = $1"
+_REPLAY_ADVANCE = """
+INSERT INTO spool_replay (segment, done_offset) VALUES ($1, $2)
+ON CONFLICT (segment) DO UPDATE SET done_offset = EXCLUDED.done_offset, updated_at = now()
+"""
+_REPLAY_FORGET = "DELETE FROM spool_replay WHERE segment = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolState:
+    """The spool as `/readyz` reports it."""
+
+    directory: Path
+    bytes: int
+    segments: int
+    oldest_age: float
+    corrupt_segments: list[Path]
+    degraded: bool
 
 
 @dataclass(slots=True)
@@ -290,6 +313,18 @@ class IngestSink:
     def _update_spool_metrics(self) -> None:
         metrics.SPOOL_BYTES.set(self._spool.total_bytes())
         metrics.SPOOL_OLDEST_AGE.set(self._spool.oldest_age())
+        metrics.CORRUPT_SEGMENTS.set(len(self._spool.corrupt_segments()))
+
+    def spool_state(self) -> SpoolState:
+        """What the spool holds now (for readiness reports)."""
+        return SpoolState(
+            directory=self._spool.directory,
+            bytes=self._spool.total_bytes(),
+            segments=self._spool.segment_count(),
+            oldest_age=self._spool.oldest_age(),
+            corrupt_segments=self._spool.corrupt_segments(),
+            degraded=self._degraded,
+        )
 
     def _mark_down(self) -> None:
         self._degraded = True
@@ -333,22 +368,51 @@ class IngestSink:
                 await self._replay_segment(conn, path)
                 metrics.REPLAY_PENDING_SEGMENTS.dec()
 
-    async def _replay_segment(self, conn: asyncpg.Connection, path: object) -> None:
-        scan = await asyncio.to_thread(scan_segment, path)  # type: ignore[arg-type]
-        if scan.torn_bytes or scan.corrupt_records:
-            metrics.TORN_RECORDS.inc(scan.corrupt_records + (1 if scan.torn_bytes else 0))
-            log.error(
-                "spool segment has a torn or corrupt record; it is not replayed",
+    async def _replay_segment(self, conn: asyncpg.Connection, path: Path) -> None:
+        """Replay a segment's intact records, each in one transaction with its progress row
+        (so that an interrupted replay resumes and doubles nothing); then remove the segment,
+        or set it aside in ``corrupt/`` if a record in it is damaged."""
+        scan = await asyncio.to_thread(scan_segment, path)
+        done = await conn.fetchval(_REPLAY_DONE, scan.segment_id) or 0
+        undecodable = 0
+        for entry in scan.entries:
+            if entry.end <= done:
+                metrics.REPLAY_SKIPPED_RECORDS.inc()
+                continue
+            try:
+                batch = batch_codec.decode(entry.payload)
+            except _UNDECODABLE:
+                undecodable += 1
+                continue
+            async with conn.transaction():
+                results = await self._write_batch(conn, batch)
+                await conn.execute(_REPLAY_ADVANCE, scan.segment_id, entry.end)
+            _count(results)
+            metrics.REPLAYED_BATCHES.inc()
+        if scan.torn_bytes:
+            metrics.TORN_RECORDS.inc()
+            log.warning(
+                "spool segment ends in a torn record (an append that never returned); "
+                "it was never acknowledged and is not replayed",
                 segment=str(scan.path),
                 torn_bytes=scan.torn_bytes,
-                corrupt_records=scan.corrupt_records,
-                intact_records=len(scan.records),
             )
-        for record in scan.records:
-            batch = batch_codec.decode(record)
-            _count(await self._write_batch(conn, batch))
-            metrics.REPLAYED_BATCHES.inc()
-        self._spool.remove(scan.path)
+        if scan.corrupt_records or undecodable:
+            moved = await asyncio.to_thread(self._spool.set_aside, scan.path)
+            metrics.CORRUPT_RECORDS.inc(scan.corrupt_records + undecodable)
+            metrics.CORRUPT_SEGMENTS_TOTAL.inc()
+            log.error(
+                "spool segment has damaged records; its intact records are replayed and "
+                "the segment is kept for inspection",
+                segment=str(moved),
+                corrupt_records=scan.corrupt_records,
+                undecodable_records=undecodable,
+                corrupt_bytes=scan.corrupt_bytes,
+                intact_records=len(scan.entries) - undecodable,
+            )
+        else:
+            self._spool.remove(scan.path)
+            await conn.execute(_REPLAY_FORGET, scan.segment_id)
         self._update_spool_metrics()
 
 
