@@ -32,10 +32,9 @@ _CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncp
 #: What decoding a checksummed but unreadable record raises (another codec version, ...).
 _UNDECODABLE = (pickle.UnpicklingError, ValueError, TypeError, EOFError)
 
-_REPLAY_DONE = "SELECT done_offset FROM spool_replay WHERE segment = $1"
+_REPLAY_DONE = "SELECT record_end FROM spool_replay WHERE segment = $1"
 _REPLAY_ADVANCE = """
-INSERT INTO spool_replay (segment, done_offset) VALUES ($1, $2)
-ON CONFLICT (segment) DO UPDATE SET done_offset = EXCLUDED.done_offset, updated_at = now()
+INSERT INTO spool_replay (segment, record_end) VALUES ($1, $2) ON CONFLICT DO NOTHING
 """
 _REPLAY_FORGET = "DELETE FROM spool_replay WHERE segment = $1"
 
@@ -373,10 +372,10 @@ class IngestSink:
         (so that an interrupted replay resumes and doubles nothing); then remove the segment,
         or set it aside in ``corrupt/`` if a record in it is damaged."""
         scan = await asyncio.to_thread(scan_segment, path)
-        done = await conn.fetchval(_REPLAY_DONE, scan.segment_id) or 0
+        done = {row["record_end"] for row in await conn.fetch(_REPLAY_DONE, scan.segment_id)}
         undecodable = 0
         for entry in scan.entries:
-            if entry.end <= done:
+            if entry.end in done:
                 metrics.REPLAY_SKIPPED_RECORDS.inc()
                 continue
             try:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.health import check_broker, check_collectors, check_database
+from api.health import check_broker, check_collectors, check_database, check_spool
 
 router = APIRouter(tags=["operations"])
 
@@ -27,9 +27,12 @@ async def livez() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     pool = request.app.state.pool
-    checks = await asyncio.gather(
-        check_database(pool), check_broker(settings.mqtt()), check_collectors(pool)
-    )
+    checks = [
+        *await asyncio.gather(
+            check_database(pool), check_broker(settings.mqtt()), check_collectors(pool)
+        ),
+        check_spool(getattr(request.app.state, "sink", None)),
+    ]
     ok = all(check.ok for check in checks)
     body: dict[str, Any] = {
         "status": "ok" if ok else "unavailable",
