@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from ingest.isolate import CONNECTION_ERRORS, write_isolating
 from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord
 from ingest.registry import MeterRegistry
-from ingest.spool import Spool, scan_segment
+from ingest.replay import replay_segment
+from ingest.spool import Spool
 from ingest.writer import Batch, prepare_connection, write
 from meterhub.logs import get_logger
 from meterhub.reading import Reading
@@ -29,14 +29,6 @@ from meterhub.settings import Settings
 log = get_logger(__name__)
 
 _CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
-#: What decoding a checksummed but unreadable record raises (another codec version, ...).
-_UNDECODABLE = (pickle.UnpicklingError, ValueError, TypeError, EOFError)
-
-_REPLAY_DONE = "SELECT record_end FROM spool_replay WHERE segment = $1"
-_REPLAY_ADVANCE = """
-INSERT INTO spool_replay (segment, record_end) VALUES ($1, $2) ON CONFLICT DO NOTHING
-"""
-_REPLAY_FORGET = "DELETE FROM spool_replay WHERE segment = $1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,55 +356,11 @@ class IngestSink:
                     log.info("spool replayed; writing to the database again")
                     return True
             for path in segments:
-                await self._replay_segment(conn, path)
+                await replay_segment(
+                    conn, path, spool=self._spool, write_batch=self._write_batch, count=_count
+                )
+                self._update_spool_metrics()
                 metrics.REPLAY_PENDING_SEGMENTS.dec()
-
-    async def _replay_segment(self, conn: asyncpg.Connection, path: Path) -> None:
-        """Replay a segment's intact records, each in one transaction with its progress row
-        (so that an interrupted replay resumes and doubles nothing); then remove the segment,
-        or set it aside in ``corrupt/`` if a record in it is damaged."""
-        scan = await asyncio.to_thread(scan_segment, path)
-        done = {row["record_end"] for row in await conn.fetch(_REPLAY_DONE, scan.segment_id)}
-        undecodable = 0
-        for entry in scan.entries:
-            if entry.end in done:
-                metrics.REPLAY_SKIPPED_RECORDS.inc()
-                continue
-            try:
-                batch = batch_codec.decode(entry.payload)
-            except _UNDECODABLE:
-                undecodable += 1
-                continue
-            async with conn.transaction():
-                results = await self._write_batch(conn, batch)
-                await conn.execute(_REPLAY_ADVANCE, scan.segment_id, entry.end)
-            _count(results)
-            metrics.REPLAYED_BATCHES.inc()
-        if scan.torn_bytes:
-            metrics.TORN_RECORDS.inc()
-            log.warning(
-                "spool segment ends in a torn record (an append that never returned); "
-                "it was never acknowledged and is not replayed",
-                segment=str(scan.path),
-                torn_bytes=scan.torn_bytes,
-            )
-        if scan.corrupt_records or undecodable:
-            moved = await asyncio.to_thread(self._spool.set_aside, scan.path)
-            metrics.CORRUPT_RECORDS.inc(scan.corrupt_records + undecodable)
-            metrics.CORRUPT_SEGMENTS_TOTAL.inc()
-            log.error(
-                "spool segment has damaged records; its intact records are replayed and "
-                "the segment is kept for inspection",
-                segment=str(moved),
-                corrupt_records=scan.corrupt_records,
-                undecodable_records=undecodable,
-                corrupt_bytes=scan.corrupt_bytes,
-                intact_records=len(scan.entries) - undecodable,
-            )
-        else:
-            self._spool.remove(scan.path)
-            await conn.execute(_REPLAY_FORGET, scan.segment_id)
-        self._update_spool_metrics()
 
 
 def _count(results: list[SubmitResult]) -> None:

@@ -1,14 +1,9 @@
 """An append-only on-disk spool that holds acknowledged readings while the database is away.
 
-A segment ``NNNNNNNNNN.seg`` starts with ``b"MHSPOOL2"`` and a 16-byte segment id (unique,
-so that replay progress can be kept per segment), then records
-``[u32 magic "MHRC"][u32 length][u32 crc32(length, payload)][payload]`` (little-endian).
-`append` returns only after the whole record is written and fsynced; when a write fails
-(a full disk) the segment is cut back to where the record began and `SpoolFullError` is
-raised, so no acknowledged record is ever torn. A torn last record (a crash mid-write, never
-acknowledged) is measured and not replayed. A record damaged later (a bad disk) is counted
-as corrupt and the scan resynchronises on the next record magic, so every intact record is
-still returned. Segments written before this format (no header) are read as they were.
+Segment files and their records are described in `ingest.segment`. `append` returns only
+after the whole record is written and fsynced; when a write fails (a full disk) the segment
+is cut back to where the record began and `SpoolFullError` is raised, so no acknowledged
+record is ever torn. Replay removes a segment, or sets a damaged one aside in ``corrupt/``.
 """
 
 from __future__ import annotations
@@ -16,48 +11,19 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import struct
 import time
-import uuid
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import SpoolFullError, SpoolInUseError, SpoolWriteError
+from ingest.segment import FILE_HEADER, SegmentScan, SpoolRecord, file_header, scan_segment
+from ingest.segment import record as encode_record
 
-_FILE_MAGIC = b"MHSPOOL2"
-_FILE_HEADER = struct.Struct("<8s16s")
-_RECORD_MAGIC = b"MHRC"
-_HEADER = struct.Struct("<4sII")
-_LEGACY_HEADER = struct.Struct("<II")
+__all__ = ["CORRUPT_DIR", "SegmentScan", "Spool", "SpoolRecord", "scan_segment"]
+
 _SUFFIX = ".seg"
 CORRUPT_DIR = "corrupt"
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolRecord:
-    """One intact record: its payload and the byte offset just past it in its segment."""
-
-    end: int
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentScan:
-    """What a segment held: its intact records, a torn tail and any corrupt records."""
-
-    path: Path
-    segment_id: str
-    entries: list[SpoolRecord]
-    torn_bytes: int
-    corrupt_records: int
-    corrupt_bytes: int = 0
-
-    @property
-    def records(self) -> list[bytes]:
-        return [entry.payload for entry in self.entries]
 
 
 class Spool:
@@ -102,14 +68,14 @@ class Spool:
         except OSError as exc:
             raise _write_error(self.directory, exc) from exc
         try:
-            _write_all(fd, _FILE_HEADER.pack(_FILE_MAGIC, uuid.uuid4().bytes))
+            _write_all(fd, file_header())
             os.fsync(fd)
             _fsync_directory(self.directory)  # the new file's name is durable too
         except OSError as exc:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise _write_error(self.directory, exc) from exc
-        self._fd, self._active, self._active_size = fd, path, _FILE_HEADER.size
+        self._fd, self._active, self._active_size = fd, path, FILE_HEADER.size
 
     def append(self, payload: bytes) -> None:
         """Append one record and fsync it. Raises `SpoolFullError` past the size limit or
@@ -117,7 +83,7 @@ class Spool:
         holds no part of the record."""
         if not payload:
             raise ValueError("a spool record must not be empty")
-        record = _record(payload)
+        record = encode_record(payload)
         total = self.total_bytes()
         if total + len(record) > self.max_bytes:
             raise SpoolFullError(
@@ -207,15 +173,6 @@ class Spool:
         return not self._segments()
 
 
-def _record(payload: bytes) -> bytes:
-    length = len(payload)
-    return _HEADER.pack(_RECORD_MAGIC, length, _crc(length, payload)) + payload
-
-
-def _crc(length: int, payload: bytes | memoryview) -> int:
-    return zlib.crc32(payload, zlib.crc32(length.to_bytes(4, "little")))
-
-
 def _write_all(fd: int, data: bytes) -> None:
     """`os.write` until every byte is written (it may write less, e.g. on a full disk)."""
     view = memoryview(data)
@@ -260,86 +217,3 @@ def _lock_directory(directory: Path) -> int:
             "MHUB_SPOOL_DIR"
         ) from None
     return fd
-
-
-def scan_segment(path: Path) -> SegmentScan:
-    """Read every intact record of a segment; a torn tail and corrupt records are measured,
-    not returned."""
-    data = path.read_bytes()
-    if not data.startswith(_FILE_MAGIC):
-        if len(data) < _FILE_HEADER.size and _FILE_MAGIC.startswith(data):
-            return SegmentScan(path, path.name, [], len(data), 0)  # torn while created
-        return _scan_legacy(path, data)
-    if len(data) < _FILE_HEADER.size:
-        return SegmentScan(path, path.name, [], len(data), 0)
-    segment_id = uuid.UUID(bytes=data[len(_FILE_MAGIC) : _FILE_HEADER.size]).hex
-    entries: list[SpoolRecord] = []
-    offset, corrupt, corrupt_bytes, torn = _FILE_HEADER.size, 0, 0, 0
-    while offset < len(data):
-        end = _record_end(data, offset)
-        if end is not None:
-            entries.append(SpoolRecord(end, data[offset + _HEADER.size : end]))
-            offset = end
-            continue
-        following = _resync(data, offset + 1)
-        if following is None and _is_torn_tail(data, offset):
-            torn = len(data) - offset
-            break
-        corrupt += 1
-        stop = len(data) if following is None else following
-        corrupt_bytes += stop - offset
-        offset = stop
-    return SegmentScan(path, segment_id, entries, torn, corrupt, corrupt_bytes)
-
-
-def _record_end(data: bytes, offset: int) -> int | None:
-    """The end of the intact record at ``offset``, or None."""
-    if offset + _HEADER.size > len(data):
-        return None
-    magic, length, crc = _HEADER.unpack_from(data, offset)
-    end: int = offset + _HEADER.size + length
-    if magic != _RECORD_MAGIC or length == 0 or end > len(data):
-        return None
-    if _crc(length, memoryview(data)[offset + _HEADER.size : end]) != crc:
-        return None
-    return end
-
-
-def _resync(data: bytes, start: int) -> int | None:
-    """The offset of the next intact record at or after ``start``, or None."""
-    found = data.find(_RECORD_MAGIC, start)
-    while found != -1:
-        if _record_end(data, found) is not None:
-            return found
-        found = data.find(_RECORD_MAGIC, found + 1)
-    return None
-
-
-def _is_torn_tail(data: bytes, offset: int) -> bool:
-    """Whether the file ends inside a record that begins at ``offset`` (an interrupted
-    append), as opposed to damaged bytes."""
-    rest = data[offset:]
-    if len(rest) < _HEADER.size:
-        return _RECORD_MAGIC.startswith(rest[: len(_RECORD_MAGIC)])
-    magic, length, _ = _HEADER.unpack_from(data, offset)
-    return bool(magic == _RECORD_MAGIC and offset + _HEADER.size + length > len(data))
-
-
-def _scan_legacy(path: Path, data: bytes) -> SegmentScan:
-    """A segment of the first format: ``[u32 length][u32 crc32(payload)][payload]``."""
-    entries: list[SpoolRecord] = []
-    offset, corrupt = 0, 0
-    while offset + _LEGACY_HEADER.size <= len(data):
-        length, crc = _LEGACY_HEADER.unpack_from(data, offset)
-        start, end = offset + _LEGACY_HEADER.size, offset + _LEGACY_HEADER.size + length
-        if end > len(data):
-            break
-        payload = data[start:end]
-        if zlib.crc32(payload) != crc or not payload:
-            if end == len(data):
-                break  # a torn last record whose length happened to fit
-            corrupt += 1
-        else:
-            entries.append(SpoolRecord(end, payload))
-        offset = end
-    return SegmentScan(path, path.name, entries, len(data) - offset, corrupt)
