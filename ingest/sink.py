@@ -14,7 +14,7 @@ from types import TracebackType
 import asyncpg
 
 from ingest import batch_codec, metrics
-from ingest.errors import BackpressureError, SinkClosedError
+from ingest.errors import BackpressureError, SinkClosedError, SpoolFullError
 from ingest.isolate import CONNECTION_ERRORS, write_isolating
 from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord
@@ -28,6 +28,7 @@ from meterhub.settings import Settings
 
 log = get_logger(__name__)
 
+_FULL_LOG_EVERY = 60.0
 _CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
@@ -86,6 +87,7 @@ class IngestSink:
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
         self._closing = False
+        self._spool_full_logged = -_FULL_LOG_EVERY  # a full spool: ERROR once a minute, else DEBUG
 
     async def __aenter__(self) -> IngestSink:
         await self.start()
@@ -228,7 +230,7 @@ class IngestSink:
             try:
                 results = await self._write_or_spool(slot, batch)
             except Exception as exc:  # spool full, or a bug: the producers must hear of it
-                log.error("batch could be neither written nor spooled", error=repr(exc))
+                self._log_refusal(exc)
                 for chunk in chunks:
                     if not chunk.future.done():
                         chunk.future.set_exception(exc)
@@ -300,6 +302,15 @@ class IngestSink:
             await asyncio.to_thread(self._spool.append, payload)
         metrics.SPOOLED_BATCHES.inc()
         self._update_spool_metrics()
+
+    def _log_refusal(self, exc: Exception) -> None:
+        if not isinstance(exc, SpoolFullError):
+            log.error("batch could be neither written nor spooled", error=repr(exc))
+        elif time.monotonic() - self._spool_full_logged >= _FULL_LOG_EVERY:
+            self._spool_full_logged = time.monotonic()
+            log.error("spool full: batches are refused until it has room", error=str(exc))
+        else:
+            log.debug("spool full: batch refused", error=str(exc))
 
     def _update_spool_metrics(self) -> None:
         metrics.SPOOL_BYTES.set(self._spool.total_bytes())
