@@ -219,3 +219,24 @@ async def test_a_replay_interrupted_half_way_inserts_nothing_twice(
     finally:
         await blocker.close()
         await conn.close()
+
+
+async def test_an_unreadable_record_with_a_good_checksum_is_set_aside_too(
+    sink_settings: Settings, tmp_path: Path
+) -> None:
+    scenario, conn = await _scenario(sink_settings)
+    try:
+        spool_dir = tmp_path / "spool"
+        spool = Spool(spool_dir, max_bytes=2**30)
+        spool.append(batch_codec.encode(scenario.batch(0)))
+        spool.append(b"written by something that is not this codec")
+        spool.append(batch_codec.encode(scenario.batch(2)))
+        spool.release()
+        records_before = _metric("meterhub_spool_corrupt_records_total")
+        async with IngestSink(sink_settings.model_copy(update={"spool_dir": spool_dir})) as sink:
+            await sink.wait_replayed(timeout=60)
+        assert await scenario.outcome(conn) == scenario.expected([0, 2])
+        assert len(list((spool_dir / "corrupt").glob("*.seg"))) == 1
+        assert _metric("meterhub_spool_corrupt_records_total") == records_before + 1
+    finally:
+        await conn.close()
