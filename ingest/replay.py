@@ -20,7 +20,8 @@ import asyncpg
 
 from ingest import batch_codec, metrics
 from ingest.outcome import SubmitResult
-from ingest.spool import Spool, scan_segment
+from ingest.segment import scan_segment
+from ingest.spool import Spool
 from ingest.writer import Batch
 from meterhub.logs import get_logger
 
