@@ -11,6 +11,8 @@ import asyncpg
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ingest.sink import IngestSink
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -116,3 +118,27 @@ async def check_collectors(pool: asyncpg.Pool | None, *, timeout: float = 2.0) -
     else:
         detail = ", ".join(f"{r['name']} ({r['meters']} meters)" for r in rows)
     return Check("collectors", not stale, detail, (time.perf_counter() - started) * 1000)
+
+
+def check_spool(sink: IngestSink | None) -> Check:
+    """The ingest spool: in use while the database is away or being replayed, and damaged
+    segments set aside in ``corrupt/``. A set-aside segment does not make the process
+    unready (new readings are stored; restarting or routing away would not help), it is a
+    detail for the operator, with the metric ``meterhub_spool_set_aside_segments``."""
+    if sink is None:
+        return Check("spool", False, "the ingest sink is not running", 0.0)
+    started = time.perf_counter()
+    state = sink.spool_state()
+    if state.degraded:
+        detail = (
+            f"in use: {state.bytes} bytes in {state.segments} segment(s), "
+            f"oldest {state.oldest_age:.0f} s"
+        )
+    else:
+        detail = "empty" if not state.segments else f"{state.bytes} bytes"
+    if state.corrupt_segments:
+        detail += (
+            f"; {len(state.corrupt_segments)} damaged segment(s) set aside in "
+            f"{state.directory / 'corrupt'} (their intact records were replayed)"
+        )
+    return Check("spool", True, detail, (time.perf_counter() - started) * 1000)

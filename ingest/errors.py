@@ -14,9 +14,18 @@ class BackpressureError(IngestError):
 
 
 class SpoolFullError(IngestError):
-    """The database is unreachable and the spool has reached its size limit."""
+    """The database is unreachable and the spool cannot take the batch: it has reached its
+    size limit or its disk is full. Nothing of the batch was acknowledged (HTTP: 503 with
+    Retry-After; MQTT: no PUBACK)."""
 
     code = "spool_full"
+
+
+class SpoolWriteError(SpoolFullError):
+    """The spool's disk failed a write for another reason (e.g. EIO). Like a full spool, the
+    batch is not acknowledged and producers retry."""
+
+    code = "spool_write_failed"
 
 
 class SpoolInUseError(IngestError):

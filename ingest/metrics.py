@@ -33,6 +33,22 @@ REPLAY_PENDING_SEGMENTS = Gauge(
     "meterhub_spool_replay_pending_segments", "Spool segments still to replay"
 )
 TORN_RECORDS = Counter(
-    "meterhub_spool_torn_records_total", "Torn or corrupt spool records detected (not replayed)"
+    "meterhub_spool_torn_records_total",
+    "Torn last spool records (an append that never returned, so never acknowledged) dropped",
+)
+CORRUPT_RECORDS = Counter(
+    "meterhub_spool_corrupt_records_total",
+    "Damaged spool records found on replay (their segment is set aside in spool/corrupt/)",
+)
+CORRUPT_SEGMENTS_TOTAL = Counter(
+    "meterhub_spool_corrupt_segments_total",
+    "Spool segments with a damaged record set aside in spool/corrupt/ after replaying the rest",
+)
+CORRUPT_SEGMENTS = Gauge(
+    "meterhub_spool_set_aside_segments", "Segments in spool/corrupt/ now, waiting for an operator"
+)
+REPLAY_SKIPPED_RECORDS = Counter(
+    "meterhub_spool_replay_skipped_records_total",
+    "Spool records not replayed again because an earlier, interrupted replay committed them",
 )
 DATABASE_UP = Gauge("meterhub_ingest_database_up", "1 while the writers reach the database")

@@ -8,17 +8,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 
 import asyncpg
 
 from ingest import batch_codec, metrics
-from ingest.errors import BackpressureError, SinkClosedError
+from ingest.errors import BackpressureError, SinkClosedError, SpoolFullError
 from ingest.isolate import CONNECTION_ERRORS, write_isolating
 from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord
 from ingest.registry import MeterRegistry
-from ingest.spool import Spool, scan_segment
+from ingest.replay import replay_segment
+from ingest.spool import Spool
 from ingest.writer import Batch, prepare_connection, write
 from meterhub.logs import get_logger
 from meterhub.reading import Reading
@@ -26,7 +28,20 @@ from meterhub.settings import Settings
 
 log = get_logger(__name__)
 
+_FULL_LOG_EVERY = 60.0
 _CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolState:
+    """The spool as `/readyz` reports it."""
+
+    directory: Path
+    bytes: int
+    segments: int
+    oldest_age: float
+    corrupt_segments: list[Path]
+    degraded: bool
 
 
 @dataclass(slots=True)
@@ -72,6 +87,7 @@ class IngestSink:
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
         self._closing = False
+        self._spool_full_logged = -_FULL_LOG_EVERY  # a full spool: ERROR once a minute, else DEBUG
 
     async def __aenter__(self) -> IngestSink:
         await self.start()
@@ -214,7 +230,7 @@ class IngestSink:
             try:
                 results = await self._write_or_spool(slot, batch)
             except Exception as exc:  # spool full, or a bug: the producers must hear of it
-                log.error("batch could be neither written nor spooled", error=repr(exc))
+                self._log_refusal(exc)
                 for chunk in chunks:
                     if not chunk.future.done():
                         chunk.future.set_exception(exc)
@@ -287,9 +303,30 @@ class IngestSink:
         metrics.SPOOLED_BATCHES.inc()
         self._update_spool_metrics()
 
+    def _log_refusal(self, exc: Exception) -> None:
+        if not isinstance(exc, SpoolFullError):
+            log.error("batch could be neither written nor spooled", error=repr(exc))
+        elif time.monotonic() - self._spool_full_logged >= _FULL_LOG_EVERY:
+            self._spool_full_logged = time.monotonic()
+            log.error("spool full: batches are refused until it has room", error=str(exc))
+        else:
+            log.debug("spool full: batch refused", error=str(exc))
+
     def _update_spool_metrics(self) -> None:
         metrics.SPOOL_BYTES.set(self._spool.total_bytes())
         metrics.SPOOL_OLDEST_AGE.set(self._spool.oldest_age())
+        metrics.CORRUPT_SEGMENTS.set(len(self._spool.corrupt_segments()))
+
+    def spool_state(self) -> SpoolState:
+        """What the spool holds now (for readiness reports)."""
+        return SpoolState(
+            directory=self._spool.directory,
+            bytes=self._spool.total_bytes(),
+            segments=self._spool.segment_count(),
+            oldest_age=self._spool.oldest_age(),
+            corrupt_segments=self._spool.corrupt_segments(),
+            degraded=self._degraded,
+        )
 
     def _mark_down(self) -> None:
         self._degraded = True
@@ -330,26 +367,11 @@ class IngestSink:
                     log.info("spool replayed; writing to the database again")
                     return True
             for path in segments:
-                await self._replay_segment(conn, path)
+                await replay_segment(
+                    conn, path, spool=self._spool, write_batch=self._write_batch, count=_count
+                )
+                self._update_spool_metrics()
                 metrics.REPLAY_PENDING_SEGMENTS.dec()
-
-    async def _replay_segment(self, conn: asyncpg.Connection, path: object) -> None:
-        scan = await asyncio.to_thread(scan_segment, path)  # type: ignore[arg-type]
-        if scan.torn_bytes or scan.corrupt_records:
-            metrics.TORN_RECORDS.inc(scan.corrupt_records + (1 if scan.torn_bytes else 0))
-            log.error(
-                "spool segment has a torn or corrupt record; it is not replayed",
-                segment=str(scan.path),
-                torn_bytes=scan.torn_bytes,
-                corrupt_records=scan.corrupt_records,
-                intact_records=len(scan.records),
-            )
-        for record in scan.records:
-            batch = batch_codec.decode(record)
-            _count(await self._write_batch(conn, batch))
-            metrics.REPLAYED_BATCHES.inc()
-        self._spool.remove(scan.path)
-        self._update_spool_metrics()
 
 
 def _count(results: list[SubmitResult]) -> None:

@@ -1,35 +1,29 @@
 """An append-only on-disk spool that holds acknowledged readings while the database is away.
 
-Segment files ``NNNNNNNNNN.seg`` hold records ``[u32 length][u32 crc32][payload]``
-(little-endian). `append` returns only after the record is fsynced. A torn last record (a
-crash mid-write) is detected by its length or checksum, counted, reported and never replayed.
+Segment files and their records are described in `ingest.segment`. `append` returns only
+after the whole record is written and fsynced; when a write fails (a full disk) the segment
+is cut back to where the record began and `SpoolFullError` is raised, so no acknowledged
+record is ever torn. Replay removes a segment, or sets a damaged one aside in ``corrupt/``.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
-import struct
 import time
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.errors import SpoolFullError, SpoolInUseError
+from ingest.errors import SpoolFullError, SpoolInUseError, SpoolWriteError
+from ingest.segment import FILE_HEADER, SegmentScan, SpoolRecord, file_header, scan_segment
+from ingest.segment import record as encode_record
 
-_HEADER = struct.Struct("<II")
+__all__ = ["CORRUPT_DIR", "SegmentScan", "Spool", "SpoolRecord", "scan_segment"]
+
 _SUFFIX = ".seg"
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentScan:
-    """What a segment held: its good records and whether its tail was torn or corrupt."""
-
-    path: Path
-    records: list[bytes]
-    torn_bytes: int
-    corrupt_records: int
+CORRUPT_DIR = "corrupt"
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Spool:
@@ -54,6 +48,10 @@ class Spool:
         self._active: Path | None = None
         self._active_size = 0
 
+    @property
+    def corrupt_directory(self) -> Path:
+        return self.directory / CORRUPT_DIR
+
     def _segments(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{_SUFFIX}"))
 
@@ -65,27 +63,54 @@ class Spool:
     def _open_new(self) -> None:
         self.close()
         path = self._next_path()
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        self._active, self._active_size = path, 0
-        dir_fd = os.open(self.directory, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)  # the new file's name is durable too
-        finally:
-            os.close(dir_fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise _write_error(self.directory, exc) from exc
+        try:
+            _write_all(fd, file_header())
+            os.fsync(fd)
+            _fsync_directory(self.directory)  # the new file's name is durable too
+        except OSError as exc:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise _write_error(self.directory, exc) from exc
+        self._fd, self._active, self._active_size = fd, path, FILE_HEADER.size
 
     def append(self, payload: bytes) -> None:
-        """Append one record and fsync it; `SpoolFullError` past the size limit."""
-        record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-        if self.total_bytes() + len(record) > self.max_bytes:
+        """Append one record and fsync it. Raises `SpoolFullError` past the size limit or
+        when the disk is full (`SpoolWriteError` on another write error); the segment then
+        holds no part of the record."""
+        if not payload:
+            raise ValueError("a spool record must not be empty")
+        record = encode_record(payload)
+        total = self.total_bytes()
+        if total + len(record) > self.max_bytes:
             raise SpoolFullError(
-                f"spool {self.directory} is full ({self.total_bytes()} of {self.max_bytes} bytes)"
+                f"spool {self.directory} is full ({total} of {self.max_bytes} bytes)"
             )
         if self._fd is None or self._active_size + len(record) > self.segment_bytes:
             self._open_new()
         assert self._fd is not None
-        os.write(self._fd, record)
-        os.fsync(self._fd)
+        try:
+            _write_all(self._fd, record)
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._cut_back()
+            raise _write_error(self.directory, exc) from exc
         self._active_size += len(record)
+
+    def _cut_back(self) -> None:
+        """Remove a partly written record and close the segment (a failed fsync leaves the
+        file's state unknown, so it takes no more records)."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._active_size)
+            os.fsync(self._fd)
+        except OSError:
+            pass  # the rest is a torn tail: never acknowledged, measured on replay
+        finally:
+            self.close()
 
     def rotate(self) -> None:
         """Close the active segment so that every record so far is in a closed segment."""
@@ -113,17 +138,70 @@ class Spool:
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+        _fsync_directory(self.directory)
+
+    def set_aside(self, path: Path) -> Path:
+        """Move a segment into ``corrupt/`` (kept whole for inspection); its new path."""
+        target_dir = self.corrupt_directory
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / f"{path.stem}-{time.time_ns()}{_SUFFIX}"
+        path.rename(target)
+        _fsync_directory(target_dir)
+        _fsync_directory(self.directory)
+        return target
+
+    def corrupt_segments(self) -> list[Path]:
+        """Segments set aside in ``corrupt/`` (by this or an earlier run)."""
+        return sorted(self.corrupt_directory.glob(f"*{_SUFFIX}"))
 
     def total_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self._segments())
+        return sum(_size(p) for p in self._segments())
 
     def oldest_age(self) -> float:
         """Seconds since the oldest spooled segment was written (0 when empty)."""
-        segments = self._segments()
-        return time.time() - segments[0].stat().st_mtime if segments else 0.0
+        for path in self._segments():
+            try:
+                return time.time() - path.stat().st_mtime
+            except FileNotFoundError:  # replayed meanwhile
+                continue
+        return 0.0
+
+    def segment_count(self) -> int:
+        return len(self._segments())
 
     def is_empty(self) -> bool:
         return not self._segments()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """`os.write` until every byte is written (it may write less, e.g. on a full disk)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no byte written")
+        view = view[written:]
+
+
+def _write_error(directory: Path, exc: OSError) -> SpoolFullError:
+    if exc.errno in _FULL_ERRNOS:
+        return SpoolFullError(f"spool {directory}: the disk is full ({exc.strerror})")
+    return SpoolWriteError(f"spool {directory}: write failed ({exc.strerror})")
+
+
+def _fsync_directory(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # replayed meanwhile
+        return 0
 
 
 def _lock_directory(directory: Path) -> int:
@@ -139,25 +217,3 @@ def _lock_directory(directory: Path) -> int:
             "MHUB_SPOOL_DIR"
         ) from None
     return fd
-
-
-def scan_segment(path: Path) -> SegmentScan:
-    """Read every intact record of a segment; a torn or corrupt tail is measured, not returned."""
-    data = path.read_bytes()
-    records: list[bytes] = []
-    offset, corrupt = 0, 0
-    while offset + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, offset)
-        start, end = offset + _HEADER.size, offset + _HEADER.size + length
-        if end > len(data):
-            break
-        payload = data[start:end]
-        if zlib.crc32(payload) != crc:
-            if end == len(data):
-                break  # a torn last record whose length happened to fit
-            corrupt += 1
-        else:
-            records.append(payload)
-        offset = end
-    torn = len(data) - offset
-    return SegmentScan(path, records, torn, corrupt)

@@ -10,7 +10,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import OptionalPrincipalDep
-from api.health import BROKER_CHECK_TTL, BrokerProbe, Check, check_collectors, check_database
+from api.health import (
+    BROKER_CHECK_TTL,
+    BrokerProbe,
+    Check,
+    check_collectors,
+    check_database,
+    check_spool,
+)
 
 router = APIRouter(tags=["operations"])
 
@@ -39,7 +46,10 @@ def _check(check: Check, *, detailed: bool) -> dict[str, Any]:
 async def readyz(request: Request, principal: OptionalPrincipalDep) -> JSONResponse:
     pool = request.app.state.pool
     broker: BrokerProbe = request.app.state.broker
-    checks = await asyncio.gather(check_database(pool), broker.check(), check_collectors(pool))
+    checks = [
+        *await asyncio.gather(check_database(pool), broker.check(), check_collectors(pool)),
+        check_spool(getattr(request.app.state, "sink", None)),
+    ]
     ok = all(check.ok for check in checks)
     body: dict[str, Any] = {
         "status": "ok" if ok else "unavailable",

@@ -71,7 +71,12 @@ async def test_readyz_checks_database_and_broker(api_url: str, settings: Setting
         anonymous = (await http.get("/readyz")).json()
     assert anonymous == {
         "status": "ok",
-        "checks": {"database": {"ok": True}, "broker": {"ok": True}, "collectors": {"ok": True}},
+        "checks": {
+            "database": {"ok": True},
+            "broker": {"ok": True},
+            "collectors": {"ok": True},
+            "spool": {"ok": True},
+        },
     }
     conn = await asyncpg.connect(settings.dsn())
     try:

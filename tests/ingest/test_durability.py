@@ -1,4 +1,7 @@
-"""Acknowledged readings survive a stopped database and a killed process."""
+"""Acknowledged readings survive a crashed database and a killed process.
+
+The database that is crashed here is a cluster of the test's own (tests/pg_cluster.py),
+never the shared one."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from ingest import batch_codec
 from ingest.sink import IngestSink
@@ -22,15 +26,11 @@ from meterhub.reading import LOCAL_TZ, Reading
 from meterhub.settings import PROJECT_ROOT, Settings
 from tests.ingest import spool_child
 from tests.ingest.conftest import create_meters
+from tests.pg_cluster import PrivatePostgres
 
 pytestmark = pytest.mark.integration
 
-SERVICES = PROJECT_ROOT / "deploy" / "services.sh"
 T0 = datetime(2026, 5, 1, tzinfo=LOCAL_TZ)
-
-
-def _services(*args: str) -> None:
-    subprocess.run(["bash", str(SERVICES), *args], check=True, capture_output=True, timeout=120)
 
 
 def readings(meters: list[int], batch_no: int, per_meter: int = 25) -> list[Reading]:
@@ -69,17 +69,20 @@ def _metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
-async def test_database_stopped_mid_stream_loses_nothing(sink_settings: Settings) -> None:
-    dsn = sink_settings.dsn()
+async def test_database_crashed_mid_stream_loses_nothing(
+    sink_settings: Settings, private_postgres: PrivatePostgres
+) -> None:
+    dsn = private_postgres.dsn()
+    sink_settings = sink_settings.model_copy(update={"database_url": SecretStr(dsn)})
     meters = await _new_meters(dsn, 4)
     acked: list[Reading] = []
     spooled_batches = 0
     async with IngestSink(sink_settings) as sink:
         for batch_no in range(30):
             if batch_no == 8:
-                await asyncio.to_thread(_services, "down", "postgres")
+                await asyncio.to_thread(private_postgres.stop, mode="immediate")
             if batch_no == 20:
-                await asyncio.to_thread(_services, "up")
+                await asyncio.to_thread(private_postgres.start)
             batch = readings(meters, batch_no)
             result = await sink.submit(batch)
             spooled_batches += result.spooled
