@@ -41,3 +41,6 @@ ACK_SECONDS = Histogram(
 INFLIGHT = Gauge("meterhub_mqtt_inflight_messages", "Messages received and not yet settled")
 CONNECTED = Gauge("meterhub_mqtt_connected_clients", "Ingest clients connected to the broker")
 CONNECTS = Counter("meterhub_mqtt_connects_total", "Successful (re)connections to the broker")
+SUBSCRIBES = Counter(
+    "meterhub_mqtt_subscribes_total", "Subscriptions granted (renewed on every connection)"
+)
