@@ -181,7 +181,8 @@ class MqttGatewaySimulator:
     async def publish_stream(self, start: datetime, *, messages: int, steps: int = 1) -> int:
         """Publish ``messages`` consecutive batches of ``steps`` time steps each, with up to
         ``max_inflight`` awaiting their PUBACK; returns the number of reading elements.
-        The first refused or unanswered publish ends the stream with its error."""
+        A message answered 16 is published again; the first refused, unanswered or
+        still undelivered (after ``timeout`` s) publish ends the stream with its error."""
         try:
             async with asyncio.TaskGroup() as group:
                 for n in range(messages):

@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -50,10 +50,24 @@ _FATAL_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C})
 _BARRIER_FILTER = "meterhub/v1/_barrier"
 #: Packets read per readable event at most (then other tasks get their turn).
 _READS_PER_WAKE = 64
-#: Reconnection back-off, seconds: the first attempt after a drop is immediate, the next
-#: ones wait MIN, 2 x MIN, ... up to MAX. A broker restart takes well under a second; while
-#: a shared subscription is not renewed the broker drops what gateways publish (PUBACK 16).
+#: Reconnection back-off, seconds (see `reconnect_delays`).
 _RECONNECT_MIN, _RECONNECT_MAX = 0.25, 5.0
+
+
+def reconnect_delays() -> Iterator[float]:
+    """Seconds to wait before each connection attempt after a drop: none before the first
+    (a broker restart takes well under a second, and until the shared subscription is
+    renewed the broker drops what gateways publish, PUBACK 16), then 0.25, 0.5, ... 5.
+
+    Example::
+
+        list(itertools.islice(reconnect_delays(), 7))  # [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
+    """
+    yield 0.0
+    delay = _RECONNECT_MIN
+    while True:
+        yield delay
+        delay = min(delay * 2, _RECONNECT_MAX)
 
 
 class MqttBridge:
@@ -259,21 +273,20 @@ class MqttBridge:
 
     async def _run(self) -> None:
         """Connect, then keep the connection: keepalive pings, reconnection at once after a
-        drop, then with back-off (reset by each connection the broker accepts)."""
-        delay = 0.0
+        drop, then with back-off (`reconnect_delays`, restarted by each accepted connection)."""
+        delays = reconnect_delays()
         while not self._closing:
             if self._sock is None:
-                if delay:
+                if delay := next(delays):
                     await asyncio.sleep(delay)
-                delay = min(max(delay * 2, _RECONNECT_MIN), _RECONNECT_MAX)
                 try:
                     await asyncio.to_thread(self._client.reconnect)
                     self._attach()
                 except (OSError, ssl.SSLError) as exc:
-                    log.warning("mqtt broker unreachable; retrying", error=str(exc), delay=delay)
+                    log.warning("mqtt broker unreachable; retrying", error=str(exc))
                     continue
                 except Exception:  # a bug must not end reconnecting for good
-                    log.exception("mqtt reconnect failed; retrying", delay=delay)
+                    log.exception("mqtt reconnect failed; retrying")
                     continue
             self._client.loop_misc()
             with contextlib.suppress(TimeoutError):
@@ -281,7 +294,7 @@ class MqttBridge:
                     await self._lost.wait()
             self._lost.clear()
             if self._connected:
-                delay = 0.0
+                delays = reconnect_delays()
 
     def _attach(self) -> None:
         """Let the event loop read (unless paused) and, if paho has data queued, write."""
