@@ -26,7 +26,8 @@ QUARANTINED_ELEMENTS = Counter(
 )
 SUBMIT_FAILURES = Counter(
     "meterhub_mqtt_submit_failures_total",
-    "Failed hand-overs to the ingest sink (e.g. spool full); retried, never acknowledged",
+    "Failed hand-overs to the ingest sink: retried (database away, spool full) or, for other "
+    "errors, retried alone and then quarantined as submit_failed",
 )
 READINGS_PER_MESSAGE = Histogram(
     "meterhub_mqtt_message_readings",
