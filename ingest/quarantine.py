@@ -29,6 +29,7 @@ class Reason(enum.StrEnum):
     WRONG_TYPE = "wrong_type"
     MISSING_FIELD = "missing_field"
     DATABASE_REJECTED = "database_rejected"
+    SUBMIT_FAILED = "submit_failed"
     NOT_IN_FEED = "not_in_feed"
 
 

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     batch_max_age: float = Field(default=0.25, description="seconds before a partial flush")
     queue_max: int = Field(default=200_000, description="readings queued before submit waits")
     writers: int = Field(default=2, description="parallel writer connections")
+    mqtt_poison_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="failed submits (not for want of a database or spool) of one MQTT "
+        "message before it is quarantined as submit_failed and acknowledged",
+    )
     interval_worker: bool = Field(
         default=True,
         description="derive intervals and rollups inside `meterhub serve`; turn off when a "

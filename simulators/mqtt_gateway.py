@@ -3,6 +3,13 @@
 Values come from a ``(channel, ts) -> {field: value}`` callable, so load-profile models can
 drive it; the default, `linear_energy`, grows each channel's register at a constant power.
 It can also publish raw (malformed) payloads and publish to any topic, for tests.
+
+It keeps the gateway contract of ``docs/mqtt.md``: a message counts as delivered only on a
+PUBACK with reason 0; reason 16 (no matching subscribers: the broker dropped it, e.g. right
+after a restart, before the ingest workers subscribed again) means "not delivered", so the
+message is kept and published again after ``retry_delay``; reason >= 128 means refused.
+A connection lost while a message waits for its PUBACK is re-established by paho, which
+sends the message again (DUP).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -29,6 +37,9 @@ from meterhub.reading import LOCAL_TZ
 ValueModel = Callable[[int, datetime], Mapping[str, float]]
 
 _EPOCH = datetime(2025, 1, 1, tzinfo=LOCAL_TZ)
+#: PUBACK reason code: the broker accepted the message but no subscription matched it,
+#: so nobody will ever receive it (MQTT 5, 3.4.2.1). Not a failure code, yet not delivered.
+NO_MATCHING_SUBSCRIBERS = 16
 
 
 def linear_energy(channel: int, ts: datetime) -> dict[str, float]:
@@ -47,6 +58,31 @@ class PublishRefusedError(TransportError):
         self.topic = topic
         self.reason_code = reason_code
         super().__init__(f"publish to {topic!r} refused: {reason} ({reason_code})")
+
+
+class NotDeliveredError(TransportError):
+    """A message was still answered "no matching subscribers" (16) after ``timeout`` s."""
+
+    code = "mqtt_not_delivered"
+
+    def __init__(self, topic: str, attempts: int, waited: float) -> None:
+        self.topic = topic
+        self.attempts = attempts
+        super().__init__(
+            f"publish to {topic!r} not delivered: no matching subscribers after "
+            f"{attempts} attempts in {waited:.1f} s"
+        )
+
+
+@dataclass(slots=True)
+class PublishStats:
+    """Messages ``published`` (once each, however often sent), ``delivered`` (PUBACK 0),
+    ``refused`` (PUBACK >= 128), and ``not_delivered`` PUBACKs 16 (each one resent)."""
+
+    published: int = 0
+    delivered: int = 0
+    refused: int = 0
+    not_delivered: int = 0
 
 
 class MqttGatewaySimulator:
@@ -70,6 +106,7 @@ class MqttGatewaySimulator:
         interval: timedelta = timedelta(minutes=15),
         max_inflight: int = 100,
         timeout: float = 30.0,
+        retry_delay: float = 0.5,
         client_id: str | None = None,
     ) -> None:
         self.gateway_id = gateway_id
@@ -79,6 +116,8 @@ class MqttGatewaySimulator:
         self._values = values
         self.interval = interval
         self._timeout = timeout
+        self._retry_delay = retry_delay
+        self.stats = PublishStats()
         self._window = asyncio.Semaphore(max_inflight)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -87,6 +126,7 @@ class MqttGatewaySimulator:
         )
         self._client.username_pw_set(gateway_id, password)
         self._client.max_inflight_messages_set(max_inflight)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
         self._client.suppress_exceptions = True
         self._client.on_connect = self._on_connect
         self._client.on_publish = self._on_publish
@@ -141,14 +181,15 @@ class MqttGatewaySimulator:
     async def publish_stream(self, start: datetime, *, messages: int, steps: int = 1) -> int:
         """Publish ``messages`` consecutive batches of ``steps`` time steps each, with up to
         ``max_inflight`` awaiting their PUBACK; returns the number of reading elements.
-        The first refused or unanswered publish ends the stream with its error."""
+        A message answered 16 is published again; the first refused, unanswered or
+        still undelivered (after ``timeout`` s) publish ends the stream with its error."""
         try:
             async with asyncio.TaskGroup() as group:
                 for n in range(messages):
                     await self._window.acquire()
                     elements = self.elements(start + n * steps * self.interval, steps=steps)
                     group.create_task(self._publish_then_release(self._encode(elements)))
-        except* (PublishRefusedError, TimeoutError) as failed:
+        except* (PublishRefusedError, NotDeliveredError, TimeoutError) as failed:
             raise failed.exceptions[0] from None
         return messages * steps * len(self.channels)
 
@@ -158,7 +199,8 @@ class MqttGatewaySimulator:
 
     async def publish_raw(self, payload: bytes, *, topic: str | None = None) -> None:
         """Publish ``payload`` as is at QoS 1 (to our readings topic unless ``topic``) and
-        wait for the PUBACK; `PublishRefusedError` if the broker refuses it."""
+        wait until it is delivered; `PublishRefusedError` if the broker refuses it,
+        `NotDeliveredError` if no subscriber took it within ``timeout`` s."""
         await self._window.acquire()
         await self._publish_then_release(payload, topic or self.topic)
 
@@ -166,19 +208,37 @@ class MqttGatewaySimulator:
         return encode_payload(self.gateway_id, elements, sent_at=datetime.now(LOCAL_TZ))
 
     async def _publish_then_release(self, payload: bytes, topic: str | None = None) -> None:
-        topic = topic or self.topic
         try:
+            await self._deliver(payload, topic or self.topic)
+        finally:
+            self._window.release()
+
+    async def _deliver(self, payload: bytes, topic: str) -> None:
+        """Publish until a PUBACK says delivered (0) or refused (>= 128); each 16 is
+        followed by ``retry_delay`` s and a new publish, for up to ``timeout`` s."""
+        self.stats.published += 1
+        loop = asyncio.get_running_loop()
+        started, attempts = loop.time(), 0
+        while True:
+            attempts += 1
             info = self._client.publish(topic, payload, qos=1)
-            done = self._acks[info.mid] = asyncio.get_running_loop().create_future()
+            done = self._acks[info.mid] = loop.create_future()
             try:
                 async with asyncio.timeout(self._timeout):
                     code = await done
             finally:
                 self._acks.pop(info.mid, None)
-        finally:
-            self._window.release()
-        if code.is_failure:
-            raise PublishRefusedError(topic, code.value, str(code))
+            if code.is_failure:
+                self.stats.refused += 1
+                raise PublishRefusedError(topic, code.value, str(code))
+            if code.value != NO_MATCHING_SUBSCRIBERS:
+                self.stats.delivered += 1
+                return
+            self.stats.not_delivered += 1
+            waited = loop.time() - started
+            if waited + self._retry_delay > self._timeout:
+                raise NotDeliveredError(topic, attempts, waited)
+            await asyncio.sleep(self._retry_delay)
 
     # -- network thread ------------------------------------------------------------------
 

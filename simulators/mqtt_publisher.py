@@ -23,7 +23,7 @@ from meterhub.reading import VALUE_FIELDS
 from simulators.config import MqttAddress
 from simulators.fleet import CityFleet, answers, installed, misbehaviour
 from simulators.meter import SimulatedMeter
-from simulators.mqtt_gateway import MqttGatewaySimulator
+from simulators.mqtt_gateway import MqttGatewaySimulator, PublishStats
 
 Element = dict[str, object]
 T = TypeVar("T")
@@ -82,7 +82,7 @@ class MqttPublisher:
         self.gateway_id = gateway_id
         self.meters = fleet.on(gateway_id)
         self.channels = [_channel(m) for m in self.meters]
-        self.published = 0  # reading elements acknowledged by the broker
+        self.published = 0  # reading elements the broker acknowledged as delivered (PUBACK 0)
         self._late: list[Element] = []
         self._gateway = MqttGatewaySimulator(
             url,
@@ -95,6 +95,12 @@ class MqttPublisher:
     @property
     def topic(self) -> str:
         return self._gateway.topic
+
+    @property
+    def stats(self) -> PublishStats:
+        """Messages published, delivered, refused; "no matching subscribers" answers, each
+        followed by a retry (the gateway keeps the message: it was not delivered)."""
+        return self._gateway.stats
 
     async def __aenter__(self) -> MqttPublisher:
         await self._gateway.connect()

@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -50,8 +50,24 @@ _FATAL_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C})
 _BARRIER_FILTER = "meterhub/v1/_barrier"
 #: Packets read per readable event at most (then other tasks get their turn).
 _READS_PER_WAKE = 64
-#: Reconnection back-off, seconds.
-_RECONNECT_MIN, _RECONNECT_MAX = 1.0, 30.0
+#: Reconnection back-off, seconds (see `reconnect_delays`).
+_RECONNECT_MIN, _RECONNECT_MAX = 0.25, 5.0
+
+
+def reconnect_delays() -> Iterator[float]:
+    """Seconds to wait before each connection attempt after a drop: none before the first
+    (a broker restart takes well under a second, and until the shared subscription is
+    renewed the broker drops what gateways publish, PUBACK 16), then 0.25, 0.5, ... 5.
+
+    Example::
+
+        list(itertools.islice(reconnect_delays(), 7))  # [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
+    """
+    yield 0.0
+    delay = _RECONNECT_MIN
+    while True:
+        yield delay
+        delay = min(delay * 2, _RECONNECT_MAX)
 
 
 class MqttBridge:
@@ -118,6 +134,7 @@ class MqttBridge:
         self._ready = asyncio.Event()
         self._generation = 0
         self._connections = 0
+        self._subscriptions = 0
         self._connected = False
         self._accepting = True
         self._closing = False
@@ -129,6 +146,11 @@ class MqttBridge:
     def connections(self) -> int:
         """Successful connections so far (1 + reconnections)."""
         return self._connections
+
+    @property
+    def subscriptions(self) -> int:
+        """Subscriptions the broker granted so far (one per connection)."""
+        return self._subscriptions
 
     # -- asyncio side ----------------------------------------------------------------------
 
@@ -250,23 +272,21 @@ class MqttBridge:
     # -- connection upkeep -----------------------------------------------------------------
 
     async def _run(self) -> None:
-        """Connect, then keep the connection: keepalive pings, reconnection with back-off
-        (reset by each connection the broker accepts)."""
-        delay, first = _RECONNECT_MIN, True
+        """Connect, then keep the connection: keepalive pings, reconnection at once after a
+        drop, then with back-off (`reconnect_delays`, restarted by each accepted connection)."""
+        delays = reconnect_delays()
         while not self._closing:
             if self._sock is None:
-                if not first:
+                if delay := next(delays):
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, _RECONNECT_MAX)
-                first = False
                 try:
                     await asyncio.to_thread(self._client.reconnect)
                     self._attach()
                 except (OSError, ssl.SSLError) as exc:
-                    log.warning("mqtt broker unreachable; retrying", error=str(exc), delay=delay)
+                    log.warning("mqtt broker unreachable; retrying", error=str(exc))
                     continue
                 except Exception:  # a bug must not end reconnecting for good
-                    log.exception("mqtt reconnect failed; retrying", delay=delay)
+                    log.exception("mqtt reconnect failed; retrying")
                     continue
             self._client.loop_misc()
             with contextlib.suppress(TimeoutError):
@@ -274,7 +294,7 @@ class MqttBridge:
                     await self._lost.wait()
             self._lost.clear()
             if self._connected:
-                delay = _RECONNECT_MIN
+                delays = reconnect_delays()
 
     def _attach(self) -> None:
         """Let the event loop read (unless paused) and, if paho has data queued, write."""
@@ -363,6 +383,9 @@ class MqttBridge:
         metrics.CONNECTS.inc()
         present = bool(flags.session_present)
         log.info("mqtt connected", client_id=self._client_id, session_present=present)
+        # On every connection, resumed session or not: Mosquitto 2.0 restores a session after
+        # a restart but not its shared subscription, and answers publishes to it with
+        # PUBACK 16 (no matching subscribers) and drops them until we subscribe again.
         client.subscribe(self._filter, qos=1)
 
     def _on_subscribe(
@@ -371,7 +394,11 @@ class MqttBridge:
         code = codes[0]
         if code.is_failure or code.value != 1:
             self._fail(SubscriptionRefusedError(self._filter, code.value, str(code)))
+            if not self._closing:  # refused on a reconnection: drop it and try again
+                self._client.disconnect()
             return
+        self._subscriptions += 1
+        metrics.SUBSCRIBES.inc()
         log.info("mqtt subscribed", client_id=self._client_id, topic_filter=self._filter)
         self._started.set()
 

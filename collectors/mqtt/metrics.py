@@ -26,7 +26,8 @@ QUARANTINED_ELEMENTS = Counter(
 )
 SUBMIT_FAILURES = Counter(
     "meterhub_mqtt_submit_failures_total",
-    "Failed hand-overs to the ingest sink (e.g. spool full); retried, never acknowledged",
+    "Failed hand-overs to the ingest sink: retried (database away, spool full) or, for other "
+    "errors, retried alone and then quarantined as submit_failed",
 )
 READINGS_PER_MESSAGE = Histogram(
     "meterhub_mqtt_message_readings",
@@ -41,3 +42,6 @@ ACK_SECONDS = Histogram(
 INFLIGHT = Gauge("meterhub_mqtt_inflight_messages", "Messages received and not yet settled")
 CONNECTED = Gauge("meterhub_mqtt_connected_clients", "Ingest clients connected to the broker")
 CONNECTS = Counter("meterhub_mqtt_connects_total", "Successful (re)connections to the broker")
+SUBSCRIBES = Counter(
+    "meterhub_mqtt_subscribes_total", "Subscriptions granted (renewed on every connection)"
+)

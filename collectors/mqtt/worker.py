@@ -8,24 +8,24 @@ import functools
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 
 from collectors.mqtt import metrics
 from collectors.mqtt.acks import AckWindow, Delivery, Slot
 from collectors.mqtt.bridge import MqttBridge
 from collectors.mqtt.broker import BrokerAddress
+from collectors.mqtt.committer import Committer, WorkerStats
 from collectors.mqtt.errors import MqttError, ResolverUnavailableError
 from collectors.mqtt.payload import ParsedPayload, parse_payload, raw_text
 from collectors.mqtt.resolver import ChannelMap, MeterResolver
 from collectors.mqtt.topics import gateway_of, shared_filter
 from ingest.errors import SinkClosedError
-from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord, Reason
 from ingest.sink import IngestSink
 from meterhub.logs import get_logger
-from meterhub.reading import Reading
 from meterhub.settings import Settings
+
+__all__ = ["MqttIngestWorker", "WorkerStats", "default_client_id"]
 
 log = get_logger(__name__)
 
@@ -33,26 +33,6 @@ log = get_logger(__name__)
 _GROUP_MESSAGES = 256
 _GROUP_BYTES = 4 << 20
 _MAX_BACKOFF = 30.0
-
-
-@dataclass(slots=True)
-class WorkerStats:
-    """What one worker has seen: ``received`` messages end as ``acked``, ``stale`` (their
-    connection was lost first) or ``unacked`` (shutdown, sink closed); both are redelivered.
-    ``quarantined`` counts whole messages, ``rejected_elements`` single reading elements."""
-
-    received: int = 0
-    acked: int = 0
-    stale: int = 0
-    unacked: int = 0
-    quarantined: int = 0
-    rejected_elements: int = 0
-    readings: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    spooled_messages: int = 0
-    submit_failures: int = 0
 
 
 #: Topics seen -> their gateway ids (a topic's gateway id never changes).
@@ -75,7 +55,10 @@ class MqttIngestWorker:
 
     Each message is parsed (`collectors.mqtt.payload`), handed to ``sink.submit`` with its
     quarantine records and acknowledged to the broker only after ``submit`` returned, in
-    arrival order. A failing submit is retried and the message stays unacknowledged. Keep
+    arrival order. A submit failing for want of a database or spool room is retried, the
+    message unacknowledged, for as long as it takes; one failing otherwise is retried
+    alone and, after ``settings.mqtt_poison_attempts`` failures, quarantined as
+    ``submit_failed`` (raw payload and error kept) and acknowledged. Keep
     ``client_id`` stable across restarts: the broker keeps the session (and the messages
     meant for it) for ``session_expiry`` seconds. ``end_session`` on close is for
     decommissioning a worker: unsubscribe, drain, and let the broker forget the session.
@@ -118,6 +101,12 @@ class MqttIngestWorker:
         self._consumer: asyncio.Task[None] | None = None
         self._commits: set[asyncio.Task[None]] = set()
         self._progress = asyncio.Event()
+        self._committer = Committer(
+            sink,
+            self.stats,
+            poison_attempts=settings.mqtt_poison_attempts,
+            progress=self._progress,
+        )
         self._last_delivery = 0.0
         self._closed = False
 
@@ -134,6 +123,11 @@ class MqttIngestWorker:
     def connections(self) -> int:
         """Successful broker connections so far (1 + reconnections)."""
         return self._bridge.connections
+
+    @property
+    def subscriptions(self) -> int:
+        """Subscriptions granted so far: one per connection (renewed on each)."""
+        return self._bridge.subscriptions
 
     async def start(self) -> None:
         """Connect and subscribe (`MqttError` if the broker is away or refuses) and consume;
@@ -207,12 +201,10 @@ class MqttIngestWorker:
     async def _commit(self, slots: list[Slot]) -> None:
         durable = False
         try:
-            parsed = await self._parse([slot.delivery for slot in slots])
-            readings = [reading for p in parsed for reading in p.readings]
-            rejects = [record for p in parsed for record in p.rejects]
-            result = await self._submit(readings, rejects)
+            deliveries = [slot.delivery for slot in slots]
+            parsed = await self._parse(deliveries)
+            await self._committer.commit(deliveries, parsed)
             durable = True
-            self._count(parsed, result)
         except SinkClosedError:
             log.warning("ingest sink closed; messages left for redelivery", messages=len(slots))
         except Exception:
@@ -252,40 +244,6 @@ class MqttIngestWorker:
                 log.error("cannot map channels to meters; retrying", error=str(exc), delay=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF)
-
-    async def _submit(
-        self, readings: list[Reading], rejects: list[QuarantineRecord]
-    ) -> SubmitResult:
-        delay = 0.5
-        while True:
-            try:
-                return await self._sink.submit(readings, rejects=rejects)
-            except SinkClosedError:
-                raise
-            except Exception as exc:  # spool full, or anything else: keep unacked, retry
-                self.stats.submit_failures += 1
-                metrics.SUBMIT_FAILURES.inc()
-                log.error("ingest submit failed; retrying", error=repr(exc), delay=delay)
-                self._progress.set()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_BACKOFF)
-
-    def _count(self, parsed: list[ParsedPayload], result: SubmitResult) -> None:
-        stats = self.stats
-        for p in parsed:
-            stats.readings += len(p.readings)
-            if p.rejected_whole:
-                stats.quarantined += 1
-                metrics.QUARANTINED_MESSAGES.labels(str(p.rejects[0].reason)).inc()
-                continue
-            stats.rejected_elements += len(p.rejects)
-            for record in p.rejects:
-                metrics.QUARANTINED_ELEMENTS.labels(str(record.reason)).inc()
-        if result.spooled:
-            stats.spooled_messages += len(parsed)
-        stats.accepted += result.accepted
-        stats.duplicates += result.duplicates
-        stats.conflicts += result.conflicts
 
     def _settle(self, slots: list[Slot], *, durable: bool) -> None:
         """Settle ``slots``; ack (or release) what is now at the head of the window."""

@@ -101,11 +101,12 @@ WorkerFactory = Callable[..., AbstractAsyncContextManager[MqttIngestWorker]]
 @pytest.fixture
 def worker_factory(mqtt_settings: Settings, group: str, gateway_id: str) -> WorkerFactory:
     """``async with worker_factory(sink, name) as worker``: a worker of this test's group
-    on this test's gateway; its broker session ends with it unless ``end_session=False``."""
+    on this test's gateway (``settings``: other than the sink's); its broker session ends
+    with it unless ``end_session=False``."""
 
     @asynccontextmanager
     async def make(
-        sink: IngestSink, name: str = "w1", **options: object
+        sink: IngestSink, name: str = "w1", settings: Settings | None = None, **options: object
     ) -> AsyncIterator[MqttIngestWorker]:
         kwargs: dict[str, object] = {
             "group": group,
@@ -117,7 +118,7 @@ def worker_factory(mqtt_settings: Settings, group: str, gateway_id: str) -> Work
             "connect_timeout": 20.0,
         }
         kwargs.update(options)
-        async with MqttIngestWorker(mqtt_settings, sink, **kwargs) as worker:  # type: ignore[arg-type]
+        async with MqttIngestWorker(settings or mqtt_settings, sink, **kwargs) as worker:  # type: ignore[arg-type]
             yield worker
 
     return make

@@ -1,0 +1,32 @@
+"""Fixtures of the fault suite: a broker of the test's own, settings that point at it."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from meterhub.settings import Settings
+from tests.reliability.broker import PrivateBroker
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A running Mosquitto of this test alone (never the shared one on port 18830),
+    configured by ``deploy/services.sh`` like the shared one; killed at the end."""
+    broker = PrivateBroker(tmp_path / "run")
+    broker.add_user("_setup", "unused")  # writes the configuration, secret and ACL
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def broker_settings(sink_settings: Settings, private_broker: PrivateBroker) -> Settings:
+    """The session database and a tmp spool (tests/conftest.py), the private broker."""
+    return sink_settings.model_copy(update={"mqtt_url": SecretStr(private_broker.ingest_url)})
