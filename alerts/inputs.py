@@ -33,110 +33,137 @@ WHERE EXISTS (SELECT 1 FROM meters m WHERE m.firm_id = firms.id AND m.installed_
 ORDER BY id
 """
 
-FEATURES: list[tuple[str, ColumnKind]] = [
+DAYS: list[tuple[str, ColumnKind]] = [
     ("firm_id", Fixed.INT8),
     ("day", Fixed.DATE),
     ("energy", Fixed.FLOAT8),
     ("intervals", Fixed.INT4),
     ("expected", Fixed.INT4),
-    ("h", FloatArray(24)),  # h_0 .. h_23; NaN (no data that hour) becomes null
+    ("night", Fixed.FLOAT8),  # energy of the rule's night hours; NaN (an hour missing): null
 ]
-_FEATURES = """
-SELECT firm_id, day, energy, intervals, expected, hourly
+_DAYS = """
+SELECT firm_id, day, energy, intervals, expected, {night}
 FROM firm_day_features WHERE day >= $1 AND day < $2
 """
 
+HOURLY: list[tuple[str, ColumnKind]] = [
+    ("firm_id", Fixed.INT8),
+    ("day", Fixed.DATE),
+    ("h", FloatArray(24)),  # h_0 .. h_23; NaN (no data that hour) becomes null
+]
+_HOURLY = """
+SELECT firm_id, day, hourly FROM firm_day_features WHERE day >= $1 AND day < $2
+"""
 
-async def _features(conn: Conn, first: date, end: date) -> pl.DataFrame:
-    frame = await fetch_fixed(conn, _FEATURES, first, end, columns=FEATURES)
+
+async def _days(conn: Conn, first: date, end: date, night_hours: list[int]) -> pl.DataFrame:
+    night = " + ".join(f"hourly[{h + 1}]" for h in night_hours) or "0"
+    frame = await fetch_fixed(conn, _DAYS.format(night=night), first, end, columns=DAYS)
+    return frame.with_columns(pl.col("night").fill_nan(None))
+
+
+async def _hourly(conn: Conn, first: date, end: date) -> pl.DataFrame:
+    frame = await fetch_fixed(conn, _HOURLY, first, end, columns=HOURLY)
     return frame.with_columns(pl.col(HOURS).fill_nan(None))
 
 
-# Quarter hours each firm's electricity meters should have given on each day of the week.
-EXPECTED = pl.Schema({"firm_id": pl.Int64, "day": pl.Date, "expected": pl.Int64})
-_EXPECTED = """
-SELECT m.firm_id, d.day::date,
-       sum(ceil(extract(epoch FROM
-           least(d.day_end, coalesce(m.removed_at, d.day_end))
-           - greatest(d.day_start, m.installed_at)) / 900))::int
-FROM (SELECT g::date AS day, (g::date::timestamp AT TIME ZONE 'Asia/Shanghai') AS day_start,
-             ((g::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai') AS day_end
-      FROM generate_series($1::date, $2::date - 1, interval '1 day') g) d
-JOIN meters m ON m.utility = 'electricity' AND m.installed_at < d.day_end
-             AND (m.removed_at IS NULL OR m.removed_at > d.day_start)
-GROUP BY 1, 2
+# The electricity meters' service periods, from which the quarter hours each firm should
+# have given on each day of the week are computed (a day with no data at all has no row in
+# the features, so its expectation cannot come from there).
+METERS = pl.Schema({"firm_id": pl.Int64, "installed": pl.Float64, "removed": pl.Float64})
+_METERS = """
+SELECT firm_id, extract(epoch FROM installed_at)::float8,
+       extract(epoch FROM removed_at)::float8
+FROM meters WHERE utility = 'electricity' AND installed_at < $2
+  AND (removed_at IS NULL OR removed_at > $1)
 """
+
+
+def expected_quarters(meters: pl.DataFrame, first: date, days: int) -> pl.DataFrame:
+    """Quarter hours per firm and day of [first, first + days) its meters were in service."""
+    starts = pl.DataFrame(
+        {
+            "day": [first + timedelta(days=i) for i in range(days)],
+            "d0": [
+                datetime.combine(first + timedelta(days=i), time(), LOCAL_TZ).timestamp()
+                for i in range(days)
+            ],
+        }
+    )
+    seconds = (
+        pl.min_horizontal(pl.col("d0") + 86_400, pl.col("removed").fill_null(float("inf")))
+        - pl.max_horizontal(pl.col("d0"), pl.col("installed"))
+    ).clip(lower_bound=0)
+    return (
+        meters.join(starts, how="cross")
+        .with_columns(quarters=(seconds / 900).ceil().cast(pl.Int64))
+        .group_by("firm_id", "day")
+        .agg(expected=pl.col("quarters").sum())
+    )
+
 
 HOLIDAYS = pl.Schema({"day": pl.Date, "kind": pl.String, "name": pl.String})
 _HOLIDAYS = "SELECT day, kind, name FROM holidays WHERE day >= $1 AND day < $2"
 
-MONTHLY = pl.Schema(
-    {
-        "firm_id": pl.Int64,
-        "month": pl.Date,
-        "kwh": pl.Float64,
-        "gas_m3": pl.Float64,
-        "water_t": pl.Float64,
-        "intervals": pl.Int64,
-        "expected": pl.Int64,
-    }
-)
-# Each firm's month: energy by utility, and electricity intervals present against those its
-# meters in service should have given (a month under the completeness threshold feeds no
-# intensity or baseline rule).
-_MONTHLY = """
-WITH months AS (
-    SELECT g::date AS month, (g::date::timestamp AT TIME ZONE 'Asia/Shanghai') AS m0,
-           ((g::date + interval '1 month')::timestamp AT TIME ZONE 'Asia/Shanghai') AS m1
-    FROM generate_series($1::date, $2::date - 1, interval '1 month') g),
-energy AS (
-    SELECT firm_id, (bucket AT TIME ZONE 'Asia/Shanghai')::date AS month,
-           sum(energy) FILTER (WHERE utility = 'electricity') AS kwh,
-           sum(energy) FILTER (WHERE utility = 'gas') AS gas_m3,
-           sum(energy) FILTER (WHERE utility = 'water') AS water_t
-    FROM firm_rollups
-    WHERE granularity = 'month' AND bucket >= (SELECT min(m0) FROM months)
-      AND bucket < (SELECT max(m1) FROM months)
-    GROUP BY 1, 2),
-present AS (
-    SELECT m.firm_id, (r.bucket AT TIME ZONE 'Asia/Shanghai')::date AS month,
-           sum(r.intervals) AS intervals
-    FROM meter_rollups r JOIN meters m ON m.id = r.meter_id AND m.utility = 'electricity'
-    WHERE r.granularity = 'month' AND r.bucket >= (SELECT min(m0) FROM months)
-      AND r.bucket < (SELECT max(m1) FROM months)
-    GROUP BY 1, 2),
-expected AS (
-    SELECT m.firm_id, mo.month,
-           sum(ceil(extract(epoch FROM least(mo.m1, coalesce(m.removed_at, mo.m1))
-                                       - greatest(mo.m0, m.installed_at)) / 900)) AS expected
-    FROM months mo JOIN meters m ON m.utility = 'electricity' AND m.installed_at < mo.m1
-                                AND (m.removed_at IS NULL OR m.removed_at > mo.m0)
-    GROUP BY 1, 2)
-SELECT e.firm_id, e.month, e.kwh, e.gas_m3, e.water_t, coalesce(p.intervals, 0),
-       coalesce(x.expected, 0)::bigint
-FROM energy e
-LEFT JOIN present p ON p.firm_id = e.firm_id AND p.month = e.month
-LEFT JOIN expected x ON x.firm_id = e.firm_id AND x.month = e.month
+MONTH_FEATURES: list[tuple[str, ColumnKind]] = [
+    ("firm_id", Fixed.INT8),
+    ("month", Fixed.DATE),
+    ("kwh", Fixed.FLOAT8),
+    ("intervals", Fixed.INT4),
+    ("expected", Fixed.INT4),
+]
+_MONTH_FEATURES = """
+SELECT firm_id, month, kwh, intervals, expected FROM firm_month_features
+WHERE month >= $1 AND month < $2
 """
 
-OUTPUT = pl.Schema(
-    {
-        "firm_id": pl.Int64,
-        "month": pl.Date,
-        "output_value": pl.Float64,
-        "value_added": pl.Float64,
-        "tax_paid": pl.Float64,
-        "employees": pl.Float64,
-        "rnd_spend": pl.Float64,
-        "main_revenue": pl.Float64,
-        "emissions_t": pl.Float64,
-    }
+OTHER_UTILITIES = pl.Schema(
+    {"firm_id": pl.Int64, "month": pl.Date, "gas_m3": pl.Float64, "water_t": pl.Float64}
 )
-_OUTPUT = """
-SELECT firm_id, month, output_value::float8, value_added::float8, tax_paid::float8,
-       employees::float8, rnd_spend::float8, main_revenue::float8, emissions_t::float8
+_OTHER_UTILITIES = """
+SELECT firm_id, (bucket AT TIME ZONE 'Asia/Shanghai')::date,
+       sum(energy) FILTER (WHERE utility = 'gas'), sum(energy) FILTER (WHERE utility = 'water')
+FROM firm_rollups
+WHERE granularity = 'month' AND utility IN ('gas', 'water')
+  AND bucket >= ($1::date::timestamp AT TIME ZONE 'Asia/Shanghai')
+  AND bucket < ($2::date::timestamp AT TIME ZONE 'Asia/Shanghai')
+GROUP BY 1, 2
+"""
+
+
+async def _monthly(conn: Conn, first: date, end: date) -> pl.DataFrame:
+    """Each firm's months: kWh with completeness (from the month features) and gas and water
+    (from the firm rollups, few firms have them)."""
+    electricity = await fetch_fixed(conn, _MONTH_FEATURES, first, end, columns=MONTH_FEATURES)
+    others = await fetch(conn, _OTHER_UTILITIES, first, end, schema=OTHER_UTILITIES)
+    return electricity.join(others, on=["firm_id", "month"], how="left")
+
+
+_FIGURES = (
+    "output_value",
+    "value_added",
+    "tax_paid",
+    "employees",
+    "rnd_spend",
+    "main_revenue",
+    "emissions_t",
+)
+OUTPUT: list[tuple[str, ColumnKind]] = [
+    ("firm_id", Fixed.INT8),
+    ("month", Fixed.DATE),
+    *((name, Fixed.FLOAT8) for name in _FIGURES),
+]
+# NaN stands for a missing figure on the wire (one fixed layout) and is null again after.
+_OUTPUT = f"""
+SELECT firm_id, month, {", ".join(f"coalesce({n}::float8, 'NaN')" for n in _FIGURES)}
 FROM output_figures WHERE month >= $1 AND month < $2
 """
+
+
+async def _output(conn: Conn, first: date, end: date) -> pl.DataFrame:
+    frame = await fetch_fixed(conn, _OUTPUT, first, end, columns=OUTPUT)
+    return frame.with_columns(pl.col(_FIGURES).fill_nan(None))
+
 
 LISTS = pl.Schema({"firm_id": pl.Int64, "list": pl.String, "since": pl.Date})
 _LISTS = """
@@ -178,7 +205,8 @@ class Window:
     """The days and months one weekly run reads."""
 
     week: date  # Monday
-    history_days: int = 84  # 12 weeks before: 28-day load distribution, 8-week baselines
+    history_days: int = 56  # 8 weeks before: the 8-week baselines (and 28-day load levels)
+    hourly_days: int = 28  # hourly energies for the load levels and the stoppage runs
     months: int = 24  # monthly energy and output for baselines and year on year
 
     @property
@@ -188,6 +216,10 @@ class Window:
     @property
     def first_day(self) -> date:
         return self.week - timedelta(days=self.history_days)
+
+    @property
+    def first_hourly_day(self) -> date:
+        return self.week - timedelta(days=self.hourly_days)
 
     @property
     def first_month(self) -> date:
@@ -202,8 +234,9 @@ class Window:
 @dataclass(frozen=True, slots=True)
 class Inputs:
     firms: pl.DataFrame
-    features: pl.DataFrame
-    expected: pl.DataFrame
+    features: pl.DataFrame  # per firm and day: energy, intervals, expected, night
+    hourly: pl.DataFrame  # per firm and day of the last ``hourly_days``: h_0 .. h_23
+    expected: pl.DataFrame  # per firm and day of the judged week
     holidays: pl.DataFrame
     monthly: pl.DataFrame
     output: pl.DataFrame
@@ -214,16 +247,19 @@ class Inputs:
     events: pl.DataFrame
 
 
-async def load(conn: Conn, window: Window) -> Inputs:
+async def load(conn: Conn, window: Window, *, night_hours: list[int]) -> Inputs:
     """Everything one weekly run needs (run it in a repeatable-read transaction)."""
     week_end_at = datetime.combine(window.end, time(), LOCAL_TZ)
+    week_at = datetime.combine(window.week, time(), LOCAL_TZ)
+    meters = await fetch(conn, _METERS, week_at, week_end_at, schema=METERS)
     return Inputs(
         firms=await fetch(conn, _FIRMS, week_end_at, schema=FIRMS),
-        features=await _features(conn, window.first_day, window.end),
-        expected=await fetch(conn, _EXPECTED, window.week, window.end, schema=EXPECTED),
+        features=await _days(conn, window.first_day, window.end, night_hours),
+        hourly=await _hourly(conn, window.first_hourly_day, window.end),
+        expected=expected_quarters(meters, window.week, 7),
         holidays=await fetch(conn, _HOLIDAYS, window.first_day, window.end, schema=HOLIDAYS),
-        monthly=await fetch(conn, _MONTHLY, window.first_month, window.end, schema=MONTHLY),
-        output=await fetch(conn, _OUTPUT, window.first_month, window.end, schema=OUTPUT),
+        monthly=await _monthly(conn, window.first_month, window.end),
+        output=await _output(conn, window.first_month, window.end),
         lists=await fetch(conn, _LISTS, window.week, window.end, schema=LISTS),
         projects=await fetch(conn, _PROJECTS, schema=PROJECTS),
         classes=await fetch(conn, _CLASSES, window.week.year - 3, schema=CLASSES),

@@ -66,7 +66,7 @@ def evaluate(
         ),
         "meter_events": lambda: quality_rules.meter_events(data.events),
         "suspected_stoppage": lambda: load_rules.stoppage(
-            days, types, week=week, rule=rulebook["suspected_stoppage"]
+            days, data.hourly, types, week=week, rule=rulebook["suspected_stoppage"]
         ),
         "suspected_cutback": lambda: load_rules.cutback(days, rule=rulebook["suspected_cutback"]),
         "energy_surge": lambda: load_rules.surge(days, rule=rulebook["energy_surge"]),
@@ -151,7 +151,8 @@ async def run_week(
     factors = Factors.of(settings, Basis.CALORIFIC)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         t0 = time.perf_counter()
-        data = await source.load(conn, source.Window(week))
+        night = list(rulebook["idle_load"].param("night_hours"))
+        data = await source.load(conn, source.Window(week), night_hours=night)
         t1 = time.perf_counter()
         found = evaluate(data, week=week, rulebook=rulebook, factors=factors)
         hits = to_hits(found, data.firms, rulebook=rulebook)

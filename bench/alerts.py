@@ -37,7 +37,7 @@ from meterhub.settings import Settings, get_settings
 
 console = Console(stderr=True)
 WEEK = date(2026, 11, 23)
-DAYS = 91
+DAYS = 63  # the 8 weeks the rules look back, and the judged week
 
 _HOURLY = ", ".join(
     f"CASE WHEN stopped THEN base ELSE base * (CASE WHEN workday AND {h} BETWEEN 8 AND 17 "
@@ -67,11 +67,12 @@ SELECT 'month', f.id, 'electricity', (m::date::timestamp AT TIME ZONE 'Asia/Shan
        * (1 + 0.01 * sin(f.id + extract(month FROM m))), 0, 1
 FROM firms f, generate_series($1::date, $2::date, interval '1 month') m,
      LATERAL (SELECT 15e6 + 5e6 * sin(extract(epoch FROM m) / 2.6e6 + f.id) AS v) o;
-INSERT INTO meter_rollups (granularity, meter_id, bucket, energy, estimated, intervals)
-SELECT 'month', me.id, r.bucket, r.energy, 0,
-       96 * extract(day FROM (r.bucket AT TIME ZONE 'Asia/Shanghai') + interval '1 month'
-                             - interval '1 day')::int
-FROM firm_rollups r JOIN meters me ON me.firm_id = r.firm_id WHERE r.granularity = 'month';
+INSERT INTO firm_month_features (firm_id, month, kwh, estimated, intervals, expected)
+SELECT r.firm_id, (r.bucket AT TIME ZONE 'Asia/Shanghai')::date, r.energy, 0, q.n, q.n
+FROM firm_rollups r,
+     LATERAL (SELECT 96 * extract(day FROM (r.bucket AT TIME ZONE 'Asia/Shanghai')
+                                   + interval '1 month' - interval '1 day')::int AS n) q
+WHERE r.granularity = 'month';
 INSERT INTO output_figures (firm_id, month, output_value, value_added, tax_paid, employees)
 SELECT f.id, m::date, o.v, o.v * 0.25, o.v * 0.03, 100
 FROM firms f, generate_series($1::date, $2::date, interval '1 month') m,

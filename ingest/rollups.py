@@ -13,6 +13,8 @@ from datetime import timedelta
 
 import asyncpg
 
+from ingest.features import refresh_features
+
 WINDOWS = "rollup_windows"
 
 CREATE_WINDOWS = f"""
@@ -92,56 +94,6 @@ JOIN meter_rollups mr ON mr.granularity = r.granularity AND mr.meter_id = m.id
 GROUP BY r.granularity, r.firm_id, r.utility, mr.bucket;
 """
 
-# Daily features of each firm's electricity for the analytics (table firm_day_features):
-# the day's energy, its 24 hourly energies (NaN for an hour without data: never a NULL
-# element, so the array has one fixed binary layout), and intervals present against
-# expected (the quarter hours its meters were in service). Refreshed for the days the
-# firm ranges touch.
-_HOURLY = ",\n           ".join(
-    f"coalesce(sum(energy) FILTER (WHERE hr = {h}), 'NaN')" for h in range(24)
-)
-
-_FEATURES = f"""
-CREATE TEMP TABLE IF NOT EXISTS rollup_feature_days (
-    firm_id bigint, d0 timestamptz, d1 timestamptz
-) ON COMMIT DELETE ROWS;
-INSERT INTO rollup_feature_days
-SELECT firm_id, b0, b1 FROM rollup_firm_ranges
-WHERE granularity = 'day' AND utility = 'electricity';
-DELETE FROM firm_day_features f USING rollup_feature_days r
-WHERE f.firm_id = r.firm_id
-  AND f.day >= (r.d0 AT TIME ZONE 'Asia/Shanghai')::date
-  AND f.day < (r.d1 AT TIME ZONE 'Asia/Shanghai')::date;
-WITH hours AS (
-    SELECT h.firm_id, (h.bucket AT TIME ZONE 'Asia/Shanghai')::date AS day,
-           extract(hour FROM h.bucket AT TIME ZONE 'Asia/Shanghai')::int AS hr, h.energy
-    FROM rollup_feature_days r
-    JOIN firm_rollups h ON h.granularity = 'hour' AND h.utility = 'electricity'
-                       AND h.firm_id = r.firm_id AND h.bucket >= r.d0 AND h.bucket < r.d1),
-hourly AS (
-    SELECT firm_id, day, ARRAY[{_HOURLY}] AS hourly FROM hours GROUP BY firm_id, day),
-days AS (
-    SELECT m.firm_id, (d.bucket AT TIME ZONE 'Asia/Shanghai')::date AS day,
-           sum(d.energy) AS energy, sum(d.estimated) AS estimated, sum(d.intervals) AS intervals
-    FROM rollup_feature_days r
-    JOIN meters m ON m.firm_id = r.firm_id AND m.utility = 'electricity'
-    JOIN meter_rollups d ON d.granularity = 'day' AND d.meter_id = m.id
-                        AND d.bucket >= r.d0 AND d.bucket < r.d1
-    GROUP BY 1, 2)
-INSERT INTO firm_day_features (firm_id, day, energy, estimated, intervals, expected, hourly)
-SELECT d.firm_id, d.day, d.energy, d.estimated, d.intervals,
-       (SELECT coalesce(sum(ceil(extract(epoch FROM
-                   least(s.day_end, coalesce(m.removed_at, s.day_end))
-                   - greatest(s.day_start, m.installed_at)) / 900)), 0)::int
-        FROM (SELECT (d.day::timestamp AT TIME ZONE 'Asia/Shanghai') AS day_start,
-                     ((d.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai') AS day_end) s
-        JOIN meters m ON m.firm_id = d.firm_id AND m.utility = 'electricity'
-                     AND m.installed_at < s.day_end
-                     AND (m.removed_at IS NULL OR m.removed_at > s.day_start)),
-       h.hourly
-FROM days d JOIN hourly h ON h.firm_id = d.firm_id AND h.day = d.day;
-"""
-
 
 async def refresh_rollups(conn: asyncpg.Connection) -> None:
     """Re-aggregate every bucket touched by the windows in the ``rollup_windows`` table.
@@ -162,4 +114,4 @@ async def refresh_rollups(conn: asyncpg.Connection) -> None:
         await conn.execute(_FROM_INTERVALS, granularity, width, span["lo"], span["hi"])
     await conn.execute(_MONTHS_FROM_DAYS)
     await conn.execute(_FIRM_RANGES)
-    await conn.execute(_FEATURES)
+    await refresh_features(conn)

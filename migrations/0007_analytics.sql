@@ -19,6 +19,19 @@ CREATE TABLE firm_day_features (
 );
 CREATE INDEX firm_day_features_day_idx ON firm_day_features (day);
 
+-- The same per firm and local month: kWh and completeness (a month under the threshold
+-- feeds no intensity or baseline rule).
+CREATE TABLE firm_month_features (
+    firm_id   bigint NOT NULL,
+    month     date NOT NULL CHECK (extract(day FROM month) = 1),
+    kwh       double precision NOT NULL,
+    estimated double precision NOT NULL DEFAULT 0,
+    intervals integer NOT NULL,
+    expected  integer NOT NULL,
+    PRIMARY KEY (firm_id, month)
+);
+CREATE INDEX firm_month_features_month_idx ON firm_month_features (month);
+
 -- Monitored lists (policy tasks 1-2): dated memberships, never undated tags.
 CREATE TABLE firm_lists (
     firm_id bigint NOT NULL REFERENCES firms (id),

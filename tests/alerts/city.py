@@ -106,7 +106,7 @@ async def seed_city(
     first_day = week - timedelta(days=84)
     types = day_types(first_day, week + timedelta(days=7), holidays)
     ids: dict[str, int] = {}
-    features, month_rows, meter_months, figures = [], [], [], []
+    features, month_rows, month_features, figures = [], [], [], []
     for plan in plans:
         firm, meter = await _firm(db, plan, town)
         ids[plan.key] = firm
@@ -133,7 +133,7 @@ async def seed_city(
             days = (date(m.year + m.month // 12, m.month % 12 + 1, 1) - m).days
             kwh = monthly_kwh(plan, firm, m)
             month_rows.append(("month", firm, "electricity", start, kwh, 0.0, 1))
-            meter_months.append(("month", meter, start, kwh, 0.0, days * 96))
+            month_features.append((firm, m, kwh, 0.0, days * 96, days * 96))
             value = output_value(firm, m)
             figures.append((firm, m, value, value * 0.25, value * 0.03, 100, value * 0.02, value))
         for name, since in plan.lists:
@@ -187,9 +187,9 @@ async def seed_city(
         columns=["granularity", "firm_id", "utility", "bucket", "energy", "estimated", "meters"],
     )
     await db.copy_records_to_table(
-        "meter_rollups",
-        records=meter_months,
-        columns=["granularity", "meter_id", "bucket", "energy", "estimated", "intervals"],
+        "firm_month_features",
+        records=month_features,
+        columns=["firm_id", "month", "kwh", "estimated", "intervals", "expected"],
     )
     await db.copy_records_to_table(
         "output_figures",

@@ -183,3 +183,14 @@ async def test_daily_features_hold_hourly_energy_and_completeness(
     assert [(r["energy"], r["intervals"]) for r in rows if r["intervals"] > 96] == [
         (96 + 12 * 2.0, 96 + 12)
     ]
+    month = await db.fetchrow(
+        "SELECT month, kwh, intervals, expected FROM firm_month_features WHERE firm_id = $1",
+        firm,
+    )
+    assert month is not None
+    assert (month["month"], month["kwh"], month["intervals"]) == (
+        day.date().replace(day=1),
+        96 * 1.0 + 12 * 2.0,
+        96 + 12,
+    )
+    assert month["expected"] == 31 * 96 * 2  # two meters in service all March
