@@ -27,8 +27,15 @@ def prepare(
     monthly: pl.DataFrame, output: pl.DataFrame, *, month: date, min_completeness: float
 ) -> pl.DataFrame:
     """Monthly energy with output figures, ``good`` and ``month_no`` (0 = the judged month)."""
+    joined = monthly.join(output, on=["firm_id", "month"], how="left")
+    return mark(joined, month=month, min_completeness=min_completeness)
+
+
+def mark(frame: pl.DataFrame, *, month: date, min_completeness: float) -> pl.DataFrame:
+    """``month_no`` relative to ``month``, and ``good``: the month has energy and its
+    completeness is at least ``min_completeness``."""
     index = month.year * 12 + month.month - 1
-    return monthly.join(output, on=["firm_id", "month"], how="left").with_columns(
+    return frame.with_columns(
         month_no=pl.col("month").dt.year() * 12 + pl.col("month").dt.month() - 1 - index,
         good=pl.col("kwh").is_not_null()
         & (pl.col("expected") > 0)

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
         default=0.1, ge=0, description="below this share of the baseline: stopped"
     )
 
+    grid_factor_region: str = Field(
+        default="zhejiang",
+        description="region of the grid CO2 emission factor (table grid_emission_factors)",
+    )
     rules_file: Path | None = Field(
         default=None, description="the anomaly rules file; default: alerts/rules.toml"
     )

@@ -117,6 +117,8 @@ async def seed_city(
                 continue
             present = sum(h is not None for h in hourly)
             energy = sum(h for h in hourly if h is not None)
+            start_of_day = datetime.combine(day, time(), LOCAL_TZ)
+            month_rows.append(("day", firm, "electricity", start_of_day, energy, 0.0, 1))
             features.append(
                 (
                     firm,

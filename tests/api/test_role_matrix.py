@@ -45,6 +45,7 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/trends/production-state"): READ,
     ("GET", "/v1/terminals"): READ,
     ("GET", "/v1/findings"): READ,
+    ("GET", "/v1/firms/{firm_id}/profile"): READ,
 }
 
 
