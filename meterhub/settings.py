@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         default="zhejiang",
         description="region of the grid CO2 emission factor (table grid_emission_factors)",
     )
+    alerts_schedule: bool = Field(
+        default=True,
+        description="`meterhub serve` judges each week every Monday 08:00 Asia/Shanghai "
+        "(and a missed week at start)",
+    )
     rules_file: Path | None = Field(
         default=None, description="the anomaly rules file; default: alerts/rules.toml"
     )
