@@ -131,7 +131,7 @@ GROUP BY 1, 2
 """
 
 
-async def _monthly(conn: Conn, first: date, end: date) -> pl.DataFrame:
+async def load_monthly(conn: Conn, first: date, end: date) -> pl.DataFrame:
     """Each firm's months: kWh with completeness (from the month features) and gas and water
     (from the firm rollups, few firms have them)."""
     electricity = await fetch_fixed(conn, _MONTH_FEATURES, first, end, columns=MONTH_FEATURES)
@@ -160,7 +160,7 @@ FROM output_figures WHERE month >= $1 AND month < $2
 """
 
 
-async def _output(conn: Conn, first: date, end: date) -> pl.DataFrame:
+async def load_output(conn: Conn, first: date, end: date) -> pl.DataFrame:
     frame = await fetch_fixed(conn, _OUTPUT, first, end, columns=OUTPUT)
     return frame.with_columns(pl.col(_FIGURES).fill_nan(None))
 
@@ -258,8 +258,8 @@ async def load(conn: Conn, window: Window, *, night_hours: list[int]) -> Inputs:
         hourly=await _hourly(conn, window.first_hourly_day, window.end),
         expected=expected_quarters(meters, window.week, 7),
         holidays=await fetch(conn, _HOLIDAYS, window.first_day, window.end, schema=HOLIDAYS),
-        monthly=await _monthly(conn, window.first_month, window.end),
-        output=await _output(conn, window.first_month, window.end),
+        monthly=await load_monthly(conn, window.first_month, window.end),
+        output=await load_output(conn, window.first_month, window.end),
         lists=await fetch(conn, _LISTS, window.week, window.end, schema=LISTS),
         projects=await fetch(conn, _PROJECTS, schema=PROJECTS),
         classes=await fetch(conn, _CLASSES, window.week.year - 3, schema=CLASSES),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -30,11 +31,11 @@ def noise(seed: int, step: int) -> float:
     return math.sin(seed * 7.1 + step * 1.37)
 
 
-def normal_day(firm: int) -> Profile:
+def normal_day(seed: int) -> Profile:
     """100 kWh/h from 08:00 to 18:00 on working days, 10 kWh/h otherwise, +-1 %."""
 
     def hours(day: date, day_type: str, _: int) -> list[float | None]:
-        scale = 1 + 0.01 * noise(firm, day.toordinal())
+        scale = 1 + 0.01 * noise(seed, day.toordinal())
         producing = day_type == DayType.WORKDAY.value
         return [(100.0 if producing and 8 <= h < 18 else 10.0) * scale for h in range(24)]
 
@@ -66,14 +67,19 @@ class FirmPlan:
     offline_hours: float | None = None
     events: int = 0
 
+    @property
+    def seed(self) -> int:
+        """The plan's own wobble seed: its data never depends on database ids."""
+        return zlib.crc32(self.key.encode()) % 10_000
 
-def output_value(firm: int, m: date) -> float:
-    return 15e6 + 5e6 * math.sin(m.toordinal() / 30.4 * 0.9 + firm)
+
+def output_value(seed: int, m: date) -> float:
+    return 15e6 + 5e6 * math.sin(m.toordinal() / 30.4 * 0.9 + seed)
 
 
-def monthly_kwh(plan: FirmPlan, firm: int, m: date) -> float:
-    base = (1_000 + 0.002 * output_value(firm, m)) * plan.scale
-    return base * plan.kwh_factor(month_no(m)) * (1 + 0.01 * noise(firm, m.toordinal()))
+def monthly_kwh(plan: FirmPlan, m: date) -> float:
+    base = (1_000 + 0.002 * output_value(plan.seed, m)) * plan.scale
+    return base * plan.kwh_factor(month_no(m)) * (1 + 0.01 * noise(plan.seed, m.toordinal()))
 
 
 async def _firm(db: asyncpg.Connection, plan: FirmPlan, town: str) -> tuple[int, int]:
@@ -110,7 +116,7 @@ async def seed_city(
     for plan in plans:
         firm, meter = await _firm(db, plan, town)
         ids[plan.key] = firm
-        profile = plan.daily or normal_day(firm)
+        profile = plan.daily or normal_day(plan.seed)
         for day, day_type in types.select("day", "day_type").iter_rows():
             hourly = profile(day, day_type, (day - week).days)
             if all(h is None for h in hourly):
@@ -133,10 +139,10 @@ async def seed_city(
         for m in months(FIRST_MONTH, JUDGED_MONTH):
             start = datetime.combine(m, time(), LOCAL_TZ)
             days = (date(m.year + m.month // 12, m.month % 12 + 1, 1) - m).days
-            kwh = monthly_kwh(plan, firm, m)
+            kwh = monthly_kwh(plan, m)
             month_rows.append(("month", firm, "electricity", start, kwh, 0.0, 1))
             month_features.append((firm, m, kwh, 0.0, days * 96, days * 96))
-            value = output_value(firm, m)
+            value = output_value(plan.seed, m)
             figures.append((firm, m, value, value * 0.25, value * 0.03, 100, value * 0.02, value))
         for name, since in plan.lists:
             await db.execute(

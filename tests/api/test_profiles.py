@@ -59,8 +59,8 @@ async def test_profile_accounts_energy_and_shows_the_baseline_and_findings(
     # Rolling 12 months: November 2025 .. October 2026, energy and output the same months.
     plan = PLANS[-1]
     twelve = months(date(2025, 11, 1), date(2026, 10, 1))
-    kwh = sum(monthly_kwh(plan, firm, m) for m in twelve)
-    output = sum(output_value(firm, m) for m in twelve)
+    kwh = sum(monthly_kwh(plan, m) for m in twelve)
+    output = sum(output_value(plan.seed, m) for m in twelve)
     rolling = energy["rolling_12_months"]
     assert rolling["output_basis"] == "reported"
     assert rolling["electricity_kwh"] == pytest.approx(kwh)
