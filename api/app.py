@@ -15,7 +15,17 @@ from fastapi.staticfiles import StaticFiles
 from alerts import rulebook
 from api import problems
 from api.health import BrokerProbe
-from api.routes import findings, firms, meters, ops, readings, terminals, towns, trends
+from api.routes import (
+    evaluations,
+    findings,
+    firms,
+    meters,
+    ops,
+    readings,
+    terminals,
+    towns,
+    trends,
+)
 from collectors.gridfeed.meters import FeedMeters
 from ingest.interval_worker import run_interval_worker
 from ingest.sink import IngestSink
@@ -68,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     problems.install(app)
-    routers = (ops, readings, firms, meters, towns, trends, terminals, findings)
+    routers = (ops, readings, firms, meters, towns, trends, terminals, findings, evaluations)
     for module in routers:
         app.include_router(module.router)
 

@@ -7,7 +7,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-from alerts.annual import YEAR
 from alerts.energy import Factors
 from alerts.evaluation import (
     Classing,
@@ -17,6 +16,7 @@ from alerts.evaluation import (
     Scheme,
     evaluate,
 )
+from tests.alerts.evaluation_seed import year
 
 # Huangyan 2022 (example data, as seeded by migrations/0007_analytics.sql).
 ABOVE = (
@@ -55,16 +55,6 @@ def scheme(
         cuts=CUTS if cuts is None else cuts,
         items=items,
     )
-
-
-def year(*firms: dict[str, Any]) -> pl.DataFrame:
-    """Firms' years: every column of `YEAR`, null unless given (industry C2921, 苏溪)."""
-    rows = []
-    for n, firm in enumerate(firms, start=1):
-        row: dict[str, Any] = dict.fromkeys(YEAR.names())
-        row |= {"firm_id": n, "town": "苏溪", "industry": "C2921", "months": 12}
-        rows.append(row | firm)
-    return pl.DataFrame(rows, schema=YEAR)
 
 
 #: An above-scale firm, worked by hand under Huangyan 2022 (twelve months of figures):
