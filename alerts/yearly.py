@@ -30,6 +30,8 @@ from meterhub.db import Conn
 from meterhub.settings import Settings
 
 Step = Callable[[str], None]
+#: The stages `run_year` reports to its ``step`` callback, in order.
+STEPS = ("reading", "scoring", "grading", "storing")
 
 _SCHEME = """
 SELECT id, name, year, method, classing, cuts FROM evaluation_schemes
