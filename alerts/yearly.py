@@ -145,7 +145,7 @@ _GRADE_COLUMNS = [
 
 
 async def _store(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     period: Period,
     evaluations: list[tuple[Any, ...]],
@@ -218,7 +218,7 @@ async def run_year(
         started = time.perf_counter()
         say("storing")
         await _store(
-            conn,  # type: ignore[arg-type]
+            conn,
             period=period,
             evaluations=records,
             grades=grades,

@@ -45,6 +45,56 @@ _ERRORS = responses(Unauthorized, Forbidden, InvalidRequest)
 assert set(COHORTS) | {NOT_RATED} == set(get_args(Cohort))  # one list of cohorts
 
 
+_FIRM = {"firm_id": 42, "firm": "义乌市某某针织有限公司", "credit_code": "91330782MA2A0B1C2D"}
+_FIRM |= {"town": "苏溪", "industry": "C1762", "year": 2025, "through_month": 12}
+EVALUATION_EXAMPLE: dict[str, Any] = {
+    "year": 2025,
+    "town": "苏溪",
+    "items": [
+        _FIRM
+        | {
+            "source": "computed",
+            "scheme_id": "huangyan-2022",
+            "cohort": "above_scale",
+            "score": 100.92,
+            "class": "A",
+            "rank": 3,
+            "cohort_size": 120,
+            "tax_per_mu": 18.07,
+            "va_per_mu": 204.24,
+            "va_per_tce": 2.10,
+            "va_per_t_emissions": 8169.6,
+            "va_per_employee": 20.42,
+            "rnd_share": 0.0151,
+            "tax_per_kwh": 0.60,
+            "not_rated_reason": None,
+        }
+    ],
+}
+CARBON_EXAMPLE: dict[str, Any] = {
+    "year": 2025,
+    "town": "苏溪",
+    "items": [
+        _FIRM
+        | {
+            "sector": "C17",
+            "co2_t": 623.4,
+            "value_added_10k": 500.0,
+            "l": 1.2468,
+            "sector_l": 0.6616,
+            "k": 1.8845,
+            "grade": 4,
+            "level": "medium",
+            "factor": 0.5153,
+            "factor_year": 2022,
+            "factor_region": "zhejiang",
+            "factor_kind": "average",
+            "gas_kg_co2_per_m3": 2.162,
+        }
+    ],
+}
+
+
 class EvaluationsOut(BaseModel):
     year: int
     town: str | None
@@ -68,7 +118,9 @@ async def _filters(
     "/v1/evaluations",
     summary="Per-mu evaluations of a year: cohort, score, rank, class, indicator values",
     responses={
-        **table_responses(model=EvaluationsOut, example={}, description="Evaluations"),
+        **table_responses(
+            model=EvaluationsOut, example=EVALUATION_EXAMPLE, description="Evaluations"
+        ),
         **_ERRORS,
     },
 )
@@ -99,7 +151,10 @@ async def list_evaluations(
 @router.get(
     "/v1/carbon-grades",
     summary="Carbon-efficiency grades (碳效码) of a year: CO2, L, sector L, K, grade, level",
-    responses={**table_responses(model=CarbonOut, example={}, description="Grades"), **_ERRORS},
+    responses={
+        **table_responses(model=CarbonOut, example=CARBON_EXAMPLE, description="Grades"),
+        **_ERRORS,
+    },
 )
 async def list_carbon_grades(
     principal: Reader,
