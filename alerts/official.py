@@ -76,7 +76,11 @@ def _parse(row: dict[str, str], number: int) -> tuple[Parsed, list[dict[str, Any
     if not code:
         errors.append(_error(number, "credit_code", "missing"))
     year_text = row.get("year", "").strip().removesuffix("年")
-    year = int(year_text) if year_text.isdigit() else 0
+    try:
+        value = float(year_text)  # a workbook's number cell may read as "2025.0"
+        year = int(value) if value.is_integer() else 0
+    except ValueError:
+        year = 0
     if not 2000 <= year <= 2100:
         errors.append(_error(number, "year", f"{row.get('year')!r} is not a year"))
     cls = row.get("class", "").strip().upper().removesuffix("类")

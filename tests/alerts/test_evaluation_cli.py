@@ -54,9 +54,7 @@ async def test_evaluate_and_import_classes(
     assert unknown.returncode == 1 and "no evaluation scheme 'nowhere-1'" in unknown.stdout
 
     sheet = tmp_path / "classes.xlsx"
-    pl.DataFrame({"统一社会信用代码": [code], "年度": [str(YEAR)], "评价类别": ["C"]}).write_excel(
-        sheet
-    )
+    pl.DataFrame({"统一社会信用代码": [code], "年度": [YEAR], "评价类别": ["C"]}).write_excel(sheet)
     imported = meterhub(settings, "import-classes", str(sheet))
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert "1 classes added" in imported.stdout
