@@ -41,7 +41,7 @@ WHERE firm_id = $1 AND month >= $2 AND month < $3
 _HOLIDAYS = "SELECT day, kind, name FROM holidays WHERE day >= $1 AND day < $2"
 _FACTOR = """
 SELECT year, tco2_per_mwh FROM grid_emission_factors
-WHERE region = $1 AND kind = 'average' AND year <= $2 ORDER BY year DESC LIMIT 1
+WHERE region = $1 AND kind = $3 AND year <= $2 ORDER BY year DESC LIMIT 1
 """
 
 
@@ -148,7 +148,9 @@ async def account(
         schema={"day": pl.Date, "kind": pl.String, "name": pl.String},
     )
     types = day_types(_month_start(first), _add_months(_month_start(end), 1), holidays)
-    factor_row = await conn.fetchrow(_FACTOR, settings.grid_factor_region, week.year)
+    factor_row = await conn.fetchrow(
+        _FACTOR, settings.grid_factor_region, week.year, settings.grid_factor_kind
+    )
     calorific = Factors.of(settings, Basis.CALORIFIC)
     equal = Factors.of(settings, Basis.EQUAL_VALUE)
     out = []

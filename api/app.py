@@ -16,6 +16,7 @@ from alerts import rulebook
 from api import problems
 from api.health import BrokerProbe
 from api.routes import (
+    evaluations,
     findings,
     firms,
     meters,
@@ -78,7 +79,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     problems.install(app)
-    routers = (ops, readings, firms, meters, towns, trends, terminals, findings, profiles)
+    routers = (
+        ops,
+        readings,
+        firms,
+        meters,
+        towns,
+        trends,
+        terminals,
+        findings,
+        profiles,
+        evaluations,
+    )
     for module in routers:
         app.include_router(module.router)
 

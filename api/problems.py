@@ -14,6 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from alerts import errors as alerts
+from alerts.carbon import NoGridFactorError
+from alerts.evaluation import InvalidSchemeError
 from collectors.gridfeed.errors import FeedFormatError, FeedMediaTypeError, FeedTooLargeError
 from meterhub.errors import MeterhubError
 from meterhub.logs import get_logger
@@ -102,6 +105,10 @@ DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
     FeedFormatError: InvalidBody,
     FeedMediaTypeError: UnsupportedMediaType,
     FeedTooLargeError: PayloadTooLarge,
+    alerts.UnknownSchemeError: InvalidRequest,
+    alerts.InvalidPeriodError: InvalidRequest,
+    InvalidSchemeError: InvalidRequest,
+    NoGridFactorError: Conflict,
 }
 
 

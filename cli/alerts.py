@@ -1,9 +1,11 @@
-"""`meterhub alerts`: the weekly analytics (anomaly rules and findings)."""
+"""`meterhub alerts`: the weekly analytics (anomaly rules and findings), the year's per-mu
+evaluation and carbon grades, and the import of official classes."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -11,13 +13,19 @@ from rich.progress import Progress
 from rich.table import Table
 
 from alerts import rulebook
+from alerts.annual import Period
 from alerts.calendar import parse_week
-from alerts.errors import AlertsError
+from alerts.errors import AlertsError, InvalidPeriodError
+from alerts.official import OFFICIAL_COLUMNS, import_official
 from alerts.weekly import RunSummary, run_week
-from meterhub.db import create_pool
+from alerts.yearly import STEPS, YearSummary, run_year
+from meterhub.db import connect, create_pool
 from meterhub.errors import DatabaseUnavailableError
 from meterhub.reading import LOCAL_TZ
 from meterhub.settings import get_settings
+from registry.errors import RegistryError
+from registry.imports import ImportReport
+from registry.sheets import XLSX_TYPES, read_sheet
 
 app = typer.Typer(help="Energy-use-per-output analytics: the weekly rules and their findings.")
 console = Console()
@@ -83,3 +91,114 @@ def run(
         raise typer.Exit(1) from None
     for summary in summaries:
         _show(summary)
+
+
+def _period(year: int | None, ytd_month: str | None) -> Period:
+    try:
+        if ytd_month is None:
+            return Period(year if year is not None else date.today().year - 1)
+        period = Period.parse_month(ytd_month)
+    except InvalidPeriodError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if year is not None and year != period.year:
+        raise typer.BadParameter(f"--ytd-month {ytd_month} is not in --year {year}")
+    return period
+
+
+def _show_year(summary: YearSummary) -> None:
+    label = summary.period.label
+    table = Table(title=f"亩均效益评价 {label} — scheme {summary.scheme}, {summary.firms} firms")
+    table.add_column("cohort")
+    for cls in ("A", "B", "C", "D"):
+        table.add_column(cls, justify="right")
+    for cohort, counts in summary.classes.items():
+        table.add_row(cohort, *(str(counts.get(c, 0)) for c in ("A", "B", "C", "D")))
+    console.print(table)
+    reasons = ", ".join(f"{r} {n}" for r, n in summary.not_rated.items()) or "none"
+    console.print(f"not rated: {reasons}")
+    factor = summary.factor
+    grades = ", ".join(f"grade {g}: {n}" for g, n in summary.grades.items()) or "none graded"
+    console.print(
+        f"碳效码: {grades} (grid factor {factor.tco2_per_mwh} t CO2/MWh, "
+        f"{factor.region} {factor.kind} {factor.year})"
+    )
+    split = ", ".join(f"{k} {v:.2f} s" for k, v in summary.seconds.items())
+    console.print(split)
+
+
+@app.command("evaluate")
+def evaluate(
+    year: int = typer.Option(None, help="year to evaluate (default: last year)"),
+    scheme: str = typer.Option(None, help="evaluation scheme id (default: newest for the year)"),
+    ytd_month: str = typer.Option(
+        None, "--ytd-month", help="year to date: January to this month, e.g. 2026-10"
+    ),
+) -> None:
+    """The per-mu evaluation (亩均效益综合评价) and carbon-efficiency grades (碳效码) of a
+    year or year to date; replaces that year's computed classes and grades (official
+    classes stay). Re-running is idempotent."""
+    settings = get_settings()
+    period = _period(year, ytd_month)
+
+    async def main() -> YearSummary:
+        pool = await create_pool(settings, max_size=2)
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("evaluating", total=len(STEPS))
+
+                def step(name: str) -> None:
+                    progress.update(task, description=name, completed=STEPS.index(name))
+
+                summary = await run_year(
+                    pool, period=period, settings=settings, scheme_id=scheme, step=step
+                )
+                progress.update(task, completed=len(STEPS))
+                return summary
+        finally:
+            await pool.close()
+
+    try:
+        summary = asyncio.run(main())
+    except (AlertsError, DatabaseUnavailableError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    _show_year(summary)
+
+
+@app.command("import-classes")
+def import_classes(
+    path: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="CSV or XLSX: 统一社会信用代码, 年度, 评价类别, 综合得分",
+    ),
+    partial: bool = typer.Option(False, help="write the good rows even if some are bad"),
+) -> None:
+    """Import officially published per-mu classes (source official, beside the computed
+    ones; the "D two years running" rule prefers them). All-or-nothing unless --partial."""
+    settings = get_settings()
+    media = next(iter(XLSX_TYPES)) if path.suffix.lower() == ".xlsx" else "text/csv"
+
+    body = path.read_bytes()
+
+    async def main() -> ImportReport:
+        fields = set(OFFICIAL_COLUMNS.values())
+        sheet = read_sheet(body, media, aliases=OFFICIAL_COLUMNS, fields=fields)
+        conn = await connect(settings)
+        try:
+            return await import_official(conn, sheet=sheet, principal=None, partial=partial)
+        finally:
+            await conn.close()
+
+    try:
+        report = asyncio.run(main())
+    except (RegistryError, DatabaseUnavailableError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for error in report.errors:
+        console.print(f"row {error['row']} {error['column'] or ''}: {error['message']}")
+    if not report.written:
+        console.print("[red]nothing written[/red] (fix the rows above or pass --partial)")
+        raise typer.Exit(1)
+    console.print(f"{report.created} classes added, {report.updated} updated")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr
@@ -67,6 +68,26 @@ class Settings(BaseSettings):
     )
     kgce_per_m3_gas: float = Field(default=1.2143, description="natural gas, kgce/m3")
     kgce_per_t_water: float = Field(default=0.2571, description="fresh water, kgce/t (= m3)")
+    # Carbon-efficiency code (碳效码, DB33/T 1347-2023) and per-mu evaluation.
+    grid_factor_region: str = Field(
+        default="zhejiang", description="region of the grid CO2 factor (grid_emission_factors)"
+    )
+    grid_factor_kind: Literal["average", "excl_traded_nonfossil", "fossil"] = Field(
+        default="average", description="kind of the grid CO2 factor"
+    )
+    kg_co2_per_m3_gas: float = Field(
+        default=2.162, gt=0, description="natural gas, kg CO2 per m3 (unconfirmed default)"
+    )
+    carbon_sector_depth: int = Field(
+        default=3, ge=1, le=5, description="characters of the GB/T 4754 code forming a sector"
+    )
+    carbon_sector_mean: Literal["ratio_of_sums", "mean_of_ratios"] = Field(
+        default="ratio_of_sums", description="how a sector's mean carbon intensity is formed"
+    )
+    evaluation_not_rated_industries: str = Field(
+        default="D",
+        description="GB/T 4754 code prefixes (comma-separated) not rated per mu (utilities)",
+    )
     # Production state from load: this week's energy over the median of earlier weeks.
     production_baseline_weeks: int = Field(
         default=4,
@@ -79,11 +100,6 @@ class Settings(BaseSettings):
     )
     production_stopped_ratio: float = Field(
         default=0.1, ge=0, description="below this share of the baseline: stopped"
-    )
-
-    grid_factor_region: str = Field(
-        default="zhejiang",
-        description="region of the grid CO2 emission factor (table grid_emission_factors)",
     )
     alerts_schedule: bool = Field(
         default=True,

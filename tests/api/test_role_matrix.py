@@ -46,6 +46,11 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/terminals"): READ,
     ("GET", "/v1/findings"): READ,
     ("GET", "/v1/firms/{firm_id}/profile"): READ,
+    ("GET", "/v1/evaluations"): READ,
+    ("GET", "/v1/carbon-grades"): READ,
+    ("POST", "/v1/evaluations/run"): BUREAU,
+    ("POST", "/v1/evaluations/official/import"): BUREAU,
+    ("GET", "/v1/firms/{firm_id}/evaluations"): READ,
 }
 
 
