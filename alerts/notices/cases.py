@@ -108,7 +108,7 @@ async def sync(conn: Conn, *, week: date, config: NoticeConfig) -> None:
     for item in sorted(active, key=lambda a: (a.firm_id, a.problem)):
         if (item.firm_id, item.problem) not in live:
             await _open_or_reopen(conn, active=item, week=week, config=config)
-    for case in await conn.fetch(_LIVE + " AND first_week < $1", week):
+    for case in await conn.fetch(_LIVE + " AND episode_week < $1", week):
         await conn.execute(
             "UPDATE notice_cases SET last_week = greatest(last_week, $2) WHERE id = $1",
             case["id"],

@@ -105,7 +105,7 @@ async def metered_check(conn: Conn, *, case: dict[str, Any], config: NoticeConfi
     quiet = await conn.fetchval(
         "SELECT count(*) FROM (SELECT day - (extract(isodow FROM day)::int - 1) AS week, "
         "sum(energy) AS kwh FROM firm_day_features WHERE firm_id = $1 "
-        "AND day >= $2 AND day < $3 + 7 GROUP BY 1) w WHERE w.kwh < $4",
+        "AND day >= $2 AND day < $3::date + 7 GROUP BY 1) w WHERE w.kwh < $4",
         case["firm_id"],
         min(judged),
         max(judged),
