@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from alerts import rulebook
+from alerts.notices import config as notice_config
 from api import problems
 from api.health import BrokerProbe
 from api.routes import (
@@ -20,6 +21,7 @@ from api.routes import (
     findings,
     firms,
     meters,
+    notices,
     ops,
     profiles,
     readings,
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.rulebook = rulebook.load(settings.rules_file)
+        app.state.notice_config = notice_config.load(settings.notice_file)
         app.state.keys = KeyStore()
         app.state.feed_meters = FeedMeters()
         app.state.broker = BrokerProbe(settings.mqtt())
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         findings,
         profiles,
         evaluations,
+        notices,
     )
     for module in routers:
         app.include_router(module.router)

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts import errors as alerts
 from alerts.carbon import NoGridFactorError
 from alerts.evaluation import InvalidSchemeError
+from alerts.notices.lifecycle import ForbiddenCaseError
 from collectors.gridfeed.errors import FeedFormatError, FeedMediaTypeError, FeedTooLargeError
 from meterhub.errors import MeterhubError
 from meterhub.logs import get_logger
@@ -109,6 +110,10 @@ DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
     alerts.InvalidPeriodError: InvalidRequest,
     InvalidSchemeError: InvalidRequest,
     NoGridFactorError: Conflict,
+    alerts.CaseNotFoundError: NotFound,
+    alerts.TransitionRefusedError: Conflict,
+    alerts.MeteredCheckError: Conflict,
+    ForbiddenCaseError: Forbidden,
 }
 
 

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         description="`meterhub serve` judges each week every Monday 08:00 Asia/Shanghai "
         "(and a missed week at start)",
     )
+    notice_file: Path | None = Field(
+        default=None,
+        description="the weekly notice's wording, problem types and deadlines; default: "
+        "alerts/notices/notice.toml",
+    )
     rules_file: Path | None = Field(
         default=None, description="the anomaly rules file; default: alerts/rules.toml"
     )
