@@ -6,6 +6,7 @@ import asyncio
 import csv
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, cast
@@ -41,6 +42,22 @@ def _chunks(raw: IO[bytes]) -> Iterator[FeedBody]:
             chunk = []
     if chunk:
         yield FeedBody(chunk, names)
+
+
+def _check_gzip(path: Path) -> None:
+    """Read ``path`` through once, so that a cut or corrupt gzip file is refused before any
+    of its rows is stored (gzip's own check is at the very end of the stream)."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except EOFError as exc:  # click would turn this into a bare "Aborted."
+        raise FeedFormatError(
+            "the gzip file is truncated: it ends before the gzip end-of-stream trailer; "
+            "nothing was imported"
+        ) from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise FeedFormatError(f"the gzip file is corrupt ({exc}); nothing was imported") from exc
 
 
 @app.command("readings")
@@ -92,6 +109,8 @@ def import_readings(
         return accepted, duplicates, conflicts, rejected
 
     try:
+        if path.suffix == ".gz":
+            _check_gzip(path)
         accepted, duplicates, conflicts, rejected = asyncio.run(run())
     except FeedFormatError as exc:
         console.print(f"[red]error:[/] {path}: {exc}")

@@ -121,17 +121,38 @@ def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding in (None, "identity"):
         data, more = body, False
     elif encoding == "gzip":
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            data = inflate.decompress(body, limit + 1)
-        except zlib.error as exc:
-            raise FeedFormatError(f"the gzip body is corrupt: {exc}") from exc
-        more = bool(inflate.unconsumed_tail)
+        data, more = _gunzip(body, limit)
     else:
         raise FeedMediaTypeError(f"Content-Encoding {encoding!r}: use gzip or none")
     if more or len(data) > limit:
         raise FeedTooLargeError(f"the body exceeds {limit} bytes", limit=limit)
     return data
+
+
+def _gunzip(body: bytes, limit: int) -> tuple[bytes, bool]:
+    """``body`` inflated (every gzip member of it), and whether more than ``limit`` bytes
+    were left; a stream that stops before its end-of-stream trailer (a cut body) is an error,
+    so that no part of it is stored."""
+    parts: list[bytes] = []
+    size, rest = 0, body
+    while True:
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            part = inflate.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise FeedFormatError(f"the gzip body is corrupt: {exc}") from exc
+        parts.append(part)
+        size += len(part)
+        if inflate.unconsumed_tail or size > limit:
+            return b"".join(parts), True
+        if not inflate.eof:
+            raise FeedFormatError(
+                "the gzip body is truncated: it ends before the gzip end-of-stream trailer "
+                "(CRC and length); nothing was stored, send the whole body again"
+            )
+        rest = inflate.unused_data
+        if not rest.strip(b"\0"):  # trailing NUL padding is tolerated, as gzip(1) does
+            return b"".join(parts), False
 
 
 def _json_array(body: bytes) -> list[Any]:
