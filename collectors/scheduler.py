@@ -20,7 +20,7 @@ import asyncpg
 from prometheus_client import Counter, Histogram
 
 from collectors.errors import CollectorError
-from collectors.targets import Poller, PollResult, PollTarget, load_targets
+from collectors.targets import Poller, PollResult, PollTarget, load_targets, nothing_read
 from collectors.terminals import TerminalBook
 from ingest.quarantine import QuarantineRecord
 from ingest.sink import IngestSink
@@ -108,12 +108,15 @@ class LinkWorker:
             polled = await self._poll(target)
             if polled is not None:
                 reading, bad = polled
-                readings.append(reading)
+                if reading is not None:
+                    readings.append(reading)
                 rejects += bad
         if readings or rejects:
             await self._sink.submit(readings, rejects=rejects)
 
-    async def _poll(self, target: PollTarget) -> tuple[Reading, list[QuarantineRecord]] | None:
+    async def _poll(
+        self, target: PollTarget
+    ) -> tuple[Reading | None, list[QuarantineRecord]] | None:
         now = datetime.now(LOCAL_TZ)
         read_clock = self._book.clock_due(target.meter_id, now, self._options.clock_every)
         error = ""
@@ -126,7 +129,6 @@ class LinkWorker:
                 if attempt < self._options.retries:
                     await asyncio.sleep(self._options.backoff * 2**attempt)
                 continue
-            POLLS.labels(target.protocol, "ok").inc()
             return self._reading(target, result)
         POLLS.labels(target.protocol, "failed").inc()
         self._book.failure(target.meter_id, datetime.now(LOCAL_TZ), error)
@@ -134,16 +136,11 @@ class LinkWorker:
 
     def _reading(
         self, target: PollTarget, result: PollResult
-    ) -> tuple[Reading, list[QuarantineRecord]]:
+    ) -> tuple[Reading | None, list[QuarantineRecord]]:
+        """The poll's reading and its garbage; a meter that answered without a single value
+        is a failed poll (its words in the terminal's status), never an empty reading."""
         at = result.measured_at or datetime.now(LOCAL_TZ)
-        self._book.success(target.meter_id, at)
-        if result.meter_time is not None:
-            self._book.clock(target.meter_id, meter_time=result.meter_time, host_time=at)
-        quality = Quality.CLOCK_DRIFT if self._book.drifting(target.meter_id) else Quality.GOOD
         source = f"{target.protocol}:{target.link}"
-        reading = Reading(
-            meter_id=target.meter_id, ts=at, quality=quality, source=source, **result.values
-        )
         bad = [
             QuarantineRecord(
                 source=source,
@@ -155,6 +152,18 @@ class LinkWorker:
             )
             for name, why in result.bad_fields.items()
         ]
+        if not result.values:
+            POLLS.labels(target.protocol, "empty").inc()
+            self._book.failure(target.meter_id, at, nothing_read(result))
+            return None, bad
+        POLLS.labels(target.protocol, "ok").inc()
+        self._book.success(target.meter_id, at)
+        if result.meter_time is not None:
+            self._book.clock(target.meter_id, meter_time=result.meter_time, host_time=at)
+        quality = Quality.CLOCK_DRIFT if self._book.drifting(target.meter_id) else Quality.GOOD
+        reading = Reading(
+            meter_id=target.meter_id, ts=at, quality=quality, source=source, **result.values
+        )
         return reading, bad
 
 
