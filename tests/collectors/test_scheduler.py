@@ -299,8 +299,9 @@ async def test_a_modbus_meter_answering_only_garbage_is_a_failed_poll(
         "SELECT count(*) FROM quarantine WHERE meter_id = $1 AND reason = 'non_finite'", meter
     )
     assert quarantined == len(model.points)
-    failures, error = await db.fetchrow(
+    status = await db.fetchrow(
         "SELECT consecutive_failures, last_error FROM terminal_status WHERE meter_id = $1", meter
     )
-    assert failures == 1
+    assert status is not None and status["consecutive_failures"] == 1
+    error = status["last_error"]
     assert error.startswith("no value read: ") and "power" in error
