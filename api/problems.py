@@ -70,6 +70,11 @@ class InvalidRequest(Problem):
     status, code, title = 422, "invalid_request", "The request parameters are not valid"
 
 
+class AddressNotAllowed(InvalidRequest):
+    code = "address_not_allowed"
+    title = "Collectors may not connect to this address (see MHUB_COLLECT_NETWORKS)"
+
+
 class Busy(Problem):
     status, code, title = 503, "busy", "The ingest queue is full; retry after the given delay"
 
@@ -87,6 +92,7 @@ PROBLEMS: tuple[type[Problem], ...] = (
     UnsupportedMediaType,
     InvalidBody,
     InvalidRequest,
+    AddressNotAllowed,
     Busy,
     Unavailable,
 )
@@ -98,6 +104,7 @@ DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
     registry.NotFoundError: NotFound,
     registry.ConflictError: Conflict,
     registry.InvalidError: InvalidRequest,
+    registry.AddressNotAllowedError: AddressNotAllowed,
     registry.ForbiddenScopeError: Forbidden,
     FeedFormatError: InvalidBody,
     FeedMediaTypeError: UnsupportedMediaType,

@@ -20,6 +20,7 @@ import asyncpg
 from prometheus_client import Counter, Histogram
 
 from collectors.errors import CollectorError
+from collectors.networks import DialPolicy, DialRefusedError
 from collectors.targets import Poller, PollResult, PollTarget, load_targets, nothing_read
 from collectors.terminals import TerminalBook
 from ingest.quarantine import QuarantineRecord
@@ -73,9 +74,11 @@ class LinkWorker:
         sink: IngestSink,
         book: TerminalBook,
         options: ScheduleOptions,
+        policy: DialPolicy | None = None,
     ) -> None:
         self.targets = targets
         self._poller, self._sink, self._book, self._options = poller, sink, book, options
+        self._policy = policy or DialPolicy()
         self.missed = 0
 
     def _next(self, now: float) -> float:
@@ -119,11 +122,18 @@ class LinkWorker:
     ) -> tuple[Reading | None, list[QuarantineRecord]] | None:
         now = datetime.now(LOCAL_TZ)
         read_clock = self._book.clock_due(target.meter_id, now, self._options.clock_every)
+        try:  # checked again at each dial: the registry may hold an older address
+            dialled = await self._policy.checked(target)
+        except DialRefusedError as exc:
+            POLLS.labels(target.protocol, "refused").inc()
+            log.warning("dial refused", meter_id=target.meter_id, error=str(exc))
+            self._book.failure(target.meter_id, now, f"{type(exc).__name__}: {exc}")
+            return None
         error = ""
         for attempt in range(self._options.retries + 1):
             try:
                 async with asyncio.timeout(self._options.timeout * 4):
-                    result = await self._poller.poll(target, read_clock=read_clock)
+                    result = await self._poller.poll(dialled, read_clock=read_clock)
             except (CollectorError, TimeoutError, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if attempt < self._options.retries:
@@ -184,6 +194,7 @@ class Scheduler:
         self.book = TerminalBook(
             offline_after=self._options.offline_after, drift_tolerance=self._options.drift_tolerance
         )
+        self._policy = DialPolicy(settings.collect_network_list)
         self._links: dict[str, tuple[tuple[PollTarget, ...], asyncio.Task[None]]] = {}
         self._workers: dict[str, LinkWorker] = {}
         self._conn: asyncpg.Connection | None = None
@@ -251,6 +262,7 @@ class Scheduler:
                 sink=self._sink,
                 book=self.book,
                 options=self._options,
+                policy=self._policy,
             )
             self._workers[link] = worker
             self._links[link] = (tuple(targets), asyncio.create_task(worker.run()))

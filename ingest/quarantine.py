@@ -90,12 +90,12 @@ def quarantine(reading: Reading, reason: Reason, detail: str) -> QuarantineRecor
         reason=reason,
         detail=detail,
         payload=reading_payload(reading),
-        meter_id=reading.meter_id if _is_meter_id(reading.meter_id) else None,
+        meter_id=reading.meter_id if _is_int64(reading.meter_id) else None,
         ts=reading.ts if isinstance(reading.ts, datetime) and reading.ts.tzinfo else None,
     )
 
 
-def _is_meter_id(value: object) -> bool:
+def _is_int64(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
@@ -110,14 +110,14 @@ def _is_number(value: object) -> bool:
 
 
 def _value_problem(reading: Reading, meter: MeterInfo) -> tuple[Reason, str] | None:
-    if all(getattr(reading, name) is None for name in VALUE_FIELDS):
-        return Reason.NO_VALUES, "the reading carries no measured value"
     for name in VALUE_FIELDS:
         value = getattr(reading, name)
         if value is not None and not _is_number(value):
             return Reason.WRONG_TYPE, f"{name} is {type(value).__name__}, not a number"
-    if not _is_number(reading.quality):
+    if not _is_int64(reading.quality):  # a smallint, its range checked below
         return Reason.WRONG_TYPE, f"quality is {type(reading.quality).__name__}, not an integer"
+    if all(getattr(reading, name) is None for name in VALUE_FIELDS):
+        return Reason.NO_VALUES, "the reading carries no measured value"
     for name in VALUE_FIELDS:
         value = getattr(reading, name)
         if value is not None and not math.isfinite(value):
@@ -146,7 +146,7 @@ def check(
     """The quarantine record for ``reading`` if it is not good data, else None."""
     if not isinstance(reading.ts, datetime):
         return quarantine(reading, Reason.WRONG_TYPE, "timestamp is not a datetime")
-    if not _is_meter_id(reading.meter_id):
+    if not _is_int64(reading.meter_id):
         return quarantine(reading, Reason.WRONG_TYPE, "meter_id is not an integer")
     if reading.ts.tzinfo is None:
         return quarantine(reading, Reason.NAIVE_TIMESTAMP, "timestamp has no time zone")

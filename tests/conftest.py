@@ -16,6 +16,9 @@ from pydantic import SecretStr
 from ingest.sink import IngestSink
 from meterhub.migrate import migrate
 from meterhub.settings import Settings
+from tests import loopback_guard
+
+loopback_guard.install()  # no test reaches beyond this machine (see tests/loopback_guard.py)
 
 
 def _with_database(dsn: str, name: str) -> str:

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.deps import PoolDep, Reader, Registrar
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
+from collectors.networks import DialPolicy
+from meterhub.settings import Settings
 from registry import firms as firm_service
 from registry import meters as service
 from registry.scope import town_filter
 
 router = APIRouter(prefix="/v1/meters", tags=["registry"])
+
+
+def _policy(request: Request) -> DialPolicy:
+    settings: Settings = request.app.state.settings
+    return DialPolicy(settings.collect_network_list)
 
 
 @router.get(
@@ -47,11 +54,16 @@ async def get_meter(meter_id: int, principal: Reader, pool: PoolDep) -> service.
     "",
     status_code=201,
     summary="Register a meter (commission a terminal)",
+    description="A Modbus host or a DL/T 645 `tcp://` bus must lie in `MHUB_COLLECT_NETWORKS` "
+    "(default: this machine only); otherwise 422 `address_not_allowed`.",
     responses=responses(Unauthorized, Forbidden, Conflict, InvalidRequest),
 )
-async def create_meter(body: service.MeterIn, principal: Registrar, pool: PoolDep) -> service.Meter:
+async def create_meter(
+    request: Request, body: service.MeterIn, principal: Registrar, pool: PoolDep
+) -> service.Meter:
+    policy = _policy(request)
     async with pool.acquire() as conn:
-        return await service.create_meter(conn, principal=principal, meter=body)
+        return await service.create_meter(conn, principal=principal, meter=body, policy=policy)
 
 
 @router.post(
@@ -64,8 +76,15 @@ async def create_meter(body: service.MeterIn, principal: Registrar, pool: PoolDe
     responses=responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest),
 )
 async def replace_meter(
-    meter_id: int, body: service.Replacement, principal: Registrar, pool: PoolDep
+    request: Request,
+    meter_id: int,
+    body: service.Replacement,
+    principal: Registrar,
+    pool: PoolDep,
 ) -> service.Meter:
     # The ingest sinks hear of the swap (NOTIFY) and refuse later pushes for the old meter.
+    policy = _policy(request)
     async with pool.acquire() as conn:
-        return await service.replace_meter(conn, principal=principal, meter_id=meter_id, swap=body)
+        return await service.replace_meter(
+            conn, principal=principal, meter_id=meter_id, swap=body, policy=policy
+        )
