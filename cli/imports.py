@@ -15,7 +15,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from collectors.gridfeed.codec import FeedBody, csv_field_names, feed_readings
+from collectors.gridfeed.codec import (
+    FeedBody,
+    csv_field_names,
+    feed_readings,
+    unknown_field_warnings,
+)
 from collectors.gridfeed.errors import FeedFormatError
 from ingest.quarantine import Reason
 from ingest.sink import IngestSink
@@ -97,6 +102,9 @@ def import_readings(
             row = 0
             async with IngestSink(settings.for_process("import")) as sink:
                 for chunk in _chunks(text):
+                    if row == 0:
+                        for warning in unknown_field_warnings(chunk):
+                            console.print(f"[yellow]warning:[/] {path.name}: {warning['detail']}")
                     feed = feed_readings(chunk, codes, resolve, source=source, first_index=row + 2)
                     rejects = feed.rejects
                     result = await sink.submit(feed.readings, rejects=[r for _, r in rejects])

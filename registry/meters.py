@@ -15,6 +15,7 @@ from collectors.networks import SETTING, DialPolicy, DialRefusedError, dialled_h
 from meterhub.db import Conn
 from registry import audit
 from registry.errors import AddressNotAllowedError, ConflictError, InvalidError, NotFoundError
+from registry.fields import Instant, Int64, JsonObject, Text
 from registry.keys import Principal
 
 Protocol = Literal["modbus", "dlt645", "mqtt", "grid-feed"]
@@ -28,29 +29,31 @@ _ADDRESS_KEYS: dict[str, tuple[str, ...]] = {
 
 
 class MeterFields(BaseModel):
-    firm_id: int
-    code: str = Field(
+    firm_id: Int64
+    code: Text = Field(
         min_length=1,
         description="asset number / the grid feed's meter number",
         examples=["330782-0001"],
     )
     utility: UtilityName = "electricity"
     protocol: Protocol
-    address: dict[str, Any] = Field(
+    address: JsonObject = Field(
         description="modbus: host, port, unit_id (and model); dlt645: address (12 digits) and "
         "bus (tcp://host:port, dtu://id or serial:///dev/ttyUSB0); mqtt: gateway_id, channel; "
         "grid-feed: feed",
         examples=[{"address": "000102030425", "bus": "tcp://127.0.0.1:8899"}],
     )
-    model: str | None = Field(default=None, examples=["chint_dtsu666"])
+    model: Text | None = Field(default=None, examples=["chint_dtsu666"])
     ct_ratio: Decimal = Field(default=Decimal(1), gt=0)
     pt_ratio: Decimal = Field(default=Decimal(1), gt=0)
     rollover: Decimal = Field(default=Decimal(1_000_000), gt=0)
     max_power: Decimal = Field(
         default=Decimal(1000), gt=0, description="kW (m3/h for water and gas), meter side"
     )
-    poll_interval_s: int = Field(default=900, ge=60, description="polling interval, seconds")
-    installed_at: datetime
+    poll_interval_s: int = Field(
+        default=900, ge=60, le=31 * 86_400, description="polling interval, seconds"
+    )
+    installed_at: Instant
 
 
 class MeterIn(MeterFields):
@@ -79,10 +82,10 @@ class Meter(MeterFields):
 class Replacement(BaseModel):
     """A meter swap: the old meter is closed at ``at`` and the new one opened at ``at``."""
 
-    code: str = Field(min_length=1, description="the new meter's asset number")
-    at: datetime = Field(description="when the swap happened (with a UTC offset)")
-    address: dict[str, Any] | None = Field(default=None, description="default: the old one's")
-    model: str | None = None
+    code: Text = Field(min_length=1, description="the new meter's asset number")
+    at: Instant = Field(description="when the swap happened (with a UTC offset)")
+    address: JsonObject | None = Field(default=None, description="default: the old one's")
+    model: Text | None = None
     ct_ratio: Decimal | None = Field(default=None, gt=0)
     pt_ratio: Decimal | None = Field(default=None, gt=0)
 

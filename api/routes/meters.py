@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from api.deps import PoolDep, Reader, Registrar
+from api.params import STRICT_QUERY, FirmIdQuery, IdPath, OffsetQuery
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from collectors.networks import DialPolicy
 from meterhub.settings import Settings
@@ -14,7 +15,7 @@ from registry import firms as firm_service
 from registry import meters as service
 from registry.scope import town_filter
 
-router = APIRouter(prefix="/v1/meters", tags=["registry"])
+router = APIRouter(prefix="/v1/meters", tags=["registry"], dependencies=STRICT_QUERY)
 
 
 def _policy(request: Request) -> DialPolicy:
@@ -28,10 +29,10 @@ def _policy(request: Request) -> DialPolicy:
 async def list_meters(
     principal: Reader,
     pool: PoolDep,
-    firm_id: Annotated[int | None, Query(description="only this firm's meters")] = None,
+    firm_id: FirmIdQuery = None,
     active: Annotated[bool, Query(description="only meters not removed")] = True,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[service.Meter]:
     if firm_id is not None:
         await firm_service.readable_firm(pool, principal=principal, firm_id=firm_id)
@@ -44,7 +45,7 @@ async def list_meters(
 @router.get(
     "/{meter_id}", summary="One meter", responses=responses(Unauthorized, Forbidden, NotFound)
 )
-async def get_meter(meter_id: int, principal: Reader, pool: PoolDep) -> service.Meter:
+async def get_meter(meter_id: IdPath, principal: Reader, pool: PoolDep) -> service.Meter:
     meter = await service.get_meter(pool, meter_id)
     await firm_service.readable_firm(pool, principal=principal, firm_id=meter.firm_id)
     return meter
@@ -77,7 +78,7 @@ async def create_meter(
 )
 async def replace_meter(
     request: Request,
-    meter_id: int,
+    meter_id: IdPath,
     body: service.Replacement,
     principal: Registrar,
     pool: PoolDep,

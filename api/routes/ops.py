@@ -18,8 +18,9 @@ from api.health import (
     check_database,
     check_spool,
 )
+from api.params import STRICT_QUERY
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=STRICT_QUERY)
 
 
 @router.get("/livez", summary="The process is alive")

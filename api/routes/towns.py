@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import People, PoolDep
+from api.params import STRICT_QUERY
 from api.problems import Forbidden, Unauthorized, responses
 from registry.towns import Town, list_towns
 
-router = APIRouter(prefix="/v1/towns", tags=["registry"])
+router = APIRouter(prefix="/v1/towns", tags=["registry"], dependencies=STRICT_QUERY)
 
 
 @router.get(

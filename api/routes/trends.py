@@ -21,6 +21,7 @@ from alerts.calendar import Granularity
 from alerts.energy import Basis, Factors
 from api.deps import PoolDep, Reader
 from api.formats import Format, FormatDep, Table, render, table_responses
+from api.params import STRICT_QUERY
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from api.scope import town_filter
 from api.trends import intensity, production, ranking, schemas, series
@@ -60,7 +61,7 @@ from api.trends.scope import Scope, Target, check_industry, resolve
 from meterhub.reading import LOCAL_TZ, UTILITY_UNIT, Utility
 from meterhub.settings import Settings
 
-router = APIRouter(prefix="/v1/trends", tags=["trends"])
+router = APIRouter(prefix="/v1/trends", tags=["trends"], dependencies=STRICT_QUERY)
 
 
 def _responses(model: type[Any], example: dict[str, Any], what: str) -> dict[int | str, Any]:

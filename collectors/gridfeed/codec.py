@@ -69,6 +69,10 @@ CSV_ALIASES: dict[str, str] = {
 }
 
 
+#: The fields an element may carry; any other is reported (`FeedBody.unknown_fields`).
+FIELDS = frozenset({"meter", "ts", "quality", *VALUE_FIELDS})
+
+
 @dataclass(slots=True)
 class FeedBody:
     """A body's elements: JSON values (`Unparsed` for a bad NDJSON line), or CSV rows (lists
@@ -91,6 +95,18 @@ class FeedBody:
             for item in self.items
             if type(item) is dict and type(item.get("meter")) in (str, int)
         }
+
+    def unknown_fields(self) -> list[str]:
+        """The CSV columns (or JSON keys, over all elements) that are no reading field:
+        their values are not stored, and the caller should hear of it."""
+        names: set[str] = set()
+        if self.names is not None:
+            names.update(self.names)
+        else:
+            for item in self.items:
+                if type(item) is dict:
+                    names.update(item)
+        return sorted(str(name) for name in names - FIELDS)
 
     def element(self, index: int) -> Any:
         """Element ``index`` as the careful path takes it (a CSV row as a dict)."""
@@ -200,6 +216,19 @@ def csv_field_names(header: list[str]) -> list[str]:
     if "meter" not in names or "ts" not in names:
         raise FeedFormatError("the CSV header needs a meter column and a ts column")
     return names
+
+
+def unknown_field_warnings(body: FeedBody) -> list[dict[str, str]]:
+    """A warning per unknown field of ``body``, for the caller's answer."""
+    known = ", ".join(sorted(FIELDS))
+    return [
+        {
+            "code": "unknown_field",
+            "field": name,
+            "detail": f"{name!r} is no reading field (known: {known}); its values were not stored",
+        }
+        for name in body.unknown_fields()
+    ]
 
 
 @dataclass(slots=True)

@@ -86,3 +86,27 @@ async def test_timestamps_at_the_ends_of_time_are_refused_per_element(
     assert all(a.json()["accepted"] == 4 for a in answers[1:])
     for (c,) in goods:
         assert await _stored(db, c) == 4
+
+
+async def test_unknown_columns_and_keys_are_reported_as_warnings(
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
+) -> None:
+    (code,) = await feed_meters(db, 1)
+    csv_text = f"meter,ts,energy,enrgy_peak,备注\n{code},2026-03-02T08:00:00+08:00,1,2,x\n"
+    response = await client.post(
+        "/v1/readings",
+        content=csv_text.encode(),
+        headers={**keys.headers("grid"), "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["accepted"] == 1
+    assert [(w["code"], w["field"]) for w in answer["warnings"]] == [
+        ("unknown_field", "enrgy_peak"),
+        ("unknown_field", "备注"),
+    ]
+    assert "not stored" in answer["warnings"][0]["detail"]
+    clean = await push(client, keys, rows(code, 1, start=4))
+    assert clean.json()["warnings"] == []
+    typo = await push(client, keys, [{**rows(code, 1, start=5)[0], "pwer": 3}])
+    assert [w["field"] for w in typo.json()["warnings"]] == ["pwer"]
