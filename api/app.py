@@ -16,6 +16,7 @@ from alerts import rulebook
 from alerts.notices import config as notice_config
 from api import problems
 from api.health import BrokerProbe
+from api.params import STRICT_QUERY
 from api.routes import (
     evaluations,
     findings,
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # One check for every route: an unknown or NUL-carrying query parameter is a 422.
+        dependencies=STRICT_QUERY,
     )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     problems.install(app)

@@ -74,6 +74,11 @@ class InvalidRequest(Problem):
     status, code, title = 422, "invalid_request", "The request parameters are not valid"
 
 
+class AddressNotAllowed(InvalidRequest):
+    code = "address_not_allowed"
+    title = "Collectors may not connect to this address (see MHUB_COLLECT_NETWORKS)"
+
+
 class Busy(Problem):
     status, code, title = 503, "busy", "The ingest queue is full; retry after the given delay"
 
@@ -91,6 +96,7 @@ PROBLEMS: tuple[type[Problem], ...] = (
     UnsupportedMediaType,
     InvalidBody,
     InvalidRequest,
+    AddressNotAllowed,
     Busy,
     Unavailable,
 )
@@ -102,6 +108,7 @@ DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
     registry.NotFoundError: NotFound,
     registry.ConflictError: Conflict,
     registry.InvalidError: InvalidRequest,
+    registry.AddressNotAllowedError: AddressNotAllowed,
     registry.ForbiddenScopeError: Forbidden,
     FeedFormatError: InvalidBody,
     FeedMediaTypeError: UnsupportedMediaType,

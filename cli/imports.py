@@ -6,6 +6,7 @@ import asyncio
 import csv
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, cast
@@ -14,7 +15,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from collectors.gridfeed.codec import FeedBody, csv_field_names, feed_readings
+from collectors.gridfeed.codec import (
+    FeedBody,
+    csv_field_names,
+    feed_readings,
+    unknown_field_warnings,
+)
 from collectors.gridfeed.errors import FeedFormatError
 from ingest.quarantine import Reason
 from ingest.sink import IngestSink
@@ -41,6 +47,22 @@ def _chunks(raw: IO[bytes]) -> Iterator[FeedBody]:
             chunk = []
     if chunk:
         yield FeedBody(chunk, names)
+
+
+def _check_gzip(path: Path) -> None:
+    """Read ``path`` through once, so that a cut or corrupt gzip file is refused before any
+    of its rows is stored (gzip's own check is at the very end of the stream)."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except EOFError as exc:  # click would turn this into a bare "Aborted."
+        raise FeedFormatError(
+            "the gzip file is truncated: it ends before the gzip end-of-stream trailer; "
+            "nothing was imported"
+        ) from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise FeedFormatError(f"the gzip file is corrupt ({exc}); nothing was imported") from exc
 
 
 @app.command("readings")
@@ -80,6 +102,9 @@ def import_readings(
             row = 0
             async with IngestSink(settings.for_process("import")) as sink:
                 for chunk in _chunks(text):
+                    if row == 0:
+                        for warning in unknown_field_warnings(chunk):
+                            console.print(f"[yellow]warning:[/] {path.name}: {warning['detail']}")
                     feed = feed_readings(chunk, codes, resolve, source=source, first_index=row + 2)
                     rejects = feed.rejects
                     result = await sink.submit(feed.readings, rejects=[r for _, r in rejects])
@@ -92,6 +117,8 @@ def import_readings(
         return accepted, duplicates, conflicts, rejected
 
     try:
+        if path.suffix == ".gz":
+            _check_gzip(path)
         accepted, duplicates, conflicts, rejected = asyncio.run(run())
     except FeedFormatError as exc:
         console.print(f"[red]error:[/] {path}: {exc}")

@@ -20,7 +20,8 @@ import asyncpg
 from prometheus_client import Counter, Histogram
 
 from collectors.errors import CollectorError
-from collectors.targets import Poller, PollResult, PollTarget, load_targets
+from collectors.networks import DialPolicy, DialRefusedError
+from collectors.targets import Poller, PollResult, PollTarget, load_targets, nothing_read
 from collectors.terminals import TerminalBook
 from ingest.quarantine import QuarantineRecord
 from ingest.sink import IngestSink
@@ -73,9 +74,11 @@ class LinkWorker:
         sink: IngestSink,
         book: TerminalBook,
         options: ScheduleOptions,
+        policy: DialPolicy | None = None,
     ) -> None:
         self.targets = targets
         self._poller, self._sink, self._book, self._options = poller, sink, book, options
+        self._policy = policy or DialPolicy()
         self.missed = 0
 
     def _next(self, now: float) -> float:
@@ -108,25 +111,34 @@ class LinkWorker:
             polled = await self._poll(target)
             if polled is not None:
                 reading, bad = polled
-                readings.append(reading)
+                if reading is not None:
+                    readings.append(reading)
                 rejects += bad
         if readings or rejects:
             await self._sink.submit(readings, rejects=rejects)
 
-    async def _poll(self, target: PollTarget) -> tuple[Reading, list[QuarantineRecord]] | None:
+    async def _poll(
+        self, target: PollTarget
+    ) -> tuple[Reading | None, list[QuarantineRecord]] | None:
         now = datetime.now(LOCAL_TZ)
         read_clock = self._book.clock_due(target.meter_id, now, self._options.clock_every)
+        try:  # checked again at each dial: the registry may hold an older address
+            dialled = await self._policy.checked(target)
+        except DialRefusedError as exc:
+            POLLS.labels(target.protocol, "refused").inc()
+            log.warning("dial refused", meter_id=target.meter_id, error=str(exc))
+            self._book.failure(target.meter_id, now, f"{type(exc).__name__}: {exc}")
+            return None
         error = ""
         for attempt in range(self._options.retries + 1):
             try:
                 async with asyncio.timeout(self._options.timeout * 4):
-                    result = await self._poller.poll(target, read_clock=read_clock)
+                    result = await self._poller.poll(dialled, read_clock=read_clock)
             except (CollectorError, TimeoutError, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if attempt < self._options.retries:
                     await asyncio.sleep(self._options.backoff * 2**attempt)
                 continue
-            POLLS.labels(target.protocol, "ok").inc()
             return self._reading(target, result)
         POLLS.labels(target.protocol, "failed").inc()
         self._book.failure(target.meter_id, datetime.now(LOCAL_TZ), error)
@@ -134,16 +146,11 @@ class LinkWorker:
 
     def _reading(
         self, target: PollTarget, result: PollResult
-    ) -> tuple[Reading, list[QuarantineRecord]]:
+    ) -> tuple[Reading | None, list[QuarantineRecord]]:
+        """The poll's reading and its garbage; a meter that answered without a single value
+        is a failed poll (its words in the terminal's status), never an empty reading."""
         at = result.measured_at or datetime.now(LOCAL_TZ)
-        self._book.success(target.meter_id, at)
-        if result.meter_time is not None:
-            self._book.clock(target.meter_id, meter_time=result.meter_time, host_time=at)
-        quality = Quality.CLOCK_DRIFT if self._book.drifting(target.meter_id) else Quality.GOOD
         source = f"{target.protocol}:{target.link}"
-        reading = Reading(
-            meter_id=target.meter_id, ts=at, quality=quality, source=source, **result.values
-        )
         bad = [
             QuarantineRecord(
                 source=source,
@@ -155,6 +162,18 @@ class LinkWorker:
             )
             for name, why in result.bad_fields.items()
         ]
+        if not result.values:
+            POLLS.labels(target.protocol, "empty").inc()
+            self._book.failure(target.meter_id, at, nothing_read(result))
+            return None, bad
+        POLLS.labels(target.protocol, "ok").inc()
+        self._book.success(target.meter_id, at)
+        if result.meter_time is not None:
+            self._book.clock(target.meter_id, meter_time=result.meter_time, host_time=at)
+        quality = Quality.CLOCK_DRIFT if self._book.drifting(target.meter_id) else Quality.GOOD
+        reading = Reading(
+            meter_id=target.meter_id, ts=at, quality=quality, source=source, **result.values
+        )
         return reading, bad
 
 
@@ -175,6 +194,7 @@ class Scheduler:
         self.book = TerminalBook(
             offline_after=self._options.offline_after, drift_tolerance=self._options.drift_tolerance
         )
+        self._policy = DialPolicy(settings.collect_network_list)
         self._links: dict[str, tuple[tuple[PollTarget, ...], asyncio.Task[None]]] = {}
         self._workers: dict[str, LinkWorker] = {}
         self._conn: asyncpg.Connection | None = None
@@ -242,6 +262,7 @@ class Scheduler:
                 sink=self._sink,
                 book=self.book,
                 options=self._options,
+                policy=self._policy,
             )
             self._workers[link] = worker
             self._links[link] = (tuple(targets), asyncio.create_task(worker.run()))

@@ -30,14 +30,26 @@ class PollTarget:
 @dataclass(frozen=True, slots=True)
 class PollResult:
     """Values read (``Reading`` field names, meter side), fields that came back as garbage,
-    when they were measured (default: when the poll returned) and the meter's own clock
-    when it was read."""
+    what the meter refused (identifier or field -> the meter's error words), when the
+    values were measured (default: when the poll returned) and the meter's own clock when
+    it was read. A result without any value is a failed poll (`nothing_read` says why)."""
 
     values: dict[str, float]
     bad_fields: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
     bad_reason: Reason = Reason.NON_FINITE
     measured_at: datetime | None = None
     meter_time: datetime | None = None
+
+
+def nothing_read(result: PollResult) -> str:
+    """Why a poll that read no value failed, in the meter's own words (for
+    ``terminal_status.last_error``): each distinct answer once, with what it was given for."""
+    answers: dict[str, list[str]] = defaultdict(list)
+    for what, why in (*result.refused.items(), *result.bad_fields.items()):
+        answers[why].append(what)
+    words = "; ".join(f"{why} (for {', '.join(whats)})" for why, whats in answers.items())
+    return "no value read: " + (words or "the meter answered with no value")
 
 
 class Poller(Protocol):

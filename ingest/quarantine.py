@@ -6,7 +6,7 @@ import enum
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from meterhub.meter import MeterInfo
 from meterhub.reading import VALUE_FIELDS, Reading
@@ -31,6 +31,7 @@ class Reason(enum.StrEnum):
     DATABASE_REJECTED = "database_rejected"
     SUBMIT_FAILED = "submit_failed"
     NOT_IN_FEED = "not_in_feed"
+    NO_VALUES = "no_values"
 
 
 @dataclass(slots=True, frozen=True)
@@ -45,7 +46,18 @@ class QuarantineRecord:
     def as_row(self) -> tuple[object, ...]:
         """The row for COPY; its texts made storable whatever was received."""
         source, detail, payload = pg_text(self.source), pg_text(self.detail), pg_text(self.payload)
-        return (source, str(self.reason), detail, self.meter_id, self.ts, payload)
+        ts = self.ts if self.ts is not None and storable_ts(self.ts) else None
+        return (source, str(self.reason), detail, self.meter_id, ts, payload)
+
+
+def storable_ts(ts: datetime) -> bool:
+    """Whether aware ``ts`` is an instant the database can hold: one that exists in UTC
+    (``0001-01-01T00:00+14:00`` does not; the payload keeps it as text)."""
+    try:
+        ts.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def pg_text(text: str) -> str:
@@ -78,12 +90,12 @@ def quarantine(reading: Reading, reason: Reason, detail: str) -> QuarantineRecor
         reason=reason,
         detail=detail,
         payload=reading_payload(reading),
-        meter_id=reading.meter_id if _is_meter_id(reading.meter_id) else None,
+        meter_id=reading.meter_id if _is_int64(reading.meter_id) else None,
         ts=reading.ts if isinstance(reading.ts, datetime) and reading.ts.tzinfo else None,
     )
 
 
-def _is_meter_id(value: object) -> bool:
+def _is_int64(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
@@ -102,8 +114,10 @@ def _value_problem(reading: Reading, meter: MeterInfo) -> tuple[Reason, str] | N
         value = getattr(reading, name)
         if value is not None and not _is_number(value):
             return Reason.WRONG_TYPE, f"{name} is {type(value).__name__}, not a number"
-    if not _is_number(reading.quality):
+    if not _is_int64(reading.quality):  # a smallint, its range checked below
         return Reason.WRONG_TYPE, f"quality is {type(reading.quality).__name__}, not an integer"
+    if all(getattr(reading, name) is None for name in VALUE_FIELDS):
+        return Reason.NO_VALUES, "the reading carries no measured value"
     for name in VALUE_FIELDS:
         value = getattr(reading, name)
         if value is not None and not math.isfinite(value):
@@ -132,10 +146,14 @@ def check(
     """The quarantine record for ``reading`` if it is not good data, else None."""
     if not isinstance(reading.ts, datetime):
         return quarantine(reading, Reason.WRONG_TYPE, "timestamp is not a datetime")
-    if not _is_meter_id(reading.meter_id):
+    if not _is_int64(reading.meter_id):
         return quarantine(reading, Reason.WRONG_TYPE, "meter_id is not an integer")
     if reading.ts.tzinfo is None:
         return quarantine(reading, Reason.NAIVE_TIMESTAMP, "timestamp has no time zone")
+    if not storable_ts(reading.ts):
+        return quarantine(
+            reading, Reason.OUT_OF_RANGE, f"timestamp {reading.ts.isoformat()} is out of range"
+        )
     if meter is None:
         return quarantine(
             reading, Reason.UNKNOWN_METER, f"meter {reading.meter_id} is not registered"

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository (or installation) root: migrations, deploy scripts and `.run/` live here.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated CIDRs (``"127.0.0.0/8, ::1"``); ValueError names a bad one."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part))
+            except ValueError as exc:
+                raise ValueError(f"MHUB_COLLECT_NETWORKS: {part!r} is not a CIDR ({exc})") from exc
+    return tuple(networks)
+
+
+def _networks_text(text: str) -> str:
+    parse_networks(text)  # a bad CIDR fails at start-up, naming the setting
+    return text
 
 
 class Settings(BaseSettings):
@@ -55,6 +76,12 @@ class Settings(BaseSettings):
     )
     dtu_port: int | None = Field(
         default=None, description="port where 4G DTUs dial in (meterhub collect); off if unset"
+    )
+    collect_networks: Annotated[str, AfterValidator(_networks_text)] = Field(
+        default="127.0.0.0/8,::1",
+        description="comma-separated CIDRs collectors may connect to (Modbus hosts, DL/T 645 "
+        "tcp:// buses); registering a meter outside them is refused and a collector refuses "
+        "to dial one; default: this machine only",
     )
     future_tolerance: float = Field(
         default=300.0, description="seconds a meter clock may run ahead before quarantine"
@@ -130,6 +157,11 @@ class Settings(BaseSettings):
             return self.mqtt_url.get_secret_value()
         password = quote(self._secret("mqtt_ingest_password"), safe="")
         return f"mqtt://ingest:{password}@127.0.0.1:{self.mqtt_port}"
+
+    @property
+    def collect_network_list(self) -> tuple[IPNetwork, ...]:
+        """`collect_networks` parsed."""
+        return parse_networks(self.collect_networks)
 
     @property
     def spool_path(self) -> Path:

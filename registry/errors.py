@@ -52,3 +52,10 @@ class ForbiddenScopeError(RegistryError):
     """The key's scope (its town) does not cover what was asked for."""
 
     code = "forbidden_scope"
+
+
+class AddressNotAllowedError(InvalidError):
+    """A meter address the collectors would dial outside ``MHUB_COLLECT_NETWORKS``;
+    ``extra`` names the setting and the allowed networks."""
+
+    code = "address_not_allowed"

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from meterhub.db import Conn
 from meterhub.uscc import is_valid
 from registry import audit
 from registry.errors import ConflictError, NotFoundError
+from registry.fields import Text
 from registry.keys import Principal
 from registry.scope import check_town
 from registry.towns import TownNames, canonical_town
 
+#: firms.land_mu is numeric(12, 2).
+MAX_LAND_MU = Decimal(10**10)
 INDUSTRY = re.compile(r"^[A-T]([0-9]{2}([0-9]{1,2})?)?$")
 
 
@@ -26,16 +30,18 @@ class FirmIn(BaseModel):
     credit_code: str = Field(
         description="统一社会信用代码 (GB 32100, 18 characters)", examples=["91330782MA0000005K"]
     )
-    name: str = Field(min_length=1, examples=["义乌市某某针织有限公司"])
-    industry: str = Field(description="GB/T 4754 code, e.g. C1711", examples=["C1711"])
-    town: str = Field(
+    name: Text = Field(min_length=1, examples=["义乌市某某针织有限公司"])
+    industry: Text = Field(description="GB/T 4754 code, e.g. C1711", examples=["C1711"])
+    town: Text = Field(
         min_length=1,
         description="镇街: short or full name (苏溪 or 苏溪镇); stored as the short one",
         examples=["苏溪"],
     )
-    land_mu: Decimal | None = Field(default=None, ge=0, description="land area in mu")
+    land_mu: Decimal | None = Field(
+        default=None, ge=0, lt=MAX_LAND_MU, description="land area in mu"
+    )
     above_scale: bool = Field(default=False, description="规上 (above designated size)")
-    tags: list[str] = Field(default_factory=list, examples=[["D-class"]])
+    tags: list[Text] = Field(default_factory=list, examples=[["D-class"]])
 
     @field_validator("credit_code")
     @classmethod
@@ -55,17 +61,29 @@ class FirmIn(BaseModel):
 
 
 class FirmPatch(BaseModel):
-    name: str | None = Field(default=None, min_length=1)
-    industry: str | None = None
-    town: str | None = Field(default=None, min_length=1)
-    land_mu: Decimal | None = Field(default=None, ge=0)
-    above_scale: bool | None = None
-    tags: list[str] | None = None
+    """The fields to change; only ``land_mu`` may be set to null (the others are required
+    of a firm: leave them out to keep them)."""
+
+    name: Annotated[Text, Field(min_length=1)] | SkipJsonSchema[None] = None
+    industry: Text | SkipJsonSchema[None] = None
+    town: Annotated[Text, Field(min_length=1)] | SkipJsonSchema[None] = None
+    land_mu: Decimal | None = Field(default=None, ge=0, lt=MAX_LAND_MU)
+    above_scale: bool | SkipJsonSchema[None] = None
+    tags: list[Text] | SkipJsonSchema[None] = None
 
     @field_validator("industry")
     @classmethod
     def _industry(cls, value: str | None) -> str | None:
         return None if value is None else FirmIn._industry(value)
+
+    @model_validator(mode="after")
+    def _no_null_but_land(self) -> FirmPatch:
+        nulls = sorted(
+            n for n in self.model_fields_set if n != "land_mu" and getattr(self, n) is None
+        )
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may not be null (leave a field out to keep it)")
+        return self
 
 
 class Firm(FirmIn):

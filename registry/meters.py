@@ -11,9 +11,11 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, Field, model_validator
 
+from collectors.networks import SETTING, DialPolicy, DialRefusedError, dialled_host
 from meterhub.db import Conn
 from registry import audit
-from registry.errors import ConflictError, InvalidError, NotFoundError
+from registry.errors import AddressNotAllowedError, ConflictError, InvalidError, NotFoundError
+from registry.fields import Instant, Int64, JsonObject, Text
 from registry.keys import Principal
 
 Protocol = Literal["modbus", "dlt645", "mqtt", "grid-feed"]
@@ -27,29 +29,31 @@ _ADDRESS_KEYS: dict[str, tuple[str, ...]] = {
 
 
 class MeterFields(BaseModel):
-    firm_id: int
-    code: str = Field(
+    firm_id: Int64
+    code: Text = Field(
         min_length=1,
         description="asset number / the grid feed's meter number",
         examples=["330782-0001"],
     )
     utility: UtilityName = "electricity"
     protocol: Protocol
-    address: dict[str, Any] = Field(
+    address: JsonObject = Field(
         description="modbus: host, port, unit_id (and model); dlt645: address (12 digits) and "
         "bus (tcp://host:port, dtu://id or serial:///dev/ttyUSB0); mqtt: gateway_id, channel; "
         "grid-feed: feed",
-        examples=[{"address": "000102030425", "bus": "tcp://10.20.0.7:8899"}],
+        examples=[{"address": "000102030425", "bus": "tcp://127.0.0.1:8899"}],
     )
-    model: str | None = Field(default=None, examples=["chint_dtsu666"])
+    model: Text | None = Field(default=None, examples=["chint_dtsu666"])
     ct_ratio: Decimal = Field(default=Decimal(1), gt=0)
     pt_ratio: Decimal = Field(default=Decimal(1), gt=0)
     rollover: Decimal = Field(default=Decimal(1_000_000), gt=0)
     max_power: Decimal = Field(
         default=Decimal(1000), gt=0, description="kW (m3/h for water and gas), meter side"
     )
-    poll_interval_s: int = Field(default=900, ge=60, description="polling interval, seconds")
-    installed_at: datetime
+    poll_interval_s: int = Field(
+        default=900, ge=60, le=31 * 86_400, description="polling interval, seconds"
+    )
+    installed_at: Instant
 
 
 class MeterIn(MeterFields):
@@ -78,10 +82,10 @@ class Meter(MeterFields):
 class Replacement(BaseModel):
     """A meter swap: the old meter is closed at ``at`` and the new one opened at ``at``."""
 
-    code: str = Field(min_length=1, description="the new meter's asset number")
-    at: datetime = Field(description="when the swap happened (with a UTC offset)")
-    address: dict[str, Any] | None = Field(default=None, description="default: the old one's")
-    model: str | None = None
+    code: Text = Field(min_length=1, description="the new meter's asset number")
+    at: Instant = Field(description="when the swap happened (with a UTC offset)")
+    address: JsonObject | None = Field(default=None, description="default: the old one's")
+    model: Text | None = None
     ct_ratio: Decimal | None = Field(default=None, gt=0)
     pt_ratio: Decimal | None = Field(default=None, gt=0)
 
@@ -160,7 +164,35 @@ async def _insert(conn: Conn, meter: MeterIn, replaces: int | None) -> int:
     return meter_id
 
 
-async def create_meter(conn: Conn, *, principal: Principal, meter: MeterIn) -> Meter:
+async def check_address(protocol: str, address: dict[str, Any], *, policy: DialPolicy) -> None:
+    """`AddressNotAllowedError` if a collector would dial ``address`` outside the policy's
+    networks (``MHUB_COLLECT_NETWORKS``); a host name is resolved and all its addresses
+    must be inside."""
+    host = dialled_host(protocol, address)
+    if host is None:
+        return
+    allowed = [str(n) for n in policy.networks]
+    if not host:
+        raise AddressNotAllowedError(
+            f"the {protocol} address names no host for {SETTING} to allow",
+            setting=SETTING,
+            allowed=allowed,
+        )
+    try:
+        await policy.resolve(host)
+    except DialRefusedError as exc:
+        raise AddressNotAllowedError(
+            f"the meter's host: {exc}; collectors connect only to {SETTING}",
+            setting=SETTING,
+            allowed=allowed,
+        ) from exc
+
+
+async def create_meter(
+    conn: Conn, *, principal: Principal, meter: MeterIn, policy: DialPolicy = DialPolicy()
+) -> Meter:
+    """Register ``meter``; its address must be one collectors may dial (``policy``)."""
+    await check_address(meter.protocol, meter.address, policy=policy)
     async with conn.transaction():
         meter_id = await _insert(conn, meter, None)
         await audit.record(
@@ -174,12 +206,20 @@ async def create_meter(conn: Conn, *, principal: Principal, meter: MeterIn) -> M
 
 
 async def replace_meter(
-    conn: Conn, *, principal: Principal, meter_id: int, swap: Replacement
+    conn: Conn,
+    *,
+    principal: Principal,
+    meter_id: int,
+    swap: Replacement,
+    policy: DialPolicy = DialPolicy(),
 ) -> Meter:
     """Close ``meter_id`` at ``swap.at`` and open its successor; the firm's series stays
-    continuous because rollups sum both meters."""
+    continuous because rollups sum both meters. A new address must be one collectors may
+    dial (``policy``)."""
     async with conn.transaction():
         old = await get_meter(conn, meter_id)
+        if swap.address is not None:
+            await check_address(old.protocol, swap.address, policy=policy)
         if old.removed_at is not None:
             raise ConflictError(f"meter {meter_id} was already removed at {old.removed_at}")
         if swap.at <= old.installed_at:

@@ -20,6 +20,9 @@ from ingest.sink import IngestSink
 os.environ.setdefault("MHUB_ALERTS_SCHEDULE", "false")
 from meterhub.migrate import migrate
 from meterhub.settings import Settings
+from tests import loopback_guard
+
+loopback_guard.install()  # no test reaches beyond this machine (see tests/loopback_guard.py)
 
 
 def _with_database(dsn: str, name: str) -> str:

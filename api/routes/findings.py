@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from alerts.listing import Filters, list_findings
 from alerts.rulebook import CODES, Rulebook
 from api.deps import PoolDep, Reader
+from api.params import FirmIdQuery
 from api.problems import Forbidden, InvalidRequest, Unauthorized, responses
 from api.scope import town_filter
 
@@ -62,7 +63,7 @@ async def findings(
         date | None, Query(description="findings open during the week starting on this Monday")
     ] = None,
     status: Status | None = None,
-    firm_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    firm_id: FirmIdQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> FindingPage:

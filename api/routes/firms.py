@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 
 from api.deps import Bureau, PoolDep, Reader
+from api.params import IdPath, OffsetQuery
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from meterhub.db import Conn
 from registry import firms as service
@@ -57,7 +58,7 @@ async def list_firms(
     tag: Annotated[str | None, Query(description="e.g. D-class")] = None,
     sort: Annotated[str, Query(pattern=r"^-?(id|name|town|industry|land_mu)$")] = "id",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> FirmPage:
     total, items = await service.list_firms(
         pool,
@@ -75,7 +76,7 @@ async def list_firms(
 @router.get(
     "/{firm_id}", summary="One firm", responses=responses(Unauthorized, Forbidden, NotFound)
 )
-async def get_firm(firm_id: int, principal: Reader, pool: PoolDep) -> service.Firm:
+async def get_firm(firm_id: IdPath, principal: Reader, pool: PoolDep) -> service.Firm:
     return await service.readable_firm(pool, principal=principal, firm_id=firm_id)
 
 
@@ -96,7 +97,7 @@ async def create_firm(body: service.FirmIn, principal: Bureau, pool: PoolDep) ->
     responses=responses(Unauthorized, Forbidden, NotFound),
 )
 async def update_firm(
-    firm_id: int, body: service.FirmPatch, principal: Bureau, pool: PoolDep
+    firm_id: IdPath, body: service.FirmPatch, principal: Bureau, pool: PoolDep
 ) -> service.Firm:
     async with pool.acquire() as conn:
         return await service.update_firm(conn, principal=principal, firm_id=firm_id, patch=body)
@@ -180,6 +181,6 @@ async def import_output_figures(
     summary="A firm's monthly output figures",
     responses=responses(Unauthorized, Forbidden, NotFound),
 )
-async def output_figures(firm_id: int, principal: Reader, pool: PoolDep) -> list[dict[str, Any]]:
+async def output_figures(firm_id: IdPath, principal: Reader, pool: PoolDep) -> list[dict[str, Any]]:
     await service.readable_firm(pool, principal=principal, firm_id=firm_id)
     return await list_output_figures(pool, firm_id)

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.deps import PoolDep, Reader, Registrar
+from api.params import FirmIdQuery, IdPath, OffsetQuery
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
+from collectors.networks import DialPolicy
+from meterhub.settings import Settings
 from registry import firms as firm_service
 from registry import meters as service
 from registry.scope import town_filter
 
 router = APIRouter(prefix="/v1/meters", tags=["registry"])
+
+
+def _policy(request: Request) -> DialPolicy:
+    settings: Settings = request.app.state.settings
+    return DialPolicy(settings.collect_network_list)
 
 
 @router.get(
@@ -21,10 +29,10 @@ router = APIRouter(prefix="/v1/meters", tags=["registry"])
 async def list_meters(
     principal: Reader,
     pool: PoolDep,
-    firm_id: Annotated[int | None, Query(description="only this firm's meters")] = None,
+    firm_id: FirmIdQuery = None,
     active: Annotated[bool, Query(description="only meters not removed")] = True,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[service.Meter]:
     if firm_id is not None:
         await firm_service.readable_firm(pool, principal=principal, firm_id=firm_id)
@@ -37,7 +45,7 @@ async def list_meters(
 @router.get(
     "/{meter_id}", summary="One meter", responses=responses(Unauthorized, Forbidden, NotFound)
 )
-async def get_meter(meter_id: int, principal: Reader, pool: PoolDep) -> service.Meter:
+async def get_meter(meter_id: IdPath, principal: Reader, pool: PoolDep) -> service.Meter:
     meter = await service.get_meter(pool, meter_id)
     await firm_service.readable_firm(pool, principal=principal, firm_id=meter.firm_id)
     return meter
@@ -47,11 +55,16 @@ async def get_meter(meter_id: int, principal: Reader, pool: PoolDep) -> service.
     "",
     status_code=201,
     summary="Register a meter (commission a terminal)",
+    description="A Modbus host or a DL/T 645 `tcp://` bus must lie in `MHUB_COLLECT_NETWORKS` "
+    "(default: this machine only); otherwise 422 `address_not_allowed`.",
     responses=responses(Unauthorized, Forbidden, Conflict, InvalidRequest),
 )
-async def create_meter(body: service.MeterIn, principal: Registrar, pool: PoolDep) -> service.Meter:
+async def create_meter(
+    request: Request, body: service.MeterIn, principal: Registrar, pool: PoolDep
+) -> service.Meter:
+    policy = _policy(request)
     async with pool.acquire() as conn:
-        return await service.create_meter(conn, principal=principal, meter=body)
+        return await service.create_meter(conn, principal=principal, meter=body, policy=policy)
 
 
 @router.post(
@@ -64,8 +77,15 @@ async def create_meter(body: service.MeterIn, principal: Registrar, pool: PoolDe
     responses=responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest),
 )
 async def replace_meter(
-    meter_id: int, body: service.Replacement, principal: Registrar, pool: PoolDep
+    request: Request,
+    meter_id: IdPath,
+    body: service.Replacement,
+    principal: Registrar,
+    pool: PoolDep,
 ) -> service.Meter:
     # The ingest sinks hear of the swap (NOTIFY) and refuse later pushes for the old meter.
+    policy = _policy(request)
     async with pool.acquire() as conn:
-        return await service.replace_meter(conn, principal=principal, meter_id=meter_id, swap=body)
+        return await service.replace_meter(
+            conn, principal=principal, meter_id=meter_id, swap=body, policy=policy
+        )

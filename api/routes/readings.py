@@ -18,7 +18,13 @@ from api.problems import (
 )
 from api.problems import Forbidden as _Forbidden
 from api.problems import Unauthorized as _Unauthorized
-from collectors.gridfeed.codec import MAX_BODY_BYTES, feed_readings, split_body
+from collectors.gridfeed.codec import (
+    MAX_BODY_BYTES,
+    FeedBody,
+    feed_readings,
+    split_body,
+    unknown_field_warnings,
+)
 from collectors.gridfeed.meters import FeedMeters
 from ingest.errors import BackpressureError, SpoolFullError
 from ingest.outcome import Rejection, SubmitResult
@@ -59,9 +65,10 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";")[0].strip().lower()
 
 
-def _response(total: int, result: SubmitResult, rejections: list[Rejection]) -> dict[str, Any]:
+def _response(body: FeedBody, result: SubmitResult, rejections: list[Rejection]) -> dict[str, Any]:
     return {
-        "received": total,
+        "warnings": unknown_field_warnings(body),
+        "received": len(body.items),
         "accepted": result.accepted,
         "duplicates": result.duplicates,
         "conflicts": result.conflicts,
@@ -84,8 +91,10 @@ def _response(total: int, result: SubmitResult, rejections: list[Rejection]) -> 
         f"(`Content-Encoding: gzip`), at most {MAX_BODY_BYTES // 2**20} MiB decompressed. "
         "Timestamps are the meter's time with a UTC offset. Valid readings are stored even "
         "when others in the batch are bad; each rejected one is listed with its index and "
-        "reason and kept in quarantine. Re-sending a batch stores nothing twice. Answers 202 "
-        "once the readings are durable (committed, or spooled while the database is away)."
+        "reason and kept in quarantine. A column (or JSON key) that is no reading field is "
+        "ignored and listed in `warnings` (code `unknown_field`). Re-sending a batch stores "
+        "nothing twice. Answers 202 once the readings are durable (committed, or spooled "
+        "while the database is away)."
     ),
     responses={
         202: {"description": "Counts of what happened to the batch"},
@@ -131,4 +140,4 @@ async def push_readings(
         raise Unavailable(str(exc), headers={"Retry-After": "30"}) from exc
     rejections = [Rejection(indices[r.index], r.reason, r.detail) for r in result.rejected]
     rejections += [Rejection(index, rec.reason, rec.detail) for index, rec in rejects]
-    return JSONResponse(_response(len(feed_body.items), result, rejections), status_code=202)
+    return JSONResponse(_response(feed_body, result, rejections), status_code=202)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import PoolDep, Reader
+from api.params import FirmIdQuery, OffsetQuery
 from api.problems import Forbidden, Unauthorized, responses
 from registry import terminals as service
 from registry.scope import town_filter
@@ -37,10 +38,10 @@ async def list_terminals(
     principal: Reader,
     pool: PoolDep,
     town: Annotated[str | None, Query(description="镇街 (苏溪 or 苏溪镇)")] = None,
-    firm_id: Annotated[int | None, Query()] = None,
+    firm_id: FirmIdQuery = None,
     online: Annotated[bool | None, Query(description="filter by state")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> TerminalPage:
     town = town_filter(principal, await optional_town(pool, town))
     items = await service.list_terminals(pool, town=town, firm_id=firm_id, online=online)

@@ -7,9 +7,11 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Query
+from pydantic import AfterValidator, Field
 
 from alerts.calendar import Compare, Granularity
 from alerts.energy import Basis
+from api.params import OffsetQuery
 from api.trends.intensity import IntensitySort
 from api.trends.paging import Order
 from api.trends.production import State
@@ -17,6 +19,24 @@ from api.trends.queries import Breakdown
 from api.trends.ranking import RankBy
 from api.trends.scope import Scope
 from meterhub.reading import Utility
+from registry.fields import FIRST_DAY, LAST_DAY
+
+#: Years a trend query may name (`registry.fields.FIRST_DAY` to `LAST_DAY`).
+_YEAR = "(199[0-9]|20[0-9][0-9])"
+
+
+def _in_range(value: datetime) -> datetime:
+    if not FIRST_DAY <= value.date() <= LAST_DAY:
+        raise ValueError(f"must lie between {FIRST_DAY} and {LAST_DAY}")
+    return value
+
+
+#: A day or date-time a trend may start or end at.
+Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
+Moment = Annotated[datetime, AfterValidator(_in_range)]
+
+
+__all__ = ["OffsetQuery"]  # re-exported beside the trend parameters (api.params has it)
 
 
 class Lang(enum.StrEnum):
@@ -37,11 +57,10 @@ IndustryQuery = Annotated[
 ]
 UtilityQuery = Annotated[Utility, Query(description="electricity (kWh), water or gas (m3)")]
 OrderQuery = Annotated[Order, Query(description="desc (largest first) or asc; nulls last")]
-OffsetQuery = Annotated[int, Query(ge=0, description="rows to skip")]
 
 ScopeQuery = Annotated[Scope, Query(description="what to sum: meter, firm, industry, town or city")]
 StartQuery = Annotated[
-    datetime,
+    Moment,
     Query(
         description="ISO date or date-time; without an offset it is Asia/Shanghai time; "
         "aligned down to the bucket containing it",
@@ -49,7 +68,7 @@ StartQuery = Annotated[
     ),
 ]
 EndQuery = Annotated[
-    datetime,
+    Moment,
     Query(description="exclusive; aligned up to a bucket boundary", examples=["2026-04-01"]),
 ]
 IdQuery = Annotated[
@@ -78,18 +97,18 @@ BreakdownQuery = Annotated[
     Query(description="one series per town or per GB/T 4754 division (C17, C26...)"),
 ]
 FirstDayQuery = Annotated[
-    date, Query(description="first day (Asia/Shanghai)", examples=["2026-03-01"])
+    Day, Query(description="first day (Asia/Shanghai)", examples=["2026-03-01"])
 ]
 LastDayQuery = Annotated[
-    date, Query(description="the day after the last (exclusive)", examples=["2026-04-01"])
+    Day, Query(description="the day after the last (exclusive)", examples=["2026-04-01"])
 ]
 MonthQuery = Annotated[
-    str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM", examples=["2026-03"])
+    str, Query(pattern=rf"^{_YEAR}-(0[1-9]|1[0-2])$", description="YYYY-MM", examples=["2026-03"])
 ]
 WeekQuery = Annotated[
     str | None,
     Query(
-        pattern=r"^\d{4}-W\d{2}$",
+        pattern=rf"^{_YEAR}-W(0[1-9]|[1-4][0-9]|5[0-3])$",
         description="ISO week YYYY-Www; default: the last complete week",
         examples=["2026-W10"],
     ),

@@ -19,6 +19,7 @@ from api.keys import Principal
 from api.problems import InvalidRequest, NotFound
 from api.scope import check_town, town_filter
 from meterhub.reading import Utility
+from registry.fields import INT64_MAX, INT64_MIN
 
 #: A GB/T 4754 code or a prefix of one: section letter, then up to four digits.
 INDUSTRY_PREFIX = re.compile(r"^[A-T][0-9]{0,4}$")
@@ -51,9 +52,12 @@ def check_industry(industry: str | None) -> str | None:
 
 def _number(scope: Scope, id: str) -> int:
     try:
-        return int(id)
+        number = int(id)
     except ValueError:
         raise InvalidRequest(f"a {scope} id is a number: {id!r}") from None
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise InvalidRequest(f"a {scope} id is a 64-bit number: {id!r}")
+    return number
 
 
 async def resolve(
@@ -72,14 +76,14 @@ async def resolve(
         if row is None:
             raise NotFound(f"no meter {id}")
         check_town(principal, row["town"])
-        return Target(meter_id=int(id), meter_utility=Utility(row["utility"]))
+        return Target(meter_id=_number(scope, id), meter_utility=Utility(row["utility"]))
     if scope is Scope.FIRM:
         assert id is not None
         town = await pool.fetchval("SELECT town FROM firms WHERE id = $1", _number(scope, id))
         if town is None:
             raise NotFound(f"no firm {id}")
         check_town(principal, town)
-        return Target(firm_id=int(id))
+        return Target(firm_id=_number(scope, id))
     if scope is Scope.TOWN:
         town = town_filter(principal, id)
         if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM firms WHERE town = $1)", town):

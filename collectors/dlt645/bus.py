@@ -98,7 +98,7 @@ class Bus(abc.ABC):
     dropped idle connection). Link failures are logged once at ERROR, then at DEBUG until
     the bus works again. Example::
 
-        async with TcpBus("10.1.2.3", 4001) as bus:
+        async with TcpBus("127.0.0.1", 4001) as bus:
             frame = await bus.transact(encode_read("000102030425", 0x00010000), timeout=2)
     """
 

@@ -38,15 +38,18 @@ class Dlt645Poller:
             timeout=self._timeout,
             retries=self._retries,
         )
-        # A refused identifier (error reply) is simply absent; a garbled value is garbage.
-        garbage = {
-            f"di {di:08X}": str(error)
-            for di, error in values.missing.items()
-            if not isinstance(error, MeterErrorReply)
-        }
+        # A refused identifier (error reply) is absent (its words kept, in case nothing was
+        # read at all: then the poll failed); a garbled value is garbage.
+        garbage: dict[str, str] = {}
+        refused: dict[str, str] = {}
+        for di, error in values.missing.items():
+            (refused if isinstance(error, MeterErrorReply) else garbage)[f"di {di:08X}"] = str(
+                error
+            )
         return PollResult(
             values=dict(values.fields),
             bad_fields=garbage,
+            refused=refused,
             bad_reason=Reason.MALFORMED_PAYLOAD,
             measured_at=started,
             meter_time=values.clock if read_clock else None,

@@ -150,7 +150,7 @@ def open_bus(
 
     ``gap`` applies where the URL has no ``gap_ms``, except to ``dtu://`` buses, which
     keep their listener's gap unless the URL sets one. Example:
-    ``open_bus("tcp://10.1.2.3:4001?gap_ms=80")``.
+    ``open_bus("tcp://127.0.0.1:4001?gap_ms=80")``.
     """
     return _open_target(
         parse_bus_url(url), url, dtu_listener=dtu_listener, gap=gap, connect_timeout=connect_timeout
@@ -195,8 +195,8 @@ class BusPool:
     object; differing settings for one bus raise `BusUrlError`. Example::
 
         async with BusPool(dtu_listener=listener) as pool:
-            bus = pool.get("tcp://10.1.2.3:4001")
-            assert pool.get("tcp://10.1.2.3:4001/") is bus
+            bus = pool.get("tcp://127.0.0.1:4001")
+            assert pool.get("tcp://127.0.0.1:4001/") is bus
     """
 
     def __init__(

@@ -137,7 +137,7 @@ class TcpBus(_LinkBus):
 
     Connects on the first request and again after a failure. Example::
 
-        async with TcpBus("192.168.1.50", 4001, gap=0.05) as bus:
+        async with TcpBus("127.0.0.1", 4001, gap=0.05) as bus:
             values = await read_meter(bus, "000102030425", timeout=2.0)
     """
 

@@ -69,6 +69,10 @@ CSV_ALIASES: dict[str, str] = {
 }
 
 
+#: The fields an element may carry; any other is reported (`FeedBody.unknown_fields`).
+FIELDS = frozenset({"meter", "ts", "quality", *VALUE_FIELDS})
+
+
 @dataclass(slots=True)
 class FeedBody:
     """A body's elements: JSON values (`Unparsed` for a bad NDJSON line), or CSV rows (lists
@@ -91,6 +95,18 @@ class FeedBody:
             for item in self.items
             if type(item) is dict and type(item.get("meter")) in (str, int)
         }
+
+    def unknown_fields(self) -> list[str]:
+        """The CSV columns (or JSON keys, over all elements) that are no reading field:
+        their values are not stored, and the caller should hear of it."""
+        names: set[str] = set()
+        if self.names is not None:
+            names.update(self.names)
+        else:
+            for item in self.items:
+                if type(item) is dict:
+                    names.update(item)
+        return sorted(str(name) for name in names - FIELDS)
 
     def element(self, index: int) -> Any:
         """Element ``index`` as the careful path takes it (a CSV row as a dict)."""
@@ -121,17 +137,38 @@ def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding in (None, "identity"):
         data, more = body, False
     elif encoding == "gzip":
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            data = inflate.decompress(body, limit + 1)
-        except zlib.error as exc:
-            raise FeedFormatError(f"the gzip body is corrupt: {exc}") from exc
-        more = bool(inflate.unconsumed_tail)
+        data, more = _gunzip(body, limit)
     else:
         raise FeedMediaTypeError(f"Content-Encoding {encoding!r}: use gzip or none")
     if more or len(data) > limit:
         raise FeedTooLargeError(f"the body exceeds {limit} bytes", limit=limit)
     return data
+
+
+def _gunzip(body: bytes, limit: int) -> tuple[bytes, bool]:
+    """``body`` inflated (every gzip member of it), and whether more than ``limit`` bytes
+    were left; a stream that stops before its end-of-stream trailer (a cut body) is an error,
+    so that no part of it is stored."""
+    parts: list[bytes] = []
+    size, rest = 0, body
+    while True:
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            part = inflate.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise FeedFormatError(f"the gzip body is corrupt: {exc}") from exc
+        parts.append(part)
+        size += len(part)
+        if inflate.unconsumed_tail or size > limit:
+            return b"".join(parts), True
+        if not inflate.eof:
+            raise FeedFormatError(
+                "the gzip body is truncated: it ends before the gzip end-of-stream trailer "
+                "(CRC and length); nothing was stored, send the whole body again"
+            )
+        rest = inflate.unused_data
+        if not rest.strip(b"\0"):  # trailing NUL padding is tolerated, as gzip(1) does
+            return b"".join(parts), False
 
 
 def _json_array(body: bytes) -> list[Any]:
@@ -179,6 +216,19 @@ def csv_field_names(header: list[str]) -> list[str]:
     if "meter" not in names or "ts" not in names:
         raise FeedFormatError("the CSV header needs a meter column and a ts column")
     return names
+
+
+def unknown_field_warnings(body: FeedBody) -> list[dict[str, str]]:
+    """A warning per unknown field of ``body``, for the caller's answer."""
+    known = ", ".join(sorted(FIELDS))
+    return [
+        {
+            "code": "unknown_field",
+            "field": name,
+            "detail": f"{name!r} is no reading field (known: {known}); its values were not stored",
+        }
+        for name in body.unknown_fields()
+    ]
 
 
 @dataclass(slots=True)

@@ -108,7 +108,7 @@ class ModbusLink:
 
     Example::
 
-        async with ModbusLink("tcp://10.0.0.7:502") as link:
+        async with ModbusLink("tcp://127.0.0.1:502") as link:
             words = await link.read(plan_blocks(model)[0], unit_id=3)
     """
 

@@ -32,8 +32,12 @@ class ModbusPoller:
             unit_id=int(target.address["unit_id"]),
             url=target.link,
         )
+        refused = dict.fromkeys(values.missing, "; ".join(map(str, values.errors)))
         return PollResult(
-            values=dict(values.values), bad_fields=dict(values.garbage), measured_at=values.ts
+            values=dict(values.values),
+            bad_fields=dict(values.garbage),
+            refused=refused,
+            measured_at=values.ts,
         )
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ class LinkPool:
     Example::
 
         async with LinkPool(LinkOptions(timeout=0.5)) as pool:
-            words = await pool.link("tcp://10.0.0.7").read(block, unit_id=3)
+            words = await pool.link("tcp://127.0.0.1").read(block, unit_id=3)
     """
 
     def __init__(self, options: LinkOptions | None = None) -> None:

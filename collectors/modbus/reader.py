@@ -73,7 +73,7 @@ async def read_meter(
 
         async with LinkPool() as pool:
             got = await read_meter(pool, model=load_model("eastron_sdm630"),
-                                   unit_id=3, url="tcp://10.0.0.7:502", ct=40)
+                                   unit_id=3, url="tcp://127.0.0.1:502", ct=40)
             reading = got.to_reading(meter_id=17)
     """
     if isinstance(via, ModbusLink):

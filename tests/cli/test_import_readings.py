@@ -67,3 +67,39 @@ def test_a_file_without_the_needed_columns_is_a_clear_error(
     result = _run(settings, path)
     assert result.returncode == 1
     assert "needs a meter column and a ts column" in result.stderr
+
+
+async def test_a_truncated_gzip_file_says_so_and_stores_nothing(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    (meter_id,) = await create_meters(db, 1)
+    code = f"IMP-{uuid.uuid4().hex[:8]}"
+    await db.execute("UPDATE meters SET code = $2 WHERE id = $1", meter_id, code)
+    lines = ["meter,ts,energy"]
+    lines += [
+        f"{code},2026-02-{1 + i // 96:02d}T{i % 96 // 4:02d}:{i % 4 * 15:02d}:00+08:00,"
+        f"{1000 + i * 0.5}"
+        for i in range(96 * 3)
+    ]
+    whole = gzip.compress(("\n".join(lines) + "\n").encode())
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    result = _run(settings, path)
+    assert result.returncode == 1
+    assert "truncated" in result.stderr
+    assert "Aborted" not in result.stderr
+    assert await db.fetchval("SELECT count(*) FROM readings WHERE meter_id = $1", meter_id) == 0
+
+
+async def test_unknown_columns_are_named_as_warnings(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    (meter_id,) = await create_meters(db, 1)
+    code = f"IMP-{uuid.uuid4().hex[:8]}"
+    await db.execute("UPDATE meters SET code = $2 WHERE id = $1", meter_id, code)
+    path = tmp_path / "extra.csv"
+    path.write_text(f"meter,ts,energy,notes\n{code},2026-02-01T00:00:00+08:00,5,hello\n")
+    result = _run(settings, path)
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "'notes' is no reading field" in result.stderr
+    assert "accepted 1," in result.stderr

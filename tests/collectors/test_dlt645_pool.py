@@ -20,8 +20,8 @@ from collectors.errors import CollectorError
 @pytest.mark.parametrize(
     ("url", "target"),
     [
-        ("tcp://10.1.2.3:4001", TcpTarget("10.1.2.3", 4001)),
-        ("tcp://gw-7.example:502/?gap_ms=80", TcpTarget("gw-7.example", 502, gap=0.08)),
+        ("tcp://127.0.0.1:4001", TcpTarget("127.0.0.1", 4001)),
+        ("tcp://localhost:502/?gap_ms=80", TcpTarget("localhost", 502, gap=0.08)),
         ("dtu://YW0001", DtuTarget("YW0001")),
         ("dtu://861234567890123?gap_ms=0", DtuTarget("861234567890123", gap=0.0)),
         ("serial:///dev/ttyUSB0", SerialTarget("/dev/ttyUSB0")),
@@ -39,13 +39,13 @@ def test_parse_bus_url(url: str, target: object) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "udp://10.1.2.3:4001",
-        "tcp://10.1.2.3",
-        "tcp://10.1.2.3:notaport",
-        "tcp://10.1.2.3:4001/path",
-        "tcp://10.1.2.3:4001?baud=2400",
-        "tcp://10.1.2.3:4001?gap_ms=-5",
-        "tcp://10.1.2.3:4001?gap_ms=1&gap_ms=2",
+        "udp://127.0.0.1:4001",
+        "tcp://127.0.0.1",
+        "tcp://127.0.0.1:notaport",
+        "tcp://127.0.0.1:4001/path",
+        "tcp://127.0.0.1:4001?baud=2400",
+        "tcp://127.0.0.1:4001?gap_ms=-5",
+        "tcp://127.0.0.1:4001?gap_ms=1&gap_ms=2",
         "dtu://",
         "serial://",
         "serial:///dev/ttyUSB0?parity=X",

@@ -12,14 +12,14 @@ from meterhub.errors import ConfigurationError
 @pytest.mark.parametrize(
     ("url", "endpoint", "canonical"),
     [
-        ("tcp://10.0.0.7:1502", Endpoint("tcp", "10.0.0.7", 1502), "tcp://10.0.0.7:1502"),
-        ("tcp://gw-3.local", Endpoint("tcp", "gw-3.local", 502), "tcp://gw-3.local:502"),
-        ("TCP://10.0.0.7/", Endpoint("tcp", "10.0.0.7", 502), "tcp://10.0.0.7:502"),
+        ("tcp://127.0.0.1:1502", Endpoint("tcp", "127.0.0.1", 1502), "tcp://127.0.0.1:1502"),
+        ("tcp://localhost", Endpoint("tcp", "localhost", 502), "tcp://localhost:502"),
+        ("TCP://127.0.0.1/", Endpoint("tcp", "127.0.0.1", 502), "tcp://127.0.0.1:502"),
         ("tcp://[::1]:5020", Endpoint("tcp", "::1", 5020), "tcp://[::1]:5020"),
         (
-            "rtu+tcp://10.0.0.8:4001",
-            Endpoint("rtu+tcp", "10.0.0.8", 4001),
-            "rtu+tcp://10.0.0.8:4001",
+            "rtu+tcp://127.0.0.1:4001",
+            Endpoint("rtu+tcp", "127.0.0.1", 4001),
+            "rtu+tcp://127.0.0.1:4001",
         ),
         (
             "serial:///dev/ttyUSB0",
@@ -43,14 +43,14 @@ def test_parses_urls(url: str, endpoint: Endpoint, canonical: str) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "udp://10.0.0.7:502",
-        "10.0.0.7:502",
+        "udp://127.0.0.1:502",
+        "127.0.0.1:502",
         "tcp://",
-        "tcp://10.0.0.7:0",
-        "tcp://10.0.0.7:70000",
-        "tcp://10.0.0.7:port",
-        "tcp://10.0.0.7:502/unit/3",
-        "tcp://10.0.0.7:502?unit=3",
+        "tcp://127.0.0.1:0",
+        "tcp://127.0.0.1:70000",
+        "tcp://127.0.0.1:port",
+        "tcp://127.0.0.1:502/unit/3",
+        "tcp://127.0.0.1:502?unit=3",
         "serial://",
         "serial:///",
         "serial://host/dev/ttyUSB0",

@@ -150,20 +150,19 @@ async def test_dlt645_bus_cycle_reads_values_and_flags_clock_drift(
         "WHERE meter_id = ANY($1) ORDER BY meter_id",
         meters,
     )
-    assert [r["meter_id"] for r in stored] == meters[:3]
+    assert [r["meter_id"] for r in stored] == meters[:2]  # garbage only: no reading ...
     first = stored[0]
     assert first["energy"] == pytest.approx(
         provider.energies(addresses[0], first["ts"])[0], abs=0.02
     )
-    assert [r["quality"] for r in stored] == [0, 2, 0]  # 2 = CLOCK_DRIFT
-    assert stored[2]["energy"] is None  # garbage BCD is not stored ...
+    assert [r["quality"] for r in stored] == [0, 2]  # 2 = CLOCK_DRIFT
     garbage = await db.fetchval(
         "SELECT count(*) FROM quarantine WHERE meter_id = $1 AND reason = 'malformed_payload'",
         meters[2],
     )
-    assert garbage > 0  # ... but quarantined
+    assert garbage > 0  # ... but the garbage quarantined, and the poll failed
     assert sorted((e.meter_id, e.kind) for e in events) == sorted(
-        [(meters[1], "clock_drift"), (meters[3], "offline")]
+        [(meters[1], "clock_drift"), (meters[2], "offline"), (meters[3], "offline")]
     )
     drift = await db.fetchval(
         "SELECT clock_drift_s FROM terminal_status WHERE meter_id = $1", meters[1]
@@ -224,3 +223,85 @@ async def test_a_cleanly_stopped_collector_removes_its_heartbeat(
     assert not await db.fetchval(
         "SELECT count(*) FROM collector_heartbeats WHERE name = 'heartbeat-test'"
     )
+
+
+async def test_a_dlt645_meter_refusing_every_identifier_is_a_failed_poll(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    from collectors.dlt645.poller import Dlt645Poller
+    from collectors.dlt645.reader import DEFAULT_SET
+    from simulators.dlt645_gateway import Dlt645GatewaySimulator, SimulatedBus
+    from simulators.dlt645_meter import Dlt645Meter, LinearProvider, MeterFaults
+
+    every_di = frozenset(di for q in DEFAULT_SET for di in (q.di, *q.fallback))
+    refusing = Dlt645Meter("000000000009", faults=MeterFaults(no_data=every_di))
+    bus = SimulatedBus([refusing, Dlt645Meter("000000000010")], provider=LinearProvider())
+    async with Dlt645GatewaySimulator(bus) as gw:
+        meters = await create_meters(db, 2)
+        for meter_id, address in zip(meters, ("000000000009", "000000000010"), strict=True):
+            await db.execute(
+                "UPDATE meters SET protocol = 'dlt645', address = $2::jsonb WHERE id = $1",
+                meter_id,
+                orjson.dumps({"address": address, "bus": gw.url}).decode(),
+            )
+        (targets,) = [
+            t for link, t in (await load_targets(db, ["dlt645"])).items() if link == gw.url
+        ]
+        book = TerminalBook(offline_after=3, drift_tolerance=timedelta(seconds=30))
+        poller = Dlt645Poller(timeout=0.3, retries=0)
+        options = ScheduleOptions(timeout=0.3, retries=0)
+        worker = LinkWorker(targets, poller=poller, sink=sink, book=book, options=options)
+        try:
+            await worker.cycle(targets)
+        finally:
+            await poller.close()
+        await book.flush(db)
+
+    stored = await db.fetch("SELECT meter_id FROM readings WHERE meter_id = ANY($1)", meters)
+    assert [r["meter_id"] for r in stored] == [meters[1]]  # no all-NULL row for the refuser
+    status = await db.fetch(
+        "SELECT meter_id, consecutive_failures, last_success_at, last_error FROM terminal_status "
+        "WHERE meter_id = ANY($1) ORDER BY meter_id",
+        meters,
+    )
+    refuser, good = status
+    assert (refuser["consecutive_failures"], refuser["last_success_at"]) == (1, None)
+    assert refuser["last_error"].startswith("no value read: meter 000000000009 replied")
+    assert "NO_DATA" in refuser["last_error"] and "di 0001FF00" in refuser["last_error"]
+    assert (good["consecutive_failures"], good["last_error"]) == (0, None)
+
+
+async def test_a_modbus_meter_answering_only_garbage_is_a_failed_poll(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    model = load_model("eastron_sdm630")
+    nan_everywhere = Fault.garbage({p.field: math.nan for p in model.points})
+    provider = LinearProvider(epoch=datetime.now(UTC) - timedelta(hours=1))
+    async with ModbusMeterSimulator(
+        {1: model}, provider=provider, faults=lambda unit, now: nan_everywhere
+    ) as sim:
+        (meter,) = await create_meters(db, 1)
+        await _register(db, [meter], sim.url, [1])
+        (targets,) = [
+            t for link, t in (await load_targets(db, ["modbus"])).items() if link == sim.url
+        ]
+        book = TerminalBook(offline_after=3, drift_tolerance=timedelta(seconds=30))
+        poller = ModbusPoller(LinkOptions(timeout=0.3, retries=0))
+        options = ScheduleOptions(timeout=0.3, retries=0)
+        worker = LinkWorker(targets, poller=poller, sink=sink, book=book, options=options)
+        try:
+            await worker.cycle(targets)
+        finally:
+            await poller.close()
+        await book.flush(db)
+    assert not await db.fetchval("SELECT count(*) FROM readings WHERE meter_id = $1", meter)
+    quarantined = await db.fetchval(
+        "SELECT count(*) FROM quarantine WHERE meter_id = $1 AND reason = 'non_finite'", meter
+    )
+    assert quarantined == len(model.points)
+    status = await db.fetchrow(
+        "SELECT consecutive_failures, last_error FROM terminal_status WHERE meter_id = $1", meter
+    )
+    assert status is not None and status["consecutive_failures"] == 1
+    error = status["last_error"]
+    assert error.startswith("no value read: ") and "power" in error

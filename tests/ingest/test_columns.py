@@ -4,7 +4,7 @@ screen passes is one `check` passes, and the other way round for well-typed rows
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 from hypothesis import given, settings
@@ -97,13 +97,15 @@ STAMPS = st.sampled_from(
         METER.installed_at - timedelta(microseconds=1),
         datetime(2026, 7, 1, 0, 0, 1, tzinfo=LOCAL_TZ),
         datetime(2020, 1, 1, tzinfo=LOCAL_TZ),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),  # before UTC's first instant
     ]
 )
 
 
 @st.composite
 def readings(draw: st.DrawFn) -> Reading:
-    values: dict[str, object] = {name: draw(VALUES) for name in VALUE_FIELDS}
+    empty = draw(st.booleans())  # no value at all: no_values
+    values: dict[str, object] = {name: None if empty else draw(VALUES) for name in VALUE_FIELDS}
     values["meter_id"] = draw(st.sampled_from([1, 2]))
     values["ts"] = draw(STAMPS)
     values["quality"] = draw(st.sampled_from([0, 1, 32767, 32768, -1]))

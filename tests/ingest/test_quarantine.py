@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -45,6 +45,8 @@ def reading(**changes: object) -> Reading:
         ({"power": -100.5}, Reason.POWER_BEYOND_RATING),
         ({"power_factor": 1.2}, Reason.OUT_OF_RANGE),
         ({"quality": -1}, Reason.OUT_OF_RANGE),
+        ({"energy": None, "power": None}, Reason.NO_VALUES),
+        ({"ts": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))}, Reason.OUT_OF_RANGE),
     ],
 )
 def test_each_problem_has_its_reason(changes: dict[str, object], reason: Reason) -> None:
@@ -72,7 +74,7 @@ def test_unknown_meter() -> None:
         {"ts": NOW + timedelta(minutes=4)},
         {"power": -50.0},  # export (PV) is real
         {"energy": 999_999.99},
-        {"energy": None, "power": None},
+        {"energy": None},
         {"power_factor": -0.9},
     ],
 )
@@ -87,3 +89,11 @@ def test_payload_keeps_what_was_received() -> None:
     assert record is not None
     assert record.source == "mqtt:gw-7"
     assert '"energy": NaN' in record.payload
+
+
+def test_a_record_of_a_time_utc_cannot_hold_keeps_it_in_the_payload_only() -> None:
+    ts = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
+    record = check(reading(ts=ts), None, now=NOW, future_tolerance=TOL)
+    assert record is not None and record.ts == ts
+    assert record.as_row()[4] is None
+    assert "9999-12-31T23:00:00-05:00" in record.payload

@@ -29,7 +29,7 @@ from tests.simulators.core_builders import (
 
 GATEWAYS = (
     GatewaySpec("dlt-001", "dlt645", port=16020),
-    GatewaySpec("mb-001", "modbus", host="10.0.0.5", port=15020),
+    GatewaySpec("mb-001", "modbus", host="127.0.0.1", port=15020),
     GatewaySpec("mqtt-0001", "mqtt"),
 )
 
@@ -55,7 +55,7 @@ def test_registry_addresses() -> None:
     ]
     city = city_of(*meters)
     assert [city.registry_address(m) for m in meters] == [
-        {"host": "10.0.0.5", "port": 15020, "unit_id": 3},
+        {"host": "127.0.0.1", "port": 15020, "unit_id": 3},
         {"address": "000000000001", "bus": "dlt-001"},
         {"gateway_id": "mqtt-0001", "channel": 2},
         {"feed": "sgcc"},

@@ -83,3 +83,22 @@ def test_the_codec_imports_neither_the_api_nor_fastapi() -> None:
     )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
+def test_a_gzip_body_cut_short_is_refused_whole(keep: float) -> None:
+    rows = [{"meter": "M1", "ts": TS, "energy": 1980.0 + i} for i in range(400)]
+    whole = gzip.compress(orjson.dumps(rows))
+    cut = whole[: int(len(whole) * keep)]
+    with pytest.raises(FeedFormatError, match="truncated") as refused:
+        split_body(cut, "application/json", encoding="gzip")
+    assert type(refused.value) is FeedFormatError
+    csv = gzip.compress(CSV * 50)
+    with pytest.raises(FeedFormatError, match="truncated"):
+        split_body(csv[: len(csv) - 4], "text/csv", encoding="gzip")  # only the length gone
+
+
+def test_concatenated_gzip_members_are_one_body() -> None:
+    first, second = b"[" + orjson.dumps({"meter": "M1", "ts": TS, "energy": 1})[:-1], b"}]"
+    body = split_body(gzip.compress(first) + gzip.compress(second), "", encoding="gzip")
+    assert body.items == [{"meter": "M1", "ts": TS, "energy": 1}]

@@ -13,8 +13,10 @@ def test_from_url() -> None:
 
 
 def test_defaults_and_tls() -> None:
-    assert BrokerAddress.from_url("mqtt://broker") == BrokerAddress("broker", 1883)
-    assert BrokerAddress.from_url("mqtts://broker/") == BrokerAddress("broker", 8883, tls=True)
+    assert BrokerAddress.from_url("mqtt://localhost") == BrokerAddress("localhost", 1883)
+    assert BrokerAddress.from_url("mqtts://localhost/") == BrokerAddress(
+        "localhost", 8883, tls=True
+    )
 
 
 def test_with_credentials() -> None:
