@@ -1,8 +1,8 @@
-"""The weekly analytics on their own clock: every Monday at 08:00 Asia/Shanghai, the week
-that ended the night before is judged. A service that was down at that hour catches up at
-start (the last whole week without a run is judged at once). Several processes may run
-the schedule: an advisory lock lets one of them judge a week, the others skip it (a week
-run twice would give the same result anyway)."""
+"""The weekly analytics on their own clock: every Monday at 08:00 Asia/Shanghai the week
+that ended the night before is judged, then its rectification notice is issued. A service
+that was down at that hour catches up at start (the last whole week without a run is
+judged at once). Several processes may run the schedule: an advisory lock lets one of them
+judge a week, the others skip it (a week run twice would give the same result anyway)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 
 import asyncpg
 
+from alerts.notices.config import NoticeConfig
 from alerts.rulebook import Rulebook
 from alerts.weekly import run_week
 from meterhub.logs import get_logger
@@ -58,7 +59,12 @@ async def judge_if_due(
 
 
 async def run_schedule(
-    pool: asyncpg.Pool, *, settings: Settings, rulebook: Rulebook, stop: asyncio.Event
+    pool: asyncpg.Pool,
+    *,
+    settings: Settings,
+    rulebook: Rulebook,
+    notices: NoticeConfig,
+    stop: asyncio.Event,
 ) -> None:
     """Catch up on the last whole week, then judge each week at its Monday 08:00 until
     ``stop`` is set. Errors propagate: the caller's supervisor logs and restarts."""

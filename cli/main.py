@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from cli import alerts, collect, db, derive, imports, keys, mqtt, serve, services, simulate
+from cli import alerts, collect, db, derive, imports, keys, mqtt, notices, serve, services, simulate
 
 app = typer.Typer(
     name="meterhub",
     help="Smart-meter data service: collectors, lossless ingest into TimescaleDB, "
-    "the bureau's trend API (weekly rectification notices are planned).",
+    "the bureau's trend API, weekly analytics and rectification notices.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -19,6 +19,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(imports.app, name="import")
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(notices.app, name="notices")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
 app.command("derive")(derive.derive)

@@ -145,7 +145,7 @@ async def transition(
         raise TransitionRefusedError(
             f"{action!r} is not allowed on a case that is {case['status']}"
             + (f"; allowed: {', '.join(permitted)}" if permitted else "; nothing is allowed"),
-            status=case["status"],
+            case_status=case["status"],
             allowed=permitted,
         )
     if action in NOTE_REQUIRED and not (note and note.strip()):

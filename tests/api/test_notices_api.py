@@ -1,0 +1,90 @@
+"""The notices over HTTP: generation, a town's own part, items filters, transitions by
+role with the allowed actions named, and the case history."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.alerts.test_notices import judged, new_firm
+from tests.api.conftest import OTHER_TOWN, TOWN, Keys
+
+pytestmark = pytest.mark.integration
+
+WEEK = date(2030, 4, 1)
+ISO = "2030-W14"
+
+
+@pytest.fixture(scope="module")
+async def firms(settings: object) -> dict[str, int]:
+    from meterhub.settings import Settings
+
+    assert isinstance(settings, Settings)
+    db = await asyncpg.connect(settings.dsn())
+    try:
+        own = await new_firm(db, "本镇企业", TOWN)
+        other = await new_firm(db, "他镇企业", OTHER_TOWN)
+        await judged(db, WEEK, [(own, "intensity_peers"), (other, "two_high")])
+    finally:
+        await db.close()
+    return {"own": own, "other": other}
+
+
+async def test_generate_read_and_act(
+    http: httpx.AsyncClient, keys: Keys, firms: dict[str, int]
+) -> None:
+    refused = await http.post(f"/v1/notices/{ISO}/generate", headers=keys.headers("town"))
+    assert refused.status_code == 403
+    made = await http.post(f"/v1/notices/{ISO}/generate", headers=keys.headers("bureau"))
+    assert made.status_code == 200, made.text
+    assert made.json()["number"] == "义经信高耗〔2030〕第14期"
+    again = await http.post(f"/v1/notices/{ISO}/generate", headers=keys.headers("bureau"))
+    assert again.json()["new"] is False and again.json()["revision"] == made.json()["revision"]
+
+    whole = (await http.get(f"/v1/notices/{ISO}", headers=keys.headers("bureau"))).json()
+    towns = {t["town"]: t for t in whole["content"]["towns"]}
+    assert len(towns) == 14 and towns[OTHER_TOWN]["items"]
+    mine = (await http.get(f"/v1/notices/{ISO}", headers=keys.headers("town"))).json()
+    assert [t["town"] for t in mine["content"]["towns"]] == [TOWN]
+    forbidden = await http.get(
+        f"/v1/notices/{ISO}", params={"town": OTHER_TOWN}, headers=keys.headers("town")
+    )
+    assert forbidden.status_code == 403
+
+    items = await http.get(
+        f"/v1/notices/{ISO}/items",
+        params={"problem": "energy_anomaly", "status": "issued"},
+        headers=keys.headers("town"),
+    )
+    assert [i["firm_id"] for i in items.json()] == [firms["own"]]
+    own_case = items.json()[0]["case_id"]
+    other_case = towns[OTHER_TOWN]["items"][0]["case_id"]
+
+    def act(case: int, action: str, role: str, note: str | None = None) -> object:
+        body = {"action": action, **({"note": note} if note else {})}
+        return http.post(
+            f"/v1/notice-cases/{case}/transitions", json=body, headers=keys.headers(role)
+        )
+
+    cross = await act(other_case, "acknowledge", "town")
+    assert cross.status_code == 403  # type: ignore[attr-defined]
+    wrong = await act(own_case, "escalate", "town", "逾期")
+    assert wrong.status_code == 409  # type: ignore[attr-defined]
+    assert wrong.json()["allowed"] == ["acknowledge"]  # type: ignore[attr-defined]
+    ok = await act(own_case, "acknowledge", "town")
+    assert ok.json()["status"] == "acknowledged"  # type: ignore[attr-defined]
+    history = (await http.get(f"/v1/notice-cases/{own_case}", headers=keys.headers("town"))).json()
+    assert [e["action"] for e in history["events"]] == ["issue", "acknowledge"]
+    assert history["events"][1]["actor"].startswith("town:")
+    assert history["allowed"] == ["feedback", "resolve"]
+    grid = await http.get(f"/v1/notices/{ISO}", headers=keys.headers("grid"))
+    assert grid.status_code == 403
+
+
+async def test_a_week_without_a_notice_is_404(http: httpx.AsyncClient, keys: Keys) -> None:
+    response = await http.get("/v1/notices/2031-W02", headers=keys.headers("bureau"))
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
