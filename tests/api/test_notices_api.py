@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
+from meterhub.settings import Settings
 from tests.alerts.test_notices import judged, new_firm
 from tests.api.conftest import OTHER_TOWN, TOWN, Keys
 
@@ -19,10 +20,7 @@ ISO = "2030-W14"
 
 
 @pytest.fixture(scope="module")
-async def firms(settings: object) -> dict[str, int]:
-    from meterhub.settings import Settings
-
-    assert isinstance(settings, Settings)
+async def firms(settings: Settings) -> dict[str, int]:
     db = await asyncpg.connect(settings.dsn())
     try:
         own = await new_firm(db, "本镇企业", TOWN)
@@ -63,19 +61,19 @@ async def test_generate_read_and_act(
     own_case = items.json()[0]["case_id"]
     other_case = towns[OTHER_TOWN]["items"][0]["case_id"]
 
-    def act(case: int, action: str, role: str, note: str | None = None) -> object:
+    async def act(case: int, action: str, role: str, note: str | None = None) -> httpx.Response:
         body = {"action": action, **({"note": note} if note else {})}
-        return http.post(
+        return await http.post(
             f"/v1/notice-cases/{case}/transitions", json=body, headers=keys.headers(role)
         )
 
     cross = await act(other_case, "acknowledge", "town")
-    assert cross.status_code == 403  # type: ignore[attr-defined]
+    assert cross.status_code == 403
     wrong = await act(own_case, "escalate", "town", "逾期")
-    assert wrong.status_code == 409  # type: ignore[attr-defined]
-    assert wrong.json()["allowed"] == ["acknowledge"]  # type: ignore[attr-defined]
+    assert wrong.status_code == 409
+    assert wrong.json()["allowed"] == ["acknowledge"]
     ok = await act(own_case, "acknowledge", "town")
-    assert ok.json()["status"] == "acknowledged"  # type: ignore[attr-defined]
+    assert ok.json()["status"] == "acknowledged"
     history = (await http.get(f"/v1/notice-cases/{own_case}", headers=keys.headers("town"))).json()
     assert [e["action"] for e in history["events"]] == ["issue", "acknowledge"]
     assert history["events"][1]["actor"].startswith("town:")
