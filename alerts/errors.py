@@ -48,3 +48,10 @@ class MeteredCheckError(AlertsError):
     """Resolving needs a metered check that the data does not pass (yet)."""
 
     code = "metered_check_failed"
+
+
+class InvalidQueryError(AlertsError):
+    """A trend or analytics query whose parameters do not fit together (an end before its
+    start, a scope without its id, a week that has not started)."""
+
+    code = "invalid_query"

@@ -115,6 +115,7 @@ DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
     FeedTooLargeError: PayloadTooLarge,
     alerts.UnknownSchemeError: InvalidRequest,
     alerts.InvalidPeriodError: InvalidRequest,
+    alerts.InvalidQueryError: InvalidRequest,
     InvalidSchemeError: InvalidRequest,
     NoGridFactorError: Conflict,
     alerts.CaseNotFoundError: NotFound,

@@ -19,13 +19,16 @@ from fastapi.responses import Response
 from alerts import calendar
 from alerts.calendar import Granularity
 from alerts.energy import Basis, Factors
+from alerts.trends import intensity, production, ranking, series
+from alerts.trends.intensity import IntensitySort
+from alerts.trends.paging import Order, Page
+from alerts.trends.ranking import RankBy
+from alerts.trends.scope import Scope, Target, check_industry, resolve
 from api.deps import PoolDep, Reader
 from api.formats import Format, FormatDep, Table, render, table_responses
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from api.scope import town_filter
-from api.trends import intensity, production, ranking, schemas, series
-from api.trends.intensity import IntensitySort
-from api.trends.paging import Order, Page
+from api.trends import schemas
 from api.trends.params import (
     BasisQuery,
     BreakdownQuery,
@@ -55,8 +58,6 @@ from api.trends.params import (
     UtilityQuery,
     WeekQuery,
 )
-from api.trends.ranking import RankBy
-from api.trends.scope import Scope, Target, check_industry, resolve
 from meterhub.reading import LOCAL_TZ, UTILITY_UNIT, Utility
 from meterhub.settings import Settings
 

@@ -11,13 +11,13 @@ from pydantic import AfterValidator, Field
 
 from alerts.calendar import Compare, Granularity
 from alerts.energy import Basis
+from alerts.trends.intensity import IntensitySort
+from alerts.trends.paging import Order
+from alerts.trends.production import State
+from alerts.trends.queries import Breakdown
+from alerts.trends.ranking import RankBy
+from alerts.trends.scope import Scope
 from api.params import OffsetQuery
-from api.trends.intensity import IntensitySort
-from api.trends.paging import Order
-from api.trends.production import State
-from api.trends.queries import Breakdown
-from api.trends.ranking import RankBy
-from api.trends.scope import Scope
 from meterhub.reading import Utility
 from registry.fields import FIRST_DAY, LAST_DAY
 

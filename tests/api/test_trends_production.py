@@ -9,9 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
-from api.trends.production import Rule, production_state
+from alerts.trends.production import Rule, production_state
+from alerts.trends.scope import Target
 from api.trends.schemas import ProductionOut
-from api.trends.scope import Target
 from meterhub.reading import LOCAL_TZ, Utility
 from meterhub.settings import Settings
 from tests.api.conftest import Keys

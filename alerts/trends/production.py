@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 import asyncpg
 import polars as pl
 
-from api.problems import InvalidRequest
-from api.trends.paging import FIRM_SCHEMA, Page, firm_label_columns, take
-from api.trends.queries import WEEK_BUCKET, Sql, fetch_frame, firm_conditions
-from api.trends.scope import Target
+from alerts.errors import InvalidQueryError
+from alerts.trends.paging import FIRM_SCHEMA, Page, firm_label_columns, take
+from alerts.trends.queries import WEEK_BUCKET, Sql, fetch_frame, firm_conditions
+from alerts.trends.scope import Target
 from meterhub.reading import Utility
 from meterhub.settings import Settings
 
@@ -117,7 +117,7 @@ async def production_state(
 ) -> tuple[pl.DataFrame, float]:
     """Every judged firm with its state, and the elapsed fraction of the week (1 when over)."""
     if now <= week:
-        raise InvalidRequest("the week has not started yet")
+        raise InvalidQueryError("the week has not started yet")
     elapsed = min(1.0, (now - week) / WEEK)
     text, sql = _query(target, utility, week, rule)
     frame = await fetch_frame(pool, text, sql, _SCHEMA)

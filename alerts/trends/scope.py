@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from api.keys import Principal
-from api.problems import InvalidRequest, NotFound
-from api.scope import check_town, town_filter
+from alerts.errors import InvalidQueryError
 from meterhub.reading import Utility
+from registry.errors import NotFoundError
 from registry.fields import INT64_MAX, INT64_MIN
+from registry.keys import Principal
+from registry.scope import check_town, town_filter
 
 #: A GB/T 4754 code or a prefix of one: section letter, then up to four digits.
 INDUSTRY_PREFIX = re.compile(r"^[A-T][0-9]{0,4}$")
@@ -46,7 +47,9 @@ class Target:
 
 def check_industry(industry: str | None) -> str | None:
     if industry is not None and not INDUSTRY_PREFIX.match(industry):
-        raise InvalidRequest(f"industry must be a GB/T 4754 code prefix such as C17: {industry!r}")
+        raise InvalidQueryError(
+            f"industry must be a GB/T 4754 code prefix such as C17: {industry!r}"
+        )
     return industry
 
 
@@ -54,9 +57,9 @@ def _number(scope: Scope, id: str) -> int:
     try:
         number = int(id)
     except ValueError:
-        raise InvalidRequest(f"a {scope} id is a number: {id!r}") from None
+        raise InvalidQueryError(f"a {scope} id is a number: {id!r}") from None
     if not INT64_MIN <= number <= INT64_MAX:
-        raise InvalidRequest(f"a {scope} id is a 64-bit number: {id!r}")
+        raise InvalidQueryError(f"a {scope} id is a 64-bit number: {id!r}")
     return number
 
 
@@ -65,7 +68,7 @@ async def resolve(
 ) -> Target:
     """The `Target` of ``scope``/``id`` for ``principal``: 404 if unknown, 403 if not theirs."""
     if scope is not Scope.CITY and not id:
-        raise InvalidRequest(f"scope={scope} needs an id")
+        raise InvalidQueryError(f"scope={scope} needs an id")
     if scope is Scope.METER:
         assert id is not None
         row = await pool.fetchrow(
@@ -74,20 +77,20 @@ async def resolve(
             _number(scope, id),
         )
         if row is None:
-            raise NotFound(f"no meter {id}")
+            raise NotFoundError(f"no meter {id}")
         check_town(principal, row["town"])
         return Target(meter_id=_number(scope, id), meter_utility=Utility(row["utility"]))
     if scope is Scope.FIRM:
         assert id is not None
         town = await pool.fetchval("SELECT town FROM firms WHERE id = $1", _number(scope, id))
         if town is None:
-            raise NotFound(f"no firm {id}")
+            raise NotFoundError(f"no firm {id}")
         check_town(principal, town)
         return Target(firm_id=_number(scope, id))
     if scope is Scope.TOWN:
         town = town_filter(principal, id)
         if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM firms WHERE town = $1)", town):
-            raise NotFound(f"no firm is registered in {town}")
+            raise NotFoundError(f"no firm is registered in {town}")
         return Target(town=town)
     if scope is Scope.INDUSTRY:
         return Target(industry=check_industry(id), town=town_filter(principal, None))

@@ -19,9 +19,9 @@ import polars as pl
 
 from alerts import calendar
 from alerts.calendar import Compare, Granularity
-from api.problems import InvalidRequest
-from api.trends.queries import Breakdown, series_sql
-from api.trends.scope import Target
+from alerts.errors import InvalidQueryError
+from alerts.trends.queries import Breakdown, series_sql
+from alerts.trends.scope import Target
 from meterhub.reading import Utility
 
 #: The most buckets one series may have (about 104 days of 15-minute buckets).
@@ -181,10 +181,10 @@ async def series(
     """The series of ``target`` over the buckets covering ``[start, end)``."""
     start, end = calendar.floor(start, granularity), calendar.ceil(end, granularity)
     if end <= start:
-        raise InvalidRequest("end must be after start")
+        raise InvalidQueryError("end must be after start")
     n = calendar.count(start, end, granularity)
     if n > MAX_BUCKETS:
-        raise InvalidRequest(
+        raise InvalidQueryError(
             f"{n} {granularity} buckets exceed {MAX_BUCKETS}: use a shorter range or a coarser "
             "granularity"
         )

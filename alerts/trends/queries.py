@@ -18,7 +18,7 @@ import asyncpg
 import polars as pl
 
 from alerts.calendar import Granularity
-from api.trends.scope import Target
+from alerts.trends.scope import Target
 from meterhub.reading import Utility
 
 

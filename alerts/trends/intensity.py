@@ -20,9 +20,9 @@ import polars as pl
 from alerts import calendar
 from alerts.calendar import Granularity
 from alerts.energy import Factors
-from api.trends.paging import FIRM_SCHEMA, Order, Page, firm_label_columns, paginate
-from api.trends.queries import Sql, fetch_frame, firm_conditions
-from api.trends.scope import Target
+from alerts.trends.paging import FIRM_SCHEMA, Order, Page, firm_label_columns, paginate
+from alerts.trends.queries import Sql, fetch_frame, firm_conditions
+from alerts.trends.scope import Target
 
 
 class IntensitySort(enum.StrEnum):

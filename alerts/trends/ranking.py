@@ -18,10 +18,10 @@ import polars as pl
 
 from alerts import calendar
 from alerts.calendar import Granularity
-from api.problems import InvalidRequest
-from api.trends.paging import FIRM_SCHEMA, Order, Page, firm_label_columns, paginate
-from api.trends.queries import Sql, fetch_frame, firm_conditions
-from api.trends.scope import Target
+from alerts.errors import InvalidQueryError
+from alerts.trends.paging import FIRM_SCHEMA, Order, Page, firm_label_columns, paginate
+from alerts.trends.queries import Sql, fetch_frame, firm_conditions
+from alerts.trends.scope import Target
 from meterhub.reading import LOCAL_TZ, Utility
 
 
@@ -52,7 +52,7 @@ _SCHEMA = pl.Schema(
 def periods(start: date, end: date) -> tuple[datetime, datetime, datetime, Granularity]:
     """``(previous_start, start, end, grain)`` as Asia/Shanghai midnights."""
     if end <= start:
-        raise InvalidRequest("end must be after start")
+        raise InvalidQueryError("end must be after start")
     lo = datetime.combine(start, datetime.min.time(), LOCAL_TZ)
     hi = datetime.combine(end, datetime.min.time(), LOCAL_TZ)
     if start.day == 1 and end.day == 1:
