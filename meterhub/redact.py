@@ -24,7 +24,7 @@ MAX_TRACEBACK_CHARS = 16_000
 #: Lists and mappings in a log value show at most this many items.
 MAX_ITEMS = 100
 
-# The shape of an API key made by ``api.keys.create_key``: "mh", 8 hex digits of lookup
+# The shape of an API key made by ``registry.keys.create_key``: "mh", 8 hex digits of lookup
 # prefix, then the URL-safe secret (also masked when only part of it is there).
 _API_KEY = re.compile(r"mh_([0-9a-fA-F]{8})_[A-Za-z0-9_-]{6,}")
 

@@ -13,7 +13,7 @@ from alerts.rulebook import CODES, Rulebook
 from api.deps import PoolDep, Reader
 from api.params import FirmIdQuery
 from api.problems import Forbidden, InvalidRequest, Unauthorized, responses
-from api.scope import town_filter
+from registry.scope import town_filter
 
 router = APIRouter(prefix="/v1/findings", tags=["analytics"])
 

@@ -27,7 +27,6 @@ from alerts.trends.scope import Scope, Target, check_industry, resolve
 from api.deps import PoolDep, Reader
 from api.formats import Format, FormatDep, Table, render, table_responses
 from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.scope import town_filter
 from api.trends import schemas
 from api.trends.params import (
     BasisQuery,
@@ -60,6 +59,7 @@ from api.trends.params import (
 )
 from meterhub.reading import LOCAL_TZ, UTILITY_UNIT, Utility
 from meterhub.settings import Settings
+from registry.scope import town_filter
 
 router = APIRouter(prefix="/v1/trends", tags=["trends"])
 

@@ -14,8 +14,8 @@ import asyncpg
 import httpx
 import pytest
 
-from api.keys import Role, create_key
 from meterhub.settings import Settings
+from registry.keys import Role, create_key
 
 pytestmark = pytest.mark.integration
 

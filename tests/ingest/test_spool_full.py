@@ -21,7 +21,6 @@ import pytest
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.keys import Role, create_key
 from ingest import batch_codec
 from ingest.errors import SpoolFullError
 from ingest.sink import IngestSink
@@ -29,6 +28,7 @@ from ingest.spool import Spool, scan_segment
 from ingest.writer import Batch
 from meterhub.reading import LOCAL_TZ, Reading
 from meterhub.settings import Settings
+from registry.keys import Role, create_key
 from tests.ingest.conftest import create_meters
 
 pytestmark = pytest.mark.integration
