@@ -1,14 +1,18 @@
-"""The weekly analytics at city scale: every rule for one week, on 2,000 and 20,000 firms.
+"""The weekly analytics at city scale: every rule for one week plus the year's per-mu
+evaluation and carbon grades, on 2,000 and 20,000 firms; and the week's notice.
 
     .venv/bin/python bench/alerts.py [--quick] [--json]
 
 Each size gets a throwaway database with, per firm, 90 days of daily features (24 hourly
 energies each: what the interval worker keeps from 15-minute data), 24 months of monthly
 rollups (with interval counts) and output figures, list memberships and projects; some
-firms stop, cut back or surge in the judged week. Timed: `alerts.weekly.run_week` as
-`meterhub alerts run` calls it (read in SQL, rules in polars, hits and findings stored),
-after one warm-up run of the same week; the split between SQL and polars is printed.
-Targets: under 1 s for 2,000 firms, under 10 s for 20,000, peak RSS under 1 GiB.
+firms stop, cut back or surge in the judged week. Timed, in the calls the commands
+make: `alerts.weekly.run_week` (`meterhub alerts run`: read in SQL, rules in polars, hits
+and findings stored; after one warm-up run of the same week, the split between SQL and
+polars printed), then `alerts.yearly.run_year` (`meterhub alerts evaluate`) for 2025, then
+`alerts.notices.generate` (`meterhub notices generate`: cases opened, content built,
+revision stored). Targets: analytics (week + year) under 1 s for 2,000 firms and under
+10 s for 20,000, the notice under 1 s for 2,000 firms, peak RSS under 1 GiB.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import resource
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -30,13 +35,18 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts import rulebook
+from alerts.annual import Period
+from alerts.notices import config as notice_config
+from alerts.notices.generate import generate
 from alerts.weekly import RunSummary, run_week
+from alerts.yearly import run_year
 from bench._db import bench_database
 from bench._trend_data import _FIRMS, _METERS, INDUSTRIES, TOWNS
 from meterhub.settings import Settings, get_settings
 
 console = Console(stderr=True)
 WEEK = date(2026, 11, 23)
+YEAR = 2025  # the evaluated year: its twelve months are in the data
 DAYS = 63  # the 8 weeks the rules look back, and the judged week
 
 _HOURLY = ", ".join(
@@ -73,8 +83,9 @@ FROM firm_rollups r,
      LATERAL (SELECT 96 * extract(day FROM (r.bucket AT TIME ZONE 'Asia/Shanghai')
                                    + interval '1 month' - interval '1 day')::int AS n) q
 WHERE r.granularity = 'month';
-INSERT INTO output_figures (firm_id, month, output_value, value_added, tax_paid, employees)
-SELECT f.id, m::date, o.v, o.v * 0.25, o.v * 0.03, 100
+INSERT INTO output_figures (firm_id, month, output_value, value_added, tax_paid, employees,
+                            rnd_spend, main_revenue)
+SELECT f.id, m::date, o.v, o.v * 0.25, o.v * 0.03, 100, o.v * 0.02, o.v
 FROM firms f, generate_series($1::date, $2::date, interval '1 month') m,
      LATERAL (SELECT 15e6 + 5e6 * sin(extract(epoch FROM m) / 2.6e6 + f.id) AS v) o;
 INSERT INTO firm_lists (firm_id, list, since, source)
@@ -101,7 +112,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def measure(base: Settings, firms: int) -> tuple[float, RunSummary]:
+@dataclass(frozen=True, slots=True)
+class Timings:
+    weekly: float  # all rules for one week
+    year: float  # the year's per-mu evaluation and carbon grades
+    notice: float  # the week's notice: cases, content, revision stored
+    summary: RunSummary
+
+    @property
+    def analytics(self) -> float:
+        return self.weekly + self.year
+
+
+async def measure(base: Settings, firms: int) -> Timings:
     async with bench_database(base, f"meterhub_bench_alerts_{firms}") as dsn:
         started = time.perf_counter()
         with console.status(f"building {firms:,} firms x {DAYS} days"):
@@ -110,37 +133,50 @@ async def measure(base: Settings, firms: int) -> tuple[float, RunSummary]:
         settings = base.model_copy(update={"database_url": SecretStr(dsn)})
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         book = rulebook.load(settings.rules_file)
+        notices = notice_config.load(settings.notice_file)
         try:
             await run_week(pool, week=WEEK, settings=settings, rulebook=book)  # warm-up
             t0 = time.perf_counter()
             summary = await run_week(pool, week=WEEK, settings=settings, rulebook=book)
-            elapsed = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            await run_year(pool, period=Period(YEAR), settings=settings)
+            t2 = time.perf_counter()
+            issued = await generate(
+                pool, week=WEEK, config=notices, rulebook=book, settings=settings
+            )
+            t3 = time.perf_counter()
         finally:
             await pool.close()
+    timings = Timings(weekly=t1 - t0, year=t2 - t1, notice=t3 - t2, summary=summary)
     split = ", ".join(f"{k} {v:.3f} s" for k, v in summary.seconds.items())
     console.print(
-        f"  {firms:>6,} firms: {elapsed:.3f} s ({split}); {summary.total:,} hits "
-        f"({', '.join(f'{k} {v}' for k, v in summary.hits.items() if v)})"
+        f"  {firms:>6,} firms: week {timings.weekly:.3f} s ({split}); {summary.total:,} hits "
+        f"({', '.join(f'{k} {v}' for k, v in summary.hits.items() if v)}); year's evaluation "
+        f"and carbon grades {timings.year:.3f} s; notice {timings.notice:.3f} s "
+        f"({issued.number}, revision {issued.revision})"
     )
-    return elapsed, summary
+    return timings
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
     base = get_settings()
     small, large = (200, 2_000) if args.quick else (2_000, 20_000)
     console.print(f"weekly analytics, week of {WEEK} ({'quick' if args.quick else 'full'} sizes)")
-    t_small, _ = await measure(base, small)
-    t_large, _ = await measure(base, large)
+    small_run = await measure(base, small)
+    large_run = await measure(base, large)
+    t_small, t_large = small_run.analytics, large_run.analytics
     result = {
         "alerts_seconds": round(t_small, 3),
         "alerts_20k_seconds": round(t_large, 3),
+        "notice_seconds": round(small_run.notice, 3),
         "firms_small": small,
         "firms_large": large,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     console.print(
         f"targets: {small:,} firms {t_small:.3f} s (< 1 s), {large:,} firms {t_large:.3f} s "
-        f"(< 10 s), peak RSS {result['peak_rss_mb']:.0f} MB (< 1024)"
+        f"(< 10 s), notice for {small:,} firms {small_run.notice:.3f} s (< 1 s), "
+        f"peak RSS {result['peak_rss_mb']:.0f} MB (< 1024)"
     )
     return result
 
