@@ -94,12 +94,14 @@ def _wire_length(kind: ColumnKind) -> int:
     return np.dtype(_WIRE[kind]).itemsize
 
 
-def decode_fixed(data: bytes, columns: Sequence[tuple[str, ColumnKind]]) -> pl.DataFrame:
+def decode_fixed(
+    data: bytes | memoryview, columns: Sequence[tuple[str, ColumnKind]]
+) -> pl.DataFrame:
     """A binary COPY result of ``columns`` as a frame; `LayoutError` if it is not that
     layout. Arrays become one column per element: ``name_0`` .. ``name_{size-1}``."""
     dtype = _row_dtype(columns)
     body = len(data) - _HEADER - 2
-    if body < 0 or body % dtype.itemsize or data[-2:] != b"\xff\xff":
+    if body < 0 or body % dtype.itemsize or bytes(data[-2:]) != b"\xff\xff":
         raise LayoutError(f"{len(data)} bytes are not whole rows of {dtype.itemsize} bytes")
     rows = np.frombuffer(data, dtype=dtype, count=body // dtype.itemsize, offset=_HEADER)
     if rows.size and not (rows["_n"] == len(columns)).all():
@@ -135,4 +137,5 @@ async def fetch_fixed(
     """The rows of ``query`` read by binary COPY (see `decode_fixed`)."""
     buffer = io.BytesIO()
     await conn.copy_from_query(query, *args, output=buffer, format="binary")
-    return decode_fixed(buffer.getvalue(), columns)
+    # A view of the buffer, not a copy: the rows are read in place (results can be large).
+    return decode_fixed(buffer.getbuffer(), columns)
