@@ -3,7 +3,6 @@ evaluation and carbon grades, and the import of official classes."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from alerts.errors import AlertsError, InvalidPeriodError
 from alerts.official import OFFICIAL_COLUMNS, import_official
 from alerts.weekly import RunSummary, run_week
 from alerts.yearly import STEPS, YearSummary, run_year
+from cli.runner import run_command
 from meterhub.db import connect, create_pool
 from meterhub.errors import DatabaseUnavailableError
 from meterhub.reading import LOCAL_TZ
@@ -84,11 +84,7 @@ def run(
             await pool.close()
         return done
 
-    try:
-        summaries = asyncio.run(main())
-    except (AlertsError, DatabaseUnavailableError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    summaries = run_command(main(), console=console, errors=(AlertsError, DatabaseUnavailableError))
     for summary in summaries:
         _show(summary)
 
@@ -157,11 +153,7 @@ def evaluate(
         finally:
             await pool.close()
 
-    try:
-        summary = asyncio.run(main())
-    except (AlertsError, DatabaseUnavailableError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    summary = run_command(main(), console=console, errors=(AlertsError, DatabaseUnavailableError))
     _show_year(summary)
 
 
@@ -191,11 +183,7 @@ def import_classes(
         finally:
             await conn.close()
 
-    try:
-        report = asyncio.run(main())
-    except (RegistryError, DatabaseUnavailableError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    report = run_command(main(), console=console, errors=(RegistryError, DatabaseUnavailableError))
     for error in report.errors:
         console.print(f"row {error['row']} {error['column'] or ''}: {error['message']}")
     if not report.written:

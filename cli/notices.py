@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import typer
@@ -15,6 +14,7 @@ from alerts.errors import AlertsError
 from alerts.notices import config as notice_config
 from alerts.notices.generate import Issued, generate
 from alerts.schedule import last_whole_week
+from cli.runner import run_command
 from meterhub.db import create_pool
 from meterhub.errors import DatabaseUnavailableError
 from meterhub.reading import LOCAL_TZ
@@ -73,9 +73,5 @@ def generate_command(
         finally:
             await pool.close()
 
-    try:
-        issued = asyncio.run(main())
-    except (AlertsError, DatabaseUnavailableError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    issued = run_command(main(), console=console, errors=(AlertsError, DatabaseUnavailableError))
     _show(issued)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+T = TypeVar("T")
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -19,3 +24,15 @@ def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None
         await main(stop)
 
     asyncio.run(runner())
+
+
+def run_command(
+    main: Coroutine[Any, Any, T], *, console: Console, errors: tuple[type[BaseException], ...]
+) -> T:
+    """Run one command's coroutine; an expected error (one of ``errors``) is printed as one
+    line and the command exits 1, without a traceback."""
+    try:
+        return asyncio.run(main)
+    except errors as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None

@@ -14,8 +14,11 @@ from datetime import date, datetime, time, timedelta
 import asyncpg
 import polars as pl
 
+from alerts import rulebook
 from alerts.daytypes import DayType, day_types
+from alerts.weekly import run_week
 from meterhub.reading import LOCAL_TZ
+from meterhub.settings import Settings
 from tests.support import credit_code
 
 WEEK = date(2026, 11, 23)  # the judged week (Monday); the monthly rules judge October
@@ -213,4 +216,23 @@ async def seed_city(
             "main_revenue",
         ],
     )
+    return ids
+
+
+async def seed_and_judge(
+    settings: Settings, plans_by_town: dict[str, list[FirmPlan]], *, week: date = WEEK
+) -> dict[str, int]:
+    """Seed each town's plans and run the weekly analytics for ``week``; firm ids by key."""
+    db = await asyncpg.connect(settings.dsn())
+    ids: dict[str, int] = {}
+    try:
+        for town, plans in plans_by_town.items():
+            ids |= await seed_city(db, plans, town=town, week=week)
+    finally:
+        await db.close()
+    pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=2)
+    try:
+        await run_week(pool, week=week, settings=settings, rulebook=rulebook.load())
+    finally:
+        await pool.close()
     return ids

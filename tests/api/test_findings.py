@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-import asyncpg
 import httpx
 import pytest
 
-from alerts import rulebook
-from alerts.weekly import run_week
 from meterhub.settings import Settings
-from tests.alerts.city import WEEK, FirmPlan, seed_city
+from tests.alerts.city import WEEK, FirmPlan, seed_and_judge
 from tests.api.conftest import OTHER_TOWN, TOWN, Keys
 
 pytestmark = pytest.mark.integration
@@ -19,22 +16,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def city(settings: Settings) -> dict[str, int]:
-    db = await asyncpg.connect(settings.dsn())
-    try:
-        ids = await seed_city(
-            db, [FirmPlan("listed", lists=[("high_energy", date(2025, 6, 1))])], town=TOWN
-        )
-        ids |= await seed_city(
-            db, [FirmPlan("other", lists=[("land_reclaim", date(2025, 6, 1))])], town=OTHER_TOWN
-        )
-    finally:
-        await db.close()
-    pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=2)
-    try:
-        await run_week(pool, week=WEEK, settings=settings, rulebook=rulebook.load())
-    finally:
-        await pool.close()
-    return ids
+    return await seed_and_judge(
+        settings,
+        {
+            TOWN: [FirmPlan("listed", lists=[("high_energy", date(2025, 6, 1))])],
+            OTHER_TOWN: [FirmPlan("other", lists=[("land_reclaim", date(2025, 6, 1))])],
+        },
+    )
 
 
 async def test_bureau_filters_and_reads_why(

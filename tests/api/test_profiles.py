@@ -8,10 +8,8 @@ import asyncpg
 import httpx
 import pytest
 
-from alerts import rulebook
-from alerts.weekly import run_week
 from meterhub.settings import Settings
-from tests.alerts.city import WEEK, FirmPlan, monthly_kwh, months, output_value, seed_city
+from tests.alerts.city import WEEK, FirmPlan, monthly_kwh, months, output_value, seed_and_judge
 from tests.api.conftest import OTHER_TOWN, TOWN, Keys
 
 pytestmark = pytest.mark.integration
@@ -24,17 +22,7 @@ PLANS = [
 
 @pytest.fixture(scope="module")
 async def city(settings: Settings) -> dict[str, int]:
-    db = await asyncpg.connect(settings.dsn())
-    try:
-        ids = await seed_city(db, PLANS, town=TOWN)
-    finally:
-        await db.close()
-    pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=2)
-    try:
-        await run_week(pool, week=WEEK, settings=settings, rulebook=rulebook.load())
-    finally:
-        await pool.close()
-    return ids
+    return await seed_and_judge(settings, {TOWN: PLANS})
 
 
 async def test_profile_accounts_energy_and_shows_the_baseline_and_findings(
