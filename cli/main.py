@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from cli import alerts, collect, db, derive, imports, keys, mqtt, serve, services, simulate
+from cli import (
+    alerts,
+    collect,
+    db,
+    derive,
+    imports,
+    keys,
+    mqtt,
+    reference,
+    serve,
+    services,
+    simulate,
+)
 
 app = typer.Typer(
     name="meterhub",
@@ -19,6 +31,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(imports.app, name="import")
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(reference.app, name="reference")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
 app.command("derive")(derive.derive)

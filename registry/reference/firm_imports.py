@@ -80,7 +80,8 @@ async def import_lists(
             report.errors.append(_error(number, "since", exc.message))
             continue
         seen[key] = number
-        held.setdefault(firm_id, []).append(Membership(firm_id=firm_id, **membership.model_dump()))
+        others = [m for m in held.get(firm_id, []) if (m.list, m.since) != key[1:]]
+        held[firm_id] = [*others, Membership(firm_id=firm_id, **membership.model_dump())]
         good.append((firm_id, membership))
 
     def writer(firm_id: int, membership: MembershipIn) -> Writer:

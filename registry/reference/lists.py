@@ -24,6 +24,7 @@ ListName = Literal["d_class", "unrectified_d", "high_energy", "land_reclaim"]
 LIST_NAMES = {
     "D类": "d_class",
     "D类企业": "d_class",
+    "亩均评价D类": "d_class",
     "未整改D类": "unrectified_d",
     "D类未整改": "unrectified_d",
     "高耗能": "high_energy",
@@ -31,6 +32,7 @@ LIST_NAMES = {
     "重点用能单位": "high_energy",
     "待收回土地": "land_reclaim",
     "低效用地": "land_reclaim",
+    "低效用地待盘活": "land_reclaim",
 }
 
 
