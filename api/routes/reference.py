@@ -5,9 +5,10 @@ factors, industry benchmarks and per-mu evaluation schemes. Any person's key may
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
 
 from api.deps import Bureau, People, PoolDep
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
@@ -17,9 +18,18 @@ from registry.reference.tables import Benchmark, FactorKind, GridFactor, Holiday
 
 router = APIRouter(prefix="/v1/reference", tags=["reference"])
 _READ = responses(Unauthorized, Forbidden)
-_WRITE = responses(Unauthorized, Forbidden, InvalidRequest) | {201: {"description": "created"}}
 _DELETE = responses(Unauthorized, Forbidden, NotFound)
-Year = Annotated[int | None, Query(ge=2000, le=2100)]
+Year = Annotated[int | None, Query(ge=2000, le=2100, description="only this year")]
+Region = Annotated[str, Path(description="e.g. zhejiang, east_china, national")]
+KeyYear = Annotated[int, Path(description="the row's year")]
+Industry = Annotated[str, Path(description="the benchmark's GB/T 4754 code, e.g. C17")]
+Indicator = Annotated[str, Path(description="the benchmark's indicator")]
+SchemeId = Annotated[str, Path(pattern=r"^[a-z0-9-]+$", description="e.g. huangyan-2022")]
+
+
+def _written(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    created = {201: {"description": "Created (200: changed)", "model": model}}
+    return responses(Unauthorized, Forbidden, InvalidRequest) | created
 
 
 def _status(response: Response, created: bool) -> None:
@@ -28,7 +38,10 @@ def _status(response: Response, created: bool) -> None:
 
 @router.get("/holidays", summary="The holiday calendar", responses=_READ)
 async def list_holidays(
-    principal: People, pool: PoolDep, year: Year = None, kind: HolidayKind | None = None
+    principal: People,
+    pool: PoolDep,
+    year: Year = None,
+    kind: Annotated[HolidayKind | None, Query(description="only days of this kind")] = None,
 ) -> list[Holiday]:
     """Statutory holidays, adjusted working days (调休上班) and customary shutdowns
     (春节停工期) the weekly rules judge days by."""
@@ -37,9 +50,9 @@ async def list_holidays(
 
 @router.post(
     "/holidays",
+    responses=_written(Holiday),
     summary="Add or change a day of the holiday calendar",
     description="Answers 201 if the day was new, 200 if it was changed. Audited.",
-    responses=_WRITE,
 )
 async def upsert_holiday(
     body: Holiday, principal: Bureau, pool: PoolDep, response: Response
@@ -52,8 +65,18 @@ async def upsert_holiday(
     return body
 
 
-@router.delete("/holidays/{day}", summary="Remove a day from the calendar", responses=_DELETE)
-async def delete_holiday(day: date, principal: Bureau, pool: PoolDep) -> Holiday:
+@router.delete(
+    "/holidays/{day}",
+    summary="Remove a day from the calendar",
+    description="The day becomes an ordinary working or weekend day again. Audited; answers "
+    "with the removed day.",
+    responses=_DELETE,
+)
+async def delete_holiday(
+    day: Annotated[date, Path(description="the day, e.g. 2027-02-06")],
+    principal: Bureau,
+    pool: PoolDep,
+) -> Holiday:
     async with pool.acquire() as conn:
         return await tables.delete_row(conn, principal=principal, table=tables.HOLIDAYS, key=(day,))
 
@@ -63,8 +86,8 @@ async def list_grid_factors(
     principal: People,
     pool: PoolDep,
     year: Year = None,
-    region: str | None = None,
-    kind: FactorKind | None = None,
+    region: Annotated[str | None, Query(description="e.g. zhejiang")] = None,
+    kind: Annotated[FactorKind | None, Query(description="only factors of this kind")] = None,
 ) -> list[GridFactor]:
     """Per year, region and kind (average, excluding traded non-fossil, fossil), in tCO2/MWh."""
     return await tables.list_rows(pool, tables.GRID_FACTORS, year=year, region=region, kind=kind)
@@ -72,9 +95,9 @@ async def list_grid_factors(
 
 @router.post(
     "/grid-factors",
+    responses=_written(GridFactor),
     summary="Add or change a grid emission factor",
     description="By year, region and kind; 201 if new, 200 if changed. Audited.",
-    responses=_WRITE,
 )
 async def upsert_grid_factor(
     body: GridFactor, principal: Bureau, pool: PoolDep, response: Response
@@ -88,10 +111,15 @@ async def upsert_grid_factor(
 @router.delete(
     "/grid-factors/{year}/{region}/{kind}",
     summary="Remove a grid emission factor",
+    description="Audited; answers with the removed factor.",
     responses=_DELETE,
 )
 async def delete_grid_factor(
-    year: int, region: str, kind: FactorKind, principal: Bureau, pool: PoolDep
+    year: KeyYear,
+    region: Region,
+    kind: Annotated[FactorKind, Path(description="average, excl_traded_nonfossil or fossil")],
+    principal: Bureau,
+    pool: PoolDep,
 ) -> GridFactor:
     async with pool.acquire() as conn:
         return await tables.delete_row(
@@ -105,8 +133,10 @@ async def list_benchmarks(
     pool: PoolDep,
     industry: Annotated[str | None, Query(description="GB/T 4754 code prefix, e.g. C17")] = None,
     year: Year = None,
-    indicator: str | None = None,
+    indicator: Annotated[str | None, Query(description="e.g. kwh_per_10k_output")] = None,
 ) -> list[Benchmark]:
+    """Benchmarks per industry (GB/T 4754 code or prefix), year and indicator, each with
+    its value, unit and source."""
     return await tables.list_rows(
         pool, tables.BENCHMARKS, industry=industry, year=year, indicator=indicator
     )
@@ -114,9 +144,9 @@ async def list_benchmarks(
 
 @router.post(
     "/benchmarks",
+    responses=_written(Benchmark),
     summary="Add or change an industry benchmark",
     description="By industry, year and indicator; 201 if new, 200 if changed. Audited.",
-    responses=_WRITE,
 )
 async def upsert_benchmark(
     body: Benchmark, principal: Bureau, pool: PoolDep, response: Response
@@ -130,10 +160,11 @@ async def upsert_benchmark(
 @router.delete(
     "/benchmarks/{industry}/{year}/{indicator}",
     summary="Remove an industry benchmark",
+    description="Audited; answers with the removed benchmark.",
     responses=_DELETE,
 )
 async def delete_benchmark(
-    industry: str, year: int, indicator: str, principal: Bureau, pool: PoolDep
+    industry: Industry, year: KeyYear, indicator: Indicator, principal: Bureau, pool: PoolDep
 ) -> Benchmark:
     async with pool.acquire() as conn:
         return await tables.delete_row(
@@ -147,24 +178,22 @@ async def list_schemes(principal: People, pool: PoolDep, year: Year = None) -> l
     return await schemes.list_schemes(pool, year=year)
 
 
-SchemeId = Annotated[str, Path(pattern=r"^[a-z0-9-]+$")]
-
-
 @router.get(
     "/schemes/{scheme_id}",
     summary="One evaluation scheme",
     responses=responses(Unauthorized, Forbidden, NotFound),
 )
 async def get_scheme(scheme_id: SchemeId, principal: People, pool: PoolDep) -> schemes.Scheme:
+    """The scheme with its method, class cuts and indicators per cohort."""
     return await schemes.get_scheme(pool, scheme_id)
 
 
 @router.post(
     "/schemes",
+    responses=_written(schemes.Scheme),
     summary="Add or replace an evaluation scheme",
     description="The scheme is written whole: its indicators are replaced with the ones "
     "given. 201 if new, 200 if replaced. Audited.",
-    responses=_WRITE,
 )
 async def upsert_scheme(
     body: schemes.Scheme, principal: Bureau, pool: PoolDep, response: Response

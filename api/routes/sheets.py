@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 
 from api.deps import Bureau, PoolDep
 from api.problems import Forbidden, InvalidRequest, Unauthorized, responses
@@ -41,8 +41,10 @@ def add_import(router: APIRouter, path: str, *, kind: str, summary: str, example
         request: Request,
         principal: Bureau,
         pool: PoolDep,
-        partial: bool = False,
-        content_type: Annotated[str | None, Header()] = None,
+        partial: Annotated[
+            bool, Query(description="write the good rows even if some are bad")
+        ] = False,
+        content_type: Annotated[str | None, Header(description="text/csv or the XLSX type")] = None,
     ) -> ImportResult:
         sheet = await _sheet(request, content_type, spec.columns)
         async with pool.acquire() as conn:
