@@ -74,8 +74,8 @@ async def test_every_new_endpoint_is_documented(schema: dict[str, Any]) -> None:
         assert _has_examples(schema, model), where
 
 
-MODELS = ("Holiday", "GridFactor", "Benchmark", "Scheme", "Indicator", "MembershipIn")
-MODELS += ("Membership", "MembershipEnd", "ProjectIn", "Project", "ImportResult")
+MODELS: tuple[str, ...] = ("Holiday", "GridFactor", "Benchmark", "Scheme", "Indicator")
+MODELS += ("MembershipIn", "Membership", "MembershipEnd", "ProjectIn", "Project", "ImportResult")
 
 
 async def test_examples_name_no_address_but_loopback(schema: dict[str, Any]) -> None:
