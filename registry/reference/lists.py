@@ -116,8 +116,9 @@ async def memberships_of(db: Db, firm_ids: list[int]) -> list[Membership]:
     return [Membership(**dict(r)) for r in rows]
 
 
-async def _lock_firm(conn: Conn, firm_id: int) -> None:
-    """Serialise changes of one firm's lists (`NotFoundError` if there is no such firm)."""
+async def lock_firm(conn: Conn, firm_id: int) -> None:
+    """Serialise changes of one firm's lists and projects, in the caller's transaction
+    (`NotFoundError` if there is no such firm)."""
     if await conn.fetchval("SELECT id FROM firms WHERE id = $1 FOR UPDATE", firm_id) is None:
         raise NotFoundError(f"no firm {firm_id}")
 
@@ -137,7 +138,7 @@ async def add_membership(
     """Put a firm on a list: `NotFoundError` if there is no such firm,
     `MembershipOverlapError` if it is on that list over any of the same days."""
     async with conn.transaction():
-        await _lock_firm(conn, firm_id)
+        await lock_firm(conn, firm_id)
         current = await list_memberships(conn, firm_id)
         if any(m.list == membership.list and m.since == membership.since for m in current):
             message = f"firm {firm_id} is on {membership.list} since {membership.since} already"
@@ -167,7 +168,7 @@ async def end_membership(
     end): `NotFoundError` if there is none, `InvalidReferenceError` if ``until`` is not after
     ``since``, `MembershipOverlapError` if the new end runs into a later membership."""
     async with conn.transaction():
-        await _lock_firm(conn, firm_id)
+        await lock_firm(conn, firm_id)
         current = await list_memberships(conn, firm_id)
         found = [m for m in current if m.list == list_name and m.since == since]
         if not found:

@@ -1,6 +1,6 @@
 """A firm's projects with their commissioning year and design energy use (the two-high
 rule: >= 1000 tce a year for projects since 2018, >= 5000 tce before). A project is known by
-its name within its firm."""
+its name within its firm: writes lock the firm's row, so a name is never doubled."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from meterhub.db import Conn
 from registry import audit
-from registry.errors import ConflictError, NotFoundError
+from registry.errors import ConflictError
 from registry.keys import Principal
+from registry.reference.lists import lock_firm
 from registry.reference.values import Text
 
 Db = Conn | asyncpg.Pool
@@ -34,13 +35,10 @@ class Project(ProjectIn):
 
 _COLUMNS = "firm_id, name, commissioned_year, design_tce, source"
 _INSERT = f"INSERT INTO firm_projects ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
-_UPSERT = f"""
-{_INSERT}
-ON CONFLICT (firm_id, name) DO UPDATE
-SET commissioned_year = EXCLUDED.commissioned_year, design_tce = EXCLUDED.design_tce,
-    source = EXCLUDED.source
-RETURNING xmax = 0
-"""
+_UPDATE = (
+    "UPDATE firm_projects SET commissioned_year = $3, design_tce = $4, source = $5 "
+    "WHERE firm_id = $1 AND name = $2 RETURNING id"
+)
 
 
 def _values(firm_id: int, project: ProjectIn) -> tuple[Any, ...]:
@@ -57,8 +55,14 @@ async def list_projects(db: Db, firm_id: int) -> list[Project]:
 
 
 async def write_project(conn: Conn, firm_id: int, project: ProjectIn) -> bool:
-    """Insert or update (by firm and name) without audit; True if it was new."""
-    return bool(await conn.fetchval(_UPSERT, *_values(firm_id, project)))
+    """Insert, or update the firm's project of that name, without audit; True if it was
+    new. The firm's row is locked meanwhile, so two writers never double a project."""
+    async with conn.transaction():
+        await lock_firm(conn, firm_id)
+        if await conn.fetchval(_UPDATE, *_values(firm_id, project)) is not None:
+            return False
+        await conn.execute(_INSERT, *_values(firm_id, project))
+        return True
 
 
 async def add_project(
@@ -67,12 +71,11 @@ async def add_project(
     """Record a project: `NotFoundError` if there is no such firm, `ConflictError` if the
     firm has a project of that name."""
     async with conn.transaction():
-        if await conn.fetchval("SELECT id FROM firms WHERE id = $1", firm_id) is None:
-            raise NotFoundError(f"no firm {firm_id}")
-        try:
-            project_id = await conn.fetchval(_INSERT + " RETURNING id", *_values(firm_id, project))
-        except asyncpg.UniqueViolationError as exc:
-            raise ConflictError(f"firm {firm_id} has a project {project.name!r}") from exc
+        await lock_firm(conn, firm_id)
+        taken = "SELECT 1 FROM firm_projects WHERE firm_id = $1 AND name = $2"
+        if await conn.fetchval(taken, firm_id, project.name):
+            raise ConflictError(f"firm {firm_id} has a project {project.name!r}")
+        project_id = await conn.fetchval(_INSERT + " RETURNING id", *_values(firm_id, project))
         await audit.record(
             conn,
             principal,
