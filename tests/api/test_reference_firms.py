@@ -11,9 +11,8 @@ import asyncpg
 import httpx
 import pytest
 
-from alerts.inputs import Window, load
 from tests.api.conftest import OTHER_TOWN, TOWN, Keys
-from tests.api.test_reference import CSV
+from tests.api.test_reference import CSV, weekly_inputs
 from tests.support import credit_code
 
 pytestmark = pytest.mark.integration
@@ -36,7 +35,7 @@ async def new_firm(client: httpx.AsyncClient, keys: Keys, town: str = TOWN) -> d
 
 
 async def listed_firms(db: asyncpg.Connection, monday: date) -> set[int]:
-    return set((await load(db, Window(week=monday))).lists["firm_id"].to_list())
+    return set((await weekly_inputs(db, monday)).lists["firm_id"].to_list())
 
 
 async def test_an_ended_membership_is_not_counted_later(
@@ -187,6 +186,6 @@ async def test_projects_added_imported_and_not_doubled(
     ]
     theirs = await client.get(url, headers=keys.headers("town"))  # a 苏溪 key, a 佛堂 firm
     assert theirs.status_code == 403
-    newest = (await load(db, Window(week=date(2031, 3, 3)))).projects
+    newest = (await weekly_inputs(db, date(2031, 3, 3))).projects
     row = newest.filter(newest["firm_id"] == firm["id"]).row(0, named=True)
     assert (row["newest_year"], row["projects"]) == (2019, 2)
