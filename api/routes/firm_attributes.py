@@ -9,20 +9,20 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.deps import Bureau, PoolDep, Reader
+from api.params import IdPath
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from api.routes.sheets import add_import
 from registry.firms import readable_firm
 from registry.reference import lists, projects
 
 router = APIRouter(prefix="/v1/firms", tags=["registry"])
-FirmId = Annotated[int, Path(description="the firm's id")]
 _READ = responses(Unauthorized, Forbidden, NotFound)
 _WRITE = responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest)
 
 
 @router.get("/{firm_id}/lists", summary="A firm's list memberships", responses=_READ)
 async def list_memberships(
-    firm_id: FirmId, principal: Reader, pool: PoolDep
+    firm_id: IdPath, principal: Reader, pool: PoolDep
 ) -> list[lists.Membership]:
     """Every membership, ended or not: D-class, unrectified D-class, high energy user, land
     to reclaim, each from ``since`` until the day before ``until``."""
@@ -38,7 +38,7 @@ async def list_memberships(
     responses=_WRITE,
 )
 async def add_membership(
-    firm_id: FirmId, body: lists.MembershipIn, principal: Bureau, pool: PoolDep
+    firm_id: IdPath, body: lists.MembershipIn, principal: Bureau, pool: PoolDep
 ) -> lists.Membership:
     async with pool.acquire() as conn:
         return await lists.add_membership(
@@ -54,7 +54,7 @@ async def add_membership(
     responses=_WRITE,
 )
 async def end_membership(
-    firm_id: FirmId,
+    firm_id: IdPath,
     list_name: Annotated[lists.ListName, Path(description="the list")],
     since: Annotated[date, Path(description="the day the membership began")],
     body: lists.MembershipEnd,
@@ -69,7 +69,7 @@ async def end_membership(
 
 @router.get("/{firm_id}/projects", summary="A firm's projects", responses=_READ)
 async def list_projects(
-    firm_id: FirmId, principal: Reader, pool: PoolDep
+    firm_id: IdPath, principal: Reader, pool: PoolDep
 ) -> list[projects.Project]:
     """Each project with its commissioning year, design energy use (tce a year) and source."""
     await readable_firm(pool, principal=principal, firm_id=firm_id)
@@ -85,7 +85,7 @@ async def list_projects(
     responses=_WRITE,
 )
 async def add_project(
-    firm_id: FirmId, body: projects.ProjectIn, principal: Bureau, pool: PoolDep
+    firm_id: IdPath, body: projects.ProjectIn, principal: Bureau, pool: PoolDep
 ) -> projects.Project:
     async with pool.acquire() as conn:
         return await projects.add_project(conn, principal=principal, firm_id=firm_id, project=body)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from api.deps import Bureau, People, PoolDep
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from api.routes.sheets import add_import
+from registry.fields import Text
 from registry.reference import schemes, tables
 from registry.reference.tables import Benchmark, FactorKind, GridFactor, Holiday, HolidayKind
 
@@ -20,10 +21,10 @@ router = APIRouter(prefix="/v1/reference", tags=["reference"])
 _READ = responses(Unauthorized, Forbidden)
 _DELETE = responses(Unauthorized, Forbidden, NotFound)
 Year = Annotated[int | None, Query(ge=2000, le=2100, description="only this year")]
-Region = Annotated[str, Path(description="e.g. zhejiang, east_china, national")]
+Region = Annotated[Text, Path(description="e.g. zhejiang, east_china, national")]
 KeyYear = Annotated[int, Path(description="the row's year")]
-Industry = Annotated[str, Path(description="the benchmark's GB/T 4754 code, e.g. C17")]
-Indicator = Annotated[str, Path(description="the benchmark's indicator")]
+Industry = Annotated[Text, Path(description="the benchmark's GB/T 4754 code, e.g. C17")]
+Indicator = Annotated[Text, Path(description="the benchmark's indicator")]
 SchemeId = Annotated[str, Path(pattern=r"^[a-z0-9-]+$", description="e.g. huangyan-2022")]
 
 

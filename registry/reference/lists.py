@@ -17,7 +17,7 @@ from registry import audit
 from registry.errors import NotFoundError
 from registry.keys import Principal
 from registry.reference.errors import InvalidReferenceError, MembershipOverlapError
-from registry.reference.values import Text, coded, parse_day
+from registry.reference.values import Note, Text, coded, parse_day
 
 Db = Conn | asyncpg.Pool
 ListName = Literal["d_class", "unrectified_d", "high_energy", "land_reclaim"]
@@ -46,7 +46,7 @@ class MembershipIn(BaseModel):
         default=None, description="the first day off the list (empty: still on it)"
     )
     source: Text = Field(examples=["义乌市2025年度亩均效益评价结果 (example)"])
-    note: str | None = None
+    note: Note = None
 
     @field_validator("list", mode="before")
     @classmethod
@@ -71,7 +71,7 @@ class Membership(MembershipIn):
 
 class MembershipEnd(BaseModel):
     until: date = Field(description="the first day off the list", examples=["2026-12-01"])
-    note: str | None = Field(default=None, description="replaces the note if given")
+    note: Note = Field(default=None, description="replaces the note if given")
 
 
 _COLUMNS = "firm_id, list, since, until, source, note"

@@ -14,7 +14,7 @@ from registry import audit
 from registry.errors import ConflictError
 from registry.keys import Principal
 from registry.reference.lists import lock_firm
-from registry.reference.values import Text
+from registry.reference.values import Finite, Text
 
 Db = Conn | asyncpg.Pool
 
@@ -22,7 +22,7 @@ Db = Conn | asyncpg.Pool
 class ProjectIn(BaseModel):
     name: Text = Field(examples=["二期扩建"])
     commissioned_year: int = Field(ge=1950, le=2100, examples=[2019])
-    design_tce: float | None = Field(
+    design_tce: Finite | None = Field(
         default=None, ge=0, description="design comprehensive energy use, tce a year"
     )
     source: Text = Field(examples=["项目节能审查意见 (example)"])

@@ -4,6 +4,7 @@ written whole: its indicators are replaced with the ones given."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal, Self
 
 import asyncpg
@@ -15,7 +16,7 @@ from registry import audit
 from registry.errors import NotFoundError
 from registry.keys import Principal
 from registry.reference.errors import InUseError
-from registry.reference.values import Text
+from registry.reference.values import Finite, Text
 
 Db = Conn | asyncpg.Pool
 Cohort = Literal["above_scale", "below_scale_3mu", "below_scale_small"]
@@ -35,10 +36,10 @@ CUT_CLASSES: tuple[CutClass, ...] = ("A", "B", "C")
 class Indicator(BaseModel):
     cohort: Cohort
     indicator: IndicatorCode
-    weight: float = Field(gt=0, examples=[30])
-    benchmark: float = Field(gt=0, examples=[24.097])
+    weight: Finite = Field(gt=0, examples=[30])
+    benchmark: Finite = Field(gt=0, examples=[24.097])
     unit: Text = Field(examples=["万元/亩"])
-    cap: float | None = Field(default=None, gt=0, description="optional cap of the item's score")
+    cap: Finite | None = Field(default=None, gt=0, description="optional cap of the item's score")
 
 
 _EXAMPLE: dict[str, Any] = {
@@ -71,7 +72,8 @@ _EXAMPLE: dict[str, Any] = {
 class Scheme(BaseModel):
     """A scheme: ratio (value / benchmark x weight) or minmax scoring; classes by percentile
     (cumulative shares of the cohort from the top: A <= 0.2, B <= 0.6, C <= 0.95, D the
-    rest) or by score bands (the lowest score of A, B and C)."""
+    rest) or by score bands (the lowest score of A, B and C); cuts may name fewer classes
+    (the same rules as `alerts.evaluation.Scheme` applies them by)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
@@ -80,18 +82,18 @@ class Scheme(BaseModel):
     year: int = Field(ge=2000, le=2100)
     method: Literal["ratio", "minmax"] = "ratio"
     classing: Literal["percentile", "bands"] = "percentile"
-    cuts: dict[CutClass, float]
+    cuts: dict[CutClass, Finite] = Field(min_length=1)
     source: Text
     indicators: list[Indicator] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if set(self.cuts) != set(CUT_CLASSES):
-            raise ValueError("cuts name A, B and C (D is the rest)")
-        a, b, c = (self.cuts[k] for k in CUT_CLASSES)
-        if self.classing == "percentile" and not 0 < a < b < c < 1:
-            raise ValueError("percentile cuts are rising shares between 0 and 1 (A < B < C)")
-        if self.classing == "bands" and not a > b > c:
+        values = [self.cuts[c] for c in CUT_CLASSES if c in self.cuts]
+        rising = all(a < b for a, b in itertools.pairwise(values))
+        if self.classing == "percentile" and not (rising and values[0] > 0 and values[-1] <= 1):
+            raise ValueError("percentile cuts are rising shares within (0, 1] (A < B < C)")
+        falling = all(a > b for a, b in itertools.pairwise(values))
+        if self.classing == "bands" and not falling:
             raise ValueError("band cuts are falling lowest scores (A > B > C)")
         seen: set[tuple[str, str]] = set()
         for item in self.indicators:

@@ -16,7 +16,7 @@ from registry import audit
 from registry.errors import NotFoundError
 from registry.firms import FirmIn
 from registry.keys import Principal
-from registry.reference.values import Text, coded, parse_day
+from registry.reference.values import Finite, Text, coded, parse_day
 
 M = TypeVar("M", bound=BaseModel)
 Db = Conn | asyncpg.Pool
@@ -63,7 +63,7 @@ class GridFactor(BaseModel):
     kind: FactorKind = Field(
         description="average, excl_traded_nonfossil (excluding traded non-fossil) or fossil"
     )
-    tco2_per_mwh: float = Field(gt=0, examples=[0.5153])
+    tco2_per_mwh: Finite = Field(gt=0, examples=[0.5153])
     unit: Literal["tCO2/MWh"] = Field(
         default=FACTOR_UNIT, description="always tCO2/MWh (kgCO2/kWh is accepted: the same)"
     )
@@ -88,7 +88,7 @@ class Benchmark(BaseModel):
     industry: str = Field(description="GB/T 4754 code or prefix, e.g. C17", examples=["C17"])
     year: int = Field(ge=2000, le=2100, examples=[2025])
     indicator: Text = Field(examples=["kwh_per_10k_output"])
-    value: float = Field(examples=[420.0])
+    value: Finite = Field(examples=[420.0])
     unit: Text = Field(examples=["kWh/万元"])
     source: Text = Field(examples=["义乌市经信局 2025 行业能效标杆 (example)"])
 

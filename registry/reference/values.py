@@ -8,10 +8,17 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
-#: Non-empty text, blanks around removed (a row without a source is refused).
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+from registry import fields
+
+#: Non-empty text PostgreSQL can store, blanks around removed (a row without a source is
+#: refused).
+Text = Annotated[fields.Text, StringConstraints(strip_whitespace=True, min_length=1)]
+#: Optional text (a note).
+Note = fields.Text | None
+#: A number that is neither infinite nor NaN.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 _DAY = re.compile(
     r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T]00:00(:00)?)?$"

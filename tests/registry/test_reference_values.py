@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from registry.reference.cuts import parse_cuts
 from registry.reference.lists import MembershipIn, overlaps
+from registry.reference.schemes import Scheme
 from registry.reference.tables import HOLIDAYS, GridFactor, Holiday
 from registry.reference.values import parse_day
 
@@ -106,3 +107,46 @@ def test_table_sql_names_its_columns() -> None:
     assert HOLIDAYS.delete_sql() == (
         "DELETE FROM holidays WHERE day = $1 RETURNING day, kind, name, source"
     )
+
+
+def _scheme(**changes: object) -> dict[str, object]:
+    item = {"cohort": "above_scale", "indicator": "tax_per_mu", "weight": 100, "benchmark": 25}
+    return {
+        "id": "t-1",
+        "name": "t",
+        "year": 2031,
+        "cuts": {"A": 0.2, "B": 0.6, "C": 0.95},
+        "source": "t",
+        "indicators": [item | {"unit": "万元/亩"}],
+    } | changes
+
+
+def test_scheme_cuts_follow_the_evaluation_rules() -> None:
+    assert Scheme.model_validate(_scheme(cuts={"A": 0.1, "B": 1.0})).cuts == {"A": 0.1, "B": 1.0}
+    bands = Scheme.model_validate(_scheme(classing="bands", cuts={"A": 90, "B": 75, "C": 60}))
+    assert bands.cuts["C"] == 60
+    for cuts, classing in (
+        ({"A": 0.6, "B": 0.2}, "percentile"),
+        ({"A": 0.2, "B": 1.5}, "percentile"),
+        ({"A": 60, "B": 75}, "bands"),
+        ({}, "percentile"),
+        ({"D": 0.9}, "percentile"),
+    ):
+        with pytest.raises(ValidationError):
+            Scheme.model_validate(_scheme(cuts=cuts, classing=classing))
+    twice = _scheme()["indicators"] * 2  # type: ignore[operator]
+    with pytest.raises(ValidationError, match="given twice"):
+        Scheme.model_validate(_scheme(indicators=twice))
+
+
+def test_what_postgresql_cannot_hold_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        Scheme.model_validate(_scheme(cuts={"A": float("nan")}))
+    with pytest.raises(ValidationError):
+        MembershipIn.model_validate(
+            {"list": "d_class", "since": "2026-01-01", "source": "x", "note": "a\x00b"}
+        )
+    with pytest.raises(ValidationError):
+        Holiday.model_validate(
+            {"day": "2026-10-01", "kind": "holiday", "name": "x", "source": "\x00"}
+        )
