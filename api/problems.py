@@ -22,6 +22,7 @@ from collectors.gridfeed.errors import FeedFormatError, FeedMediaTypeError, Feed
 from meterhub.errors import MeterhubError
 from meterhub.logs import get_logger
 from registry import errors as registry
+from registry.reference import errors as reference
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -110,6 +111,9 @@ DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
     registry.InvalidError: InvalidRequest,
     registry.AddressNotAllowedError: AddressNotAllowed,
     registry.ForbiddenScopeError: Forbidden,
+    reference.MembershipOverlapError: Conflict,
+    reference.InUseError: Conflict,
+    reference.InvalidReferenceError: InvalidRequest,
     FeedFormatError: InvalidBody,
     FeedMediaTypeError: UnsupportedMediaType,
     FeedTooLargeError: PayloadTooLarge,

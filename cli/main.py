@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from cli import alerts, collect, db, derive, imports, keys, mqtt, notices, serve, services, simulate
+from cli import (
+    alerts,
+    collect,
+    db,
+    derive,
+    imports,
+    keys,
+    mqtt,
+    notices,
+    reference,
+    serve,
+    services,
+    simulate,
+)
 
 app = typer.Typer(
     name="meterhub",
@@ -20,6 +33,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(notices.app, name="notices")
+app.add_typer(reference.app, name="reference")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
 app.command("derive")(derive.derive)

@@ -56,7 +56,7 @@ def _output_writer_of(conn: Conn, values: tuple[Any, ...]) -> Writer:
 
 async def _write(
     conn: Conn,
-    principal: Principal,
+    principal: Principal | None,
     report: ImportReport,
     *,
     partial: bool,
