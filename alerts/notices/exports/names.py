@@ -63,7 +63,12 @@ def content_disposition(
     kind: Kind, document: dict[str, Any], *, revision: int, town: str | None = None
 ) -> str:
     """The ``Content-Disposition`` value of an export: an attachment with the ASCII name and
-    the Chinese one as ``filename*``."""
+    the Chinese one as ``filename*``. ``document`` is the whole notice (the town's place in
+    it names a town's file); an unknown ``town`` raises `UnknownTownError`.
+
+    >>> content_disposition(Kind.XLSX, notice, revision=2, town="江东")
+    'attachment; filename="notice_2026-W48_r2_t04.xlsx"; filename*=UTF-8\'\'%E4%B9%89...'
+    """
     ascii_name = file_name(kind, document, revision=revision, town=town)
     utf8_name = quote(display_name(kind, document, revision=revision, town=town), safe="")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{utf8_name}"
