@@ -66,14 +66,19 @@ def _next_status(action: str, status: str) -> str:
     return "escalated" if status == "escalated" else "rectifying"
 
 
-async def metered_check(conn: Conn, *, case: dict[str, Any], config: NoticeConfig) -> str:
-    """The basis on which the case may close, or `MeteredCheckError` saying why not."""
+async def metered_check(
+    conn: Conn, *, case: dict[str, Any], config: NoticeConfig, today: date
+) -> str:
+    """The basis on which the case may close by ``today``, or `MeteredCheckError` saying
+    why not: only weeks judged from the case's episode up to ``today`` count."""
     weeks = config.clean_weeks_to_resolve
     judged = [
         r["week"]
         for r in await conn.fetch(
-            "SELECT week FROM analytics_runs WHERE week >= $1 ORDER BY week DESC LIMIT $2",
+            "SELECT week FROM analytics_runs WHERE week >= $1 AND week <= $2 "
+            "ORDER BY week DESC LIMIT $3",
             case["episode_week"],
+            today,
             weeks,
         )
     ]
@@ -152,7 +157,7 @@ async def transition(
         raise TransitionRefusedError(f"{action!r} needs a note", allowed=permitted)
     basis = None
     if action == "resolve":
-        basis = await metered_check(conn, case=dict(case), config=config)
+        basis = await metered_check(conn, case=dict(case), config=config, today=today)
     target = _next_status(action, case["status"])
     # A case resolved during a week is "closed this week" in that week's notice.
     week = today - timedelta(days=today.weekday())

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from alerts.errors import CaseNotFoundError
+from alerts.notices.exports.scope import town_part
 from meterhub.db import Conn
 
 _LIST = """
@@ -48,7 +49,7 @@ async def read(conn: Conn, *, week: date, revision: int | None, town: str | None
     document = json.loads(row["content"])
     changes = json.loads(row["changes"])
     if town is not None:
-        document = only_town(document, town)
+        document = town_part(document, town)
         ids = {i["case_id"] for t in document["towns"] for i in t["items"]}
         changes = [c for c in changes if c.get("case_id") in ids]
     return {
@@ -59,13 +60,6 @@ async def read(conn: Conn, *, week: date, revision: int | None, town: str | None
         "changes": changes,
         "content": document,
     }
-
-
-def only_town(document: dict[str, Any], town: str) -> dict[str, Any]:
-    """``document`` reduced to one town: its part and its summary as the summary."""
-    towns = [t for t in document["towns"] if t["town"] == town]
-    summary = towns[0]["summary"] if towns else document["summary"]
-    return {**document, "summary": summary, "towns": towns}
 
 
 def items(document: dict[str, Any], filters: ItemFilters) -> list[dict[str, Any]]:

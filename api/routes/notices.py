@@ -3,14 +3,16 @@ generation, and the lifecycle of their cases."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from alerts.calendar import parse_week
-from alerts.notices import lifecycle, reading
+from alerts.notices import exports, lifecycle, reading
 from alerts.notices.config import NoticeConfig
 from alerts.notices.generate import generate
 from alerts.rulebook import Rulebook
@@ -175,6 +177,40 @@ async def notice_items(
         town=scoped, status=status, colour=colour, problem=problem, overdue=overdue
     )
     return reading.items(found["content"], filters)
+
+
+@router.get(
+    "/v1/notices/{week}/export",
+    summary="A week's notice as printable HTML (A4, one town per page), XLSX (a summary "
+    "sheet and one per town) or JSON; a town key downloads its own town's part",
+    response_class=Response,
+    responses={
+        **responses(Unauthorized, Forbidden, NotFound, InvalidRequest),
+        200: {
+            "description": "the file, with an ASCII file name and a Chinese filename*",
+            "content": {k.media_type.split(";")[0]: {} for k in exports.Kind},
+        },
+    },
+)
+async def export_notice(
+    week: WeekPath,
+    principal: Reader,
+    pool: PoolDep,
+    format: exports.Kind = exports.Kind.HTML,
+    revision: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    town: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    scoped = town_filter(principal, town)
+    async with pool.acquire() as conn:
+        found = await reading.read(conn, week=_monday(week), revision=revision, town=None)
+    document = found["content"]
+    body = await asyncio.to_thread(exports.render, format, document, scoped)
+    disposition = exports.content_disposition(
+        format, document, revision=found["revision"], town=scoped
+    )
+    return Response(
+        body, media_type=format.media_type, headers={"Content-Disposition": disposition}
+    )
 
 
 @router.post(

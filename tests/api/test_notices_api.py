@@ -86,3 +86,36 @@ async def test_a_week_without_a_notice_is_404(http: httpx.AsyncClient, keys: Key
     response = await http.get("/v1/notices/2031-W02", headers=keys.headers("bureau"))
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_exports_a_town_gets_its_own_part(
+    http: httpx.AsyncClient, keys: Keys, firms: dict[str, int]
+) -> None:
+    await http.post(f"/v1/notices/{ISO}/generate", headers=keys.headers("bureau"))
+    names = {}
+    for firm in firms.values():
+        names[firm] = (await http.get(f"/v1/firms/{firm}", headers=keys.headers("bureau"))).json()[
+            "name"
+        ]
+    whole = await http.get(
+        f"/v1/notices/{ISO}/export", params={"format": "html"}, headers=keys.headers("bureau")
+    )
+    assert whole.status_code == 200, whole.text
+    assert whole.headers["content-type"].startswith("text/html")
+    assert names[firms["own"]] in whole.text and names[firms["other"]] in whole.text
+    own = await http.get(
+        f"/v1/notices/{ISO}/export", params={"format": "html"}, headers=keys.headers("town")
+    )
+    assert names[firms["own"]] in own.text and names[firms["other"]] not in own.text
+    sheet = await http.get(
+        f"/v1/notices/{ISO}/export", params={"format": "xlsx"}, headers=keys.headers("town")
+    )
+    assert sheet.content[:2] == b"PK"  # a zip container: the workbook
+    disposition = sheet.headers["content-disposition"]
+    assert disposition.isascii() and "filename*=UTF-8''" in disposition and ".xlsx" in disposition
+    other = await http.get(
+        f"/v1/notices/{ISO}/export",
+        params={"format": "json", "town": OTHER_TOWN},
+        headers=keys.headers("town"),
+    )
+    assert other.status_code == 403

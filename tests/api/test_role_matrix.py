@@ -72,6 +72,7 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/notices"): READ,
     ("GET", "/v1/notices/{week}"): READ,
     ("GET", "/v1/notices/{week}/items"): READ,
+    ("GET", "/v1/notices/{week}/export"): READ,
     ("POST", "/v1/notices/{week}/generate"): BUREAU,
     ("GET", "/v1/notice-cases/{case_id}"): READ,
     ("POST", "/v1/notice-cases/{case_id}/transitions"): READ,
