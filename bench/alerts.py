@@ -11,8 +11,9 @@ make: `alerts.weekly.run_week` (`meterhub alerts run`: read in SQL, rules in pol
 and findings stored; after one warm-up run of the same week, the split between SQL and
 polars printed), then `alerts.yearly.run_year` (`meterhub alerts evaluate`) for 2025, then
 `alerts.notices.generate` (`meterhub notices generate`: cases opened, content built,
-revision stored). Targets: analytics (week + year) under 1 s for 2,000 firms and under
-10 s for 20,000, the notice under 1 s for 2,000 firms, peak RSS under 1 GiB.
+revision stored) and its HTML, XLSX and JSON exports read back and rendered. Targets:
+analytics (week + year) under 1 s for 2,000 firms and under 10 s for 20,000, the notice
+with its exports under 1 s for 2,000 firms, peak RSS under 1 GiB.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerts import rulebook
 from alerts.annual import Period
 from alerts.notices import config as notice_config
+from alerts.notices import exports, reading
 from alerts.notices.generate import generate
 from alerts.weekly import RunSummary, run_week
 from alerts.yearly import run_year
@@ -116,7 +118,7 @@ def peak_rss_mb() -> float:
 class Timings:
     weekly: float  # all rules for one week
     year: float  # the year's per-mu evaluation and carbon grades
-    notice: float  # the week's notice: cases, content, revision stored
+    notice: float  # the week's notice (cases, content, revision stored) and its exports
     summary: RunSummary
 
     @property
@@ -144,6 +146,9 @@ async def measure(base: Settings, firms: int) -> Timings:
             issued = await generate(
                 pool, week=WEEK, config=notices, rulebook=book, settings=settings
             )
+            async with pool.acquire() as conn:
+                stored = await reading.read(conn, week=WEEK, revision=None, town=None)
+            files = {kind: len(exports.render(kind, stored["content"])) for kind in exports.Kind}
             t3 = time.perf_counter()
         finally:
             await pool.close()
@@ -152,8 +157,9 @@ async def measure(base: Settings, firms: int) -> Timings:
     console.print(
         f"  {firms:>6,} firms: week {timings.weekly:.3f} s ({split}); {summary.total:,} hits "
         f"({', '.join(f'{k} {v}' for k, v in summary.hits.items() if v)}); year's evaluation "
-        f"and carbon grades {timings.year:.3f} s; notice {timings.notice:.3f} s "
-        f"({issued.number}, revision {issued.revision})"
+        f"and carbon grades {timings.year:.3f} s; notice and its three exports "
+        f"{timings.notice:.3f} s ({issued.number}, revision {issued.revision}; "
+        f"{', '.join(f'{k} {n // 1024} KiB' for k, n in files.items())})"
     )
     return timings
 
