@@ -3,7 +3,7 @@ evaluation and carbon grades, on 2,000 and 20,000 firms; and the week's notice.
 
     .venv/bin/python bench/alerts.py [--quick] [--json]
 
-Each size gets a throwaway database with, per firm, 90 days of daily features (24 hourly
+Each size gets a throwaway database with, per firm, 63 days of daily features (24 hourly
 energies each: what the interval worker keeps from 15-minute data), 24 months of monthly
 rollups (with interval counts) and output figures, list memberships and projects; some
 firms stop, cut back or surge in the judged week. Timed, in the calls the commands
