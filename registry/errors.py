@@ -52,3 +52,10 @@ class ForbiddenScopeError(RegistryError):
     """The key's scope (its town) does not cover what was asked for."""
 
     code = "forbidden_scope"
+
+
+class KeyLookupUnavailableError(RegistryError):
+    """A key cannot be verified: the database is away and the key has not been verified
+    since the service started (HTTP: 503 with Retry-After, never 401)."""
+
+    code = "key_lookup_unavailable"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import Grid, PoolDep, SinkDep
+from api.deps import RETRY_AFTER_DATABASE, Grid, OptionalPoolDep, SinkDep
 from api.problems import (
     Busy,
     InvalidBody,
@@ -19,6 +19,7 @@ from api.problems import (
 from api.problems import Forbidden as _Forbidden
 from api.problems import Unauthorized as _Unauthorized
 from collectors.gridfeed.codec import MAX_BODY_BYTES, feed_readings, split_body
+from collectors.gridfeed.errors import MeterLookupUnavailableError
 from collectors.gridfeed.meters import FeedMeters
 from ingest.errors import BackpressureError, SpoolFullError
 from ingest.outcome import Rejection, SubmitResult
@@ -110,7 +111,7 @@ def _response(total: int, result: SubmitResult, rejections: list[Rejection]) -> 
 async def push_readings(
     request: Request,
     principal: Grid,
-    pool: PoolDep,
+    pool: OptionalPoolDep,
     sink: SinkDep,
     content_type: Annotated[str | None, Header()] = None,
     content_encoding: Annotated[str | None, Header()] = None,
@@ -120,7 +121,10 @@ async def push_readings(
     feed_body = split_body(body, _media_type(content_type), encoding=content_encoding)
     source = f"grid:{principal.scope}"
     meters: FeedMeters = request.app.state.feed_meters
-    resolve = await meters.resolver(pool, feed=principal.scope or "", codes=feed_body.codes())
+    try:
+        resolve = await meters.resolver(pool, feed=principal.scope or "", codes=feed_body.codes())
+    except MeterLookupUnavailableError as exc:
+        raise Unavailable(str(exc), headers={"Retry-After": RETRY_AFTER_DATABASE}) from exc
     feed = feed_readings(feed_body, resolve.ids, resolve, source=source)
     readings, indices, rejects = feed.readings, feed.indices, feed.rejects
     try:

@@ -12,7 +12,7 @@ from tests.api.conftest import Keys
 
 pytestmark = pytest.mark.integration
 
-CHECKS = {"database", "broker", "collectors", "spool"}
+CHECKS = {"database", "broker", "collectors", "spool", "workers"}
 
 
 async def test_anonymous_gets_status_words_only(client: httpx.AsyncClient) -> None:
