@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -37,6 +38,15 @@ async def grid_codes(conn: asyncpg.Connection, count: int, feed: str = FEED) -> 
             feed,
         )
     return codes
+
+
+@asynccontextmanager
+async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +85,7 @@ async def _start(cluster: PrivatePostgres) -> None:
 async def test_keys_verified_before_an_outage_keep_their_answers(
     cluster: PrivatePostgres, private_pool: asyncpg.Pool
 ) -> None:
-    async with private_pool.acquire() as conn:
+    async with connection(cluster.dsn()) as conn:
         good = await create_key(conn, name="feed", role=Role.GRID, scope=FEED)
         revoked = await create_key(conn, name="old feed", role=Role.GRID, scope=FEED)
         never_seen = await create_key(conn, name="new feed", role=Role.GRID, scope=FEED)
@@ -108,7 +118,7 @@ async def test_an_empty_memory_cannot_verify_without_the_database() -> None:
 async def test_meter_codes_known_before_an_outage_keep_resolving(
     cluster: PrivatePostgres, private_pool: asyncpg.Pool
 ) -> None:
-    async with private_pool.acquire() as conn:
+    async with connection(cluster.dsn()) as conn:
         mine = await grid_codes(conn, 2)
         (foreign,) = await grid_codes(conn, 1, "other-feed")
         (later,) = await grid_codes(conn, 1)
@@ -155,9 +165,9 @@ async def _last_used(pool: asyncpg.Pool, key_id: int) -> object:
 
 
 async def test_last_used_at_is_written_after_the_secret_and_once_a_minute(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    async with pool.acquire() as conn:
+    async with connection(settings.dsn()) as conn:
         new = await create_key(conn, name="touch", role=Role.GRID, scope=FEED)
     store = KeyStore(ttl=0)  # every verify asks the database
     wrong = new.key[:-4] + ("aaaa" if not new.key.endswith("aaaa") else "bbbb")
@@ -176,8 +186,10 @@ async def test_last_used_at_is_written_after_the_secret_and_once_a_minute(
     assert second is not None and second != first
 
 
-async def test_a_revocation_takes_effect_after_the_ttl(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
+async def test_a_revocation_takes_effect_after_the_ttl(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with connection(settings.dsn()) as conn:
         new = await create_key(conn, name="revoked soon", role=Role.GRID, scope=FEED)
         store = KeyStore(ttl=0.1)
         assert await store.verify(pool, new.key) == new.principal
@@ -187,9 +199,9 @@ async def test_a_revocation_takes_effect_after_the_ttl(pool: asyncpg.Pool) -> No
 
 
 async def test_unknown_codes_are_remembered_so_a_feed_of_them_costs_no_query(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    async with pool.acquire() as conn:
+    async with connection(settings.dsn()) as conn:
         (code,) = await grid_codes(conn, 1)
     unknown = [f"nobody-{uuid.uuid4().hex[:8]}" for _ in range(200)]
     meters = FeedMeters(ttl=60)
