@@ -33,7 +33,7 @@ log = get_logger(__name__)
 #: At start the API waits this long for the database, then serves without it (`/livez`
 #: answers, `/readyz` says 503) while a supervised task keeps trying.
 _FIRST_CONNECT_TIMEOUT = 5.0
-_RECONNECT = Backoff(first=0.5, most=10.0)
+_RECONNECT = Backoff(first=0.5, most=5.0)
 
 
 async def _open_pool(app: FastAPI, settings: Settings, *, timeout: float) -> bool:
