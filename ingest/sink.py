@@ -441,6 +441,7 @@ class IngestSink:
                     log.info("spool replayed; writing to the database again", rounds=rounds)
                     return True
             rounds += 1
+            log.info("replaying the spool", round=rounds, segments=len(segments))
             for path in segments:
                 await replay_segment(
                     conn, path, spool=self._spool, write_batch=self._write_batch, count=_count

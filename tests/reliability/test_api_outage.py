@@ -8,44 +8,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from meterhub.settings import Settings
 from registry.keys import Role, create_key
 from tests.pg_cluster import PrivatePostgres
 from tests.reliability.api_process import ApiProcess, FeedClient, Tally, tally, wait_ready
-from tests.reliability.test_lookups_outage import grid_codes
+from tests.reliability.support import FEED, connection, grid_codes
 
 pytestmark = pytest.mark.integration
-
-FEED = "sgcc-yiwu"
-
-
-@pytest.fixture(scope="module")
-def cluster(base_settings: Settings) -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres.create(base_settings.run_dir)
-    try:
-        pg.start()
-        asyncio.run(pg.prepare(base_settings.migrations_dir))
-        yield pg
-    finally:
-        pg.destroy()
-
-
-@asynccontextmanager
-async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @dataclass

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -19,46 +18,9 @@ from meterhub.settings import Settings
 from registry.errors import KeyLookupUnavailableError
 from registry.keys import KeyStore, Role, create_key, revoke_key
 from tests.pg_cluster import PrivatePostgres
-from tests.support import create_meters
+from tests.reliability.support import FEED, connection, grid_codes
 
 pytestmark = pytest.mark.integration
-
-FEED = "sgcc-yiwu"
-
-
-async def grid_codes(conn: asyncpg.Connection, count: int, feed: str = FEED) -> list[str]:
-    ids = await create_meters(conn, count)
-    codes = [f"{feed}-{uuid.uuid4().hex[:8]}" for _ in ids]
-    for meter_id, code in zip(ids, codes, strict=True):
-        await conn.execute(
-            "UPDATE meters SET code = $2, address = jsonb_build_object('feed', $3::text) "
-            "WHERE id = $1",
-            meter_id,
-            code,
-            feed,
-        )
-    return codes
-
-
-@asynccontextmanager
-async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def cluster(base_settings: Settings) -> Iterator[PrivatePostgres]:
-    """One private cluster for this module's outages (never the shared one)."""
-    pg = PrivatePostgres.create(base_settings.run_dir)
-    try:
-        pg.start()
-        asyncio.run(pg.prepare(base_settings.migrations_dir))
-        yield pg
-    finally:
-        pg.destroy()
 
 
 @pytest.fixture
