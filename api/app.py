@@ -34,6 +34,7 @@ log = get_logger(__name__)
 #: answers, `/readyz` says 503) while a supervised task keeps trying.
 _FIRST_CONNECT_TIMEOUT = 5.0
 _RECONNECT = Backoff(first=0.5, most=5.0)
+_WORKER_STOP_TIMEOUT = 10.0
 
 
 async def _open_pool(app: FastAPI, settings: Settings, *, timeout: float) -> bool:
@@ -81,8 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     )
                 yield
                 stop.set()
-                if worker is not None:
-                    await worker
+                if worker is not None:  # its run ends; one waiting to restart is cancelled
+                    await asyncio.wait({worker}, timeout=_WORKER_STOP_TIMEOUT)
         if app.state.pool is not None:
             await app.state.pool.close()
 
