@@ -14,7 +14,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from collectors.gridfeed.errors import FeedFormatError, FeedMediaTypeError, FeedTooLargeError
+from collectors.gridfeed.errors import (
+    FeedFormatError,
+    FeedMediaTypeError,
+    FeedTooLargeError,
+    MeterLookupUnavailableError,
+)
 from meterhub.errors import MeterhubError
 from meterhub.logs import get_logger
 from registry import errors as registry
@@ -99,6 +104,9 @@ DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
     registry.ConflictError: Conflict,
     registry.InvalidError: InvalidRequest,
     registry.ForbiddenScopeError: Forbidden,
+    # The push raises these as Unavailable with Retry-After itself (api.deps, the route).
+    registry.KeyLookupUnavailableError: Unavailable,
+    MeterLookupUnavailableError: Unavailable,
     FeedFormatError: InvalidBody,
     FeedMediaTypeError: UnsupportedMediaType,
     FeedTooLargeError: PayloadTooLarge,
