@@ -26,7 +26,7 @@ class Check:
 async def check_database(pool: asyncpg.Pool | None, *, timeout: float = 2.0) -> Check:
     started = time.perf_counter()
     if pool is None:
-        return Check("database", False, "no connection pool (database unreachable at start)", 0.0)
+        return Check("database", False, "not reached since the start; retrying", 0.0)
     try:
         async with asyncio.timeout(timeout), pool.acquire() as conn:
             version = await conn.fetchval(

@@ -34,9 +34,9 @@ def broker_settings(sink_settings: Settings, private_broker: PrivateBroker) -> S
     return sink_settings.model_copy(update={"mqtt_url": SecretStr(private_broker.ingest_url)})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(base_settings: Settings) -> Iterator[PrivatePostgres]:
-    """A migrated PostgreSQL of this test module's own (never the shared one), started;
+    """A migrated PostgreSQL of the fault suite's own (never the shared one), started;
     tests that stop it start it again before they end."""
     pg = PrivatePostgres.create(base_settings.run_dir)
     try:

@@ -79,9 +79,9 @@ async def test_an_api_started_without_its_database_becomes_ready_when_it_returns
         assert ready.status_code == 503 and ready.json()["checks"]["database"]["ok"] is False
         client = scene.client()
         assert await client.push(http, 0) == 503  # an empty memory: unavailable, not 401
-    batches = range(60)
+    batches = range(40)
     stream = asyncio.create_task(client.stream(batches))
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(1.0)
     await scene.start_database()
     back = time.monotonic()
     ready_after = await wait_ready(scene.api.url, timeout=20)
@@ -118,7 +118,7 @@ async def run_outage(scene: Scene, *, before: float, outage: float, batches: ran
 
 
 async def test_a_database_outage_under_the_push_is_spooled_throughout(scene: Scene) -> None:
-    await run_outage(scene, before=1.0, outage=4.0, batches=range(150))
+    await run_outage(scene, before=0.5, outage=3.0, batches=range(80))
 
 
 @pytest.mark.slow
@@ -135,16 +135,16 @@ async def run_kill(scene: Scene, *, database_down: bool, kills: int, batches: ra
     client = scene.client()
     stream = asyncio.create_task(client.stream(batches, pace=0.03))
     for _ in range(kills):
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         if database_down:
             await scene.stop_database()
-            await asyncio.sleep(1.0)  # batches spooled, then the kill
+            await asyncio.sleep(0.5)  # batches spooled, then the kill
         acked_before = len(client.acked_batches)
         scene.api.kill()
         scene.api.start()
         await asyncio.to_thread(scene.api.wait_live)
         if database_down:
-            await asyncio.sleep(1.5)  # a fresh process without its database: 503s
+            await asyncio.sleep(1.0)  # a fresh process without its database: 503s
             await scene.start_database()
         await wait_ready(scene.api.url, timeout=30)
         assert len(client.acked_batches) >= acked_before
@@ -162,7 +162,7 @@ async def run_kill(scene: Scene, *, database_down: bool, kills: int, batches: ra
 async def test_the_api_killed_mid_stream_loses_and_doubles_nothing(
     scene: Scene, database_down: bool
 ) -> None:
-    await run_kill(scene, database_down=database_down, kills=1, batches=range(150))
+    await run_kill(scene, database_down=database_down, kills=1, batches=range(60))
 
 
 @pytest.mark.slow

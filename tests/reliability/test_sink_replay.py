@@ -113,7 +113,7 @@ async def test_the_replay_finishes_while_producers_keep_sending(
         load = Load(sink, meters)
         await asyncio.sleep(0.5)
         await asyncio.to_thread(cluster.stop, mode="immediate")
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.0)
         await asyncio.to_thread(cluster.start)
         back = time.monotonic()
         await sink.wait_replayed(timeout=30)
