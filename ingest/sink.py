@@ -19,8 +19,8 @@ from ingest.errors import BackpressureError, SinkClosedError, SpoolFullError
 from ingest.isolate import CONNECTION_ERRORS, write_isolating
 from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord
+from ingest.recovery import SpoolRecovery
 from ingest.registry import MeterRegistry
-from ingest.replay import replay_segment
 from ingest.spool import Spool
 from ingest.writer import Batch, prepare_connection, write
 from meterhub.logs import get_logger
@@ -31,7 +31,6 @@ from meterhub.supervise import Backoff, Supervisor
 log = get_logger(__name__)
 
 _FULL_LOG_EVERY = 60.0
-_CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +89,15 @@ class IngestSink:
         self._degraded = False
         self._database_back = asyncio.Event()
         self._database_back.set()
-        # The last rounds of a replay: writers wait instead of spooling, so it finishes.
-        self._replay_first = False
-        self._replay_turn = asyncio.Event()
-        self._replay_turn.set()
+        self._recoverer = SpoolRecovery(
+            dsn=settings.dsn(),
+            spool=self._spool,
+            lock=self._spool_lock,
+            write_batch=self._write_batch,
+            count=_count,
+            on_progress=self._update_spool_metrics,
+            on_replayed=self._replayed,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
         self._closing = False
@@ -317,7 +321,7 @@ class IngestSink:
                     return results
             if await self._append_to_spool(batch):
                 return [SubmitResult(spooled=True) for _ in batch.chunks]
-            await self._replay_turn.wait()  # the replay's last round; then the database
+            await self._recoverer.writers_may_go.wait()  # the replay's last round, then the DB
 
     async def _write_batch(self, conn: asyncpg.Connection, batch: Batch) -> list[SubmitResult]:
         """Write a batch; if the database refuses it, find and quarantine the culprits."""
@@ -351,7 +355,7 @@ class IngestSink:
         """Spool ``batch``; False (nothing written) while the replay has the last word."""
         payload = batch_codec.encode(batch)
         async with self._spool_lock:
-            if self._replay_first:
+            if self._recoverer.spool_closed:
                 return False
             await asyncio.to_thread(self._spool.append, payload)
         metrics.SPOOLED_BATCHES.inc()
@@ -389,65 +393,14 @@ class IngestSink:
         metrics.DATABASE_UP.set(0)
         if self._recovery is None or self._recovery.done():
             self._recovery = self._supervisor.start(
-                "ingest-recovery", self._recover, backoff=Backoff(first=1.0, most=30.0)
+                "ingest-recovery", self._recoverer.run, backoff=Backoff(first=1.0, most=30.0)
             )
 
-    async def _recover(self) -> None:
-        """Wait for the database, replay the spool in order, then hand back to the writers.
-        Supervised: any other error is logged and the recovery started again."""
-        try:
-            while True:
-                try:
-                    conn = await asyncpg.connect(self._settings.dsn(), timeout=5)
-                except _CONNECT_FAILURES:
-                    await asyncio.sleep(1.0)
-                    continue
-                try:
-                    await prepare_connection(conn)
-                    if await self._replay(conn):
-                        return
-                except CONNECTION_ERRORS as exc:
-                    log.warning("replay interrupted; retrying", error=repr(exc))
-                    self._yield_to_writers()
-                    await asyncio.sleep(1.0)
-                finally:
-                    conn.terminate()
-        finally:
-            self._yield_to_writers()  # a crash, or a stop: writers spool again meanwhile
-
-    def _yield_to_writers(self) -> None:
-        self._replay_first = False
-        self._replay_turn.set()
-
-    async def _replay(self, conn: asyncpg.Connection) -> bool:
-        """Replay every closed segment, round after round. From the second round on new
-        batches wait instead of going to the spool (a short stall, as backpressure), so
-        the replay ends even while clients keep sending as fast as it replays."""
-        rounds = 0
-        while True:
-            async with self._spool_lock:
-                if rounds > 0 and not self._replay_first:
-                    self._replay_first = True
-                    self._replay_turn.clear()
-                self._spool.rotate()
-                segments = self._spool.closed_segments()
-                metrics.REPLAY_PENDING_SEGMENTS.set(len(segments))
-                if not segments:
-                    self._degraded = False
-                    self._database_back.set()
-                    metrics.DATABASE_UP.set(1)
-                    self._update_spool_metrics()
-                    self._yield_to_writers()
-                    log.info("spool replayed; writing to the database again", rounds=rounds)
-                    return True
-            rounds += 1
-            log.info("replaying the spool", round=rounds, segments=len(segments))
-            for path in segments:
-                await replay_segment(
-                    conn, path, spool=self._spool, write_batch=self._write_batch, count=_count
-                )
-                self._update_spool_metrics()
-                metrics.REPLAY_PENDING_SEGMENTS.dec()
+    def _replayed(self) -> None:
+        self._degraded = False
+        self._database_back.set()
+        metrics.DATABASE_UP.set(1)
+        self._update_spool_metrics()
 
 
 def _count(results: list[SubmitResult]) -> None:

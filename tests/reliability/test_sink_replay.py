@@ -97,7 +97,7 @@ def _slowed_replay(monkeypatch: pytest.MonkeyPatch, delay: float) -> list[Path]:
         replayed.append(path)
         await real(conn, path, **kw)
 
-    monkeypatch.setattr("ingest.sink.replay_segment", slow)
+    monkeypatch.setattr("ingest.recovery.replay_segment", slow)
     return replayed
 
 
@@ -143,7 +143,7 @@ async def test_a_recovery_that_crashes_is_restarted(
             raise RuntimeError("a bug in the replay")  # not a connection error
         await real(conn, path, **kw)
 
-    monkeypatch.setattr("ingest.sink.replay_segment", crashing_once)
+    monkeypatch.setattr("ingest.recovery.replay_segment", crashing_once)
     restarts = TASK_RESTARTS.labels("ingest-recovery")._value.get()
     async with IngestSink(_settings(sink_settings, cluster)) as sink:
         await asyncio.to_thread(cluster.stop, mode="immediate")
