@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 import asyncpg
 
 from alerts.notices.config import NoticeConfig
+from alerts.notices.generate import generate
 from alerts.rulebook import Rulebook
 from alerts.weekly import run_week
 from meterhub.logs import get_logger
@@ -40,9 +41,15 @@ def next_run(now: datetime) -> datetime:
 
 
 async def judge_if_due(
-    pool: asyncpg.Pool, *, week: date, settings: Settings, rulebook: Rulebook
+    pool: asyncpg.Pool,
+    *,
+    week: date,
+    settings: Settings,
+    rulebook: Rulebook,
+    notices: NoticeConfig | None = None,
 ) -> bool:
-    """Judge ``week`` unless it has a run already or another process holds the lock."""
+    """Judge ``week``, and issue its notice when ``notices`` is given, unless the week has
+    a run already or another process holds the lock."""
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
             return False
@@ -53,6 +60,11 @@ async def judge_if_due(
             log.info(
                 "weekly analytics done", week=str(week), firms=summary.firms, hits=summary.total
             )
+            if notices is not None:
+                issued = await generate(
+                    pool, week=week, config=notices, rulebook=rulebook, settings=settings
+                )
+                log.info("weekly notice issued", number=issued.number, revision=issued.revision)
             return True
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
@@ -70,7 +82,13 @@ async def run_schedule(
     ``stop`` is set. Errors propagate: the caller's supervisor logs and restarts."""
     while not stop.is_set():
         now = datetime.now(LOCAL_TZ)
-        await judge_if_due(pool, week=last_whole_week(now), settings=settings, rulebook=rulebook)
+        await judge_if_due(
+            pool,
+            week=last_whole_week(now),
+            settings=settings,
+            rulebook=rulebook,
+            notices=notices,
+        )
         delay = (next_run(now) - now).total_seconds()
         try:
             await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -11,6 +11,7 @@ from fastapi.security import APIKeyHeader
 
 from api.problems import Forbidden, Unauthorized, Unavailable
 from ingest.sink import IngestSink
+from registry.errors import KeyLookupUnavailableError
 from registry.keys import KeyStore, Principal, Role
 
 _api_key = APIKeyHeader(
@@ -18,10 +19,22 @@ _api_key = APIKeyHeader(
 )
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+#: Seconds a client is told to wait when the database is away (HTTP Retry-After).
+RETRY_AFTER_DATABASE = "5"
+
+
+def get_optional_pool(request: Request) -> asyncpg.Pool | None:
+    """The pool, or None while the database has not been reached since the start."""
     pool: asyncpg.Pool | None = request.app.state.pool
+    return pool
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    pool = get_optional_pool(request)
     if pool is None:
-        raise Unavailable("the database is unreachable")
+        raise Unavailable(
+            "the database is unreachable", headers={"Retry-After": RETRY_AFTER_DATABASE}
+        )
     return pool
 
 
@@ -31,16 +44,22 @@ def get_sink(request: Request) -> IngestSink:
 
 
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+OptionalPoolDep = Annotated[asyncpg.Pool | None, Depends(get_optional_pool)]
 SinkDep = Annotated[IngestSink, Depends(get_sink)]
 
 
 async def get_principal(
-    request: Request, pool: PoolDep, key: Annotated[str | None, Security(_api_key)]
+    request: Request, pool: OptionalPoolDep, key: Annotated[str | None, Security(_api_key)]
 ) -> Principal:
+    """The caller; keys verified before are still known while the database is away, an
+    unverified key then gets 503 with Retry-After (never 401: it may well be valid)."""
     if not key:
         raise Unauthorized("send an API key in the X-API-Key header")
     store: KeyStore = request.app.state.keys
-    principal = await store.verify(pool, key)
+    try:
+        principal = await store.verify(pool, key)
+    except KeyLookupUnavailableError as exc:
+        raise Unavailable(str(exc), headers={"Retry-After": RETRY_AFTER_DATABASE}) from exc
     if principal is None:
         raise Unauthorized("the API key is unknown or revoked")
     return principal
@@ -54,13 +73,12 @@ async def get_optional_principal(
 ) -> Principal | None:
     """The caller if it sent a valid key, else None (never an error: for public routes
     that tell a keyed caller more, such as /readyz)."""
-    pool: asyncpg.Pool | None = request.app.state.pool
-    if not key or pool is None:
+    if not key:
         return None
     store: KeyStore = request.app.state.keys
     try:
-        return await store.verify(pool, key)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return await store.verify(get_optional_pool(request), key)
+    except (KeyLookupUnavailableError, asyncpg.PostgresError):
         return None
 
 

@@ -12,6 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.sink import IngestSink
+from meterhub.supervise import Supervisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,7 @@ class Check:
 async def check_database(pool: asyncpg.Pool | None, *, timeout: float = 2.0) -> Check:
     started = time.perf_counter()
     if pool is None:
-        return Check("database", False, "no connection pool (database unreachable at start)", 0.0)
+        return Check("database", False, "not reached since the start; retrying", 0.0)
     try:
         async with asyncio.timeout(timeout), pool.acquire() as conn:
             version = await conn.fetchval(
@@ -142,3 +143,18 @@ def check_spool(sink: IngestSink | None) -> Check:
             f"{state.directory / 'corrupt'} (their intact records were replayed)"
         )
     return Check("spool", True, detail, (time.perf_counter() - started) * 1000)
+
+
+def check_workers(supervisor: Supervisor | None) -> Check:
+    """Background tasks: not ready while one has died or is waiting to be restarted."""
+    if supervisor is None:
+        return Check("workers", False, "the supervisor is not running", 0.0)
+    states = supervisor.states()
+    down = [s for s in states if s.down]
+    restarted = [s for s in states if s.restarts and not s.down]
+    parts = [f"{s.name} {'dead' if s.dead else 'restarting'} after {s.last_error}" for s in down]
+    parts += [
+        f"{s.name} restarted {s.restarts} time(s), last after {s.last_error}" for s in restarted
+    ]
+    detail = "; ".join(parts) or f"{len(states)} running"
+    return Check("workers", not down, detail, 0.0)

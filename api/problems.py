@@ -18,7 +18,12 @@ from alerts import errors as alerts
 from alerts.carbon import NoGridFactorError
 from alerts.evaluation import InvalidSchemeError
 from alerts.notices.lifecycle import ForbiddenCaseError
-from collectors.gridfeed.errors import FeedFormatError, FeedMediaTypeError, FeedTooLargeError
+from collectors.gridfeed.errors import (
+    FeedFormatError,
+    FeedMediaTypeError,
+    FeedTooLargeError,
+    MeterLookupUnavailableError,
+)
 from meterhub.errors import MeterhubError
 from meterhub.logs import get_logger
 from registry import errors as registry
@@ -114,6 +119,9 @@ DOMAIN_PROBLEMS: dict[type[MeterhubError], type[Problem]] = {
     reference.MembershipOverlapError: Conflict,
     reference.InUseError: Conflict,
     reference.InvalidReferenceError: InvalidRequest,
+    # The push raises these as Unavailable with Retry-After itself (api.deps, the route).
+    registry.KeyLookupUnavailableError: Unavailable,
+    MeterLookupUnavailableError: Unavailable,
     FeedFormatError: InvalidBody,
     FeedMediaTypeError: UnsupportedMediaType,
     FeedTooLargeError: PayloadTooLarge,

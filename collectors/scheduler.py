@@ -28,6 +28,7 @@ from ingest.sink import IngestSink
 from meterhub.logs import get_logger
 from meterhub.reading import LOCAL_OFFSET_S, LOCAL_TZ, Quality, Reading
 from meterhub.settings import Settings
+from meterhub.supervise import Supervisor
 
 log = get_logger(__name__)
 
@@ -188,8 +189,10 @@ class Scheduler:
         pollers: Mapping[str, Poller],
         options: ScheduleOptions | None = None,
         name: str = "collector",
+        supervisor: Supervisor | None = None,
     ) -> None:
         self._settings, self._sink, self._pollers = settings, sink, pollers
+        self._supervisor = supervisor or Supervisor()
         self._options = options or ScheduleOptions()
         self.book = TerminalBook(
             offline_after=self._options.offline_after, drift_tolerance=self._options.drift_tolerance
@@ -208,7 +211,7 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; survives database restarts (readings go to the spool,
         registry reloads and health flushes wait for the database to return)."""
-        flush = asyncio.create_task(self._flusher(stop))
+        flush = self._supervisor.start("collector-flusher", lambda: self._flusher(stop))
         try:
             while not stop.is_set():
                 await self._try(self._reload, "could not reload the registry")
@@ -265,7 +268,8 @@ class Scheduler:
                 policy=self._policy,
             )
             self._workers[link] = worker
-            self._links[link] = (tuple(targets), asyncio.create_task(worker.run()))
+            task = self._supervisor.start(f"link {link}", worker.run, label="collector-link")
+            self._links[link] = (tuple(targets), task)
         await conn.execute(
             "INSERT INTO collector_heartbeats (name, started_at, beat_at, meters) "
             "VALUES ($1, now(), now(), $2) ON CONFLICT (name) DO UPDATE SET beat_at = now(), "

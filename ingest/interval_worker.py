@@ -222,22 +222,31 @@ async def prepare_connection(conn: asyncpg.Connection) -> None:
 async def run_interval_worker(
     settings: Settings, *, idle: float = 1.0, stop: asyncio.Event | None = None
 ) -> None:
-    """Derive until ``stop`` is set, sleeping ``idle`` seconds whenever nothing is pending."""
+    """Derive until ``stop`` is set, sleeping ``idle`` seconds whenever nothing is pending.
+    A lost database is waited for; any other error propagates (run it under a
+    `meterhub.supervise.Supervisor`, which logs it and starts the worker again)."""
     stop = stop or asyncio.Event()
     registry = MeterRegistry()
     conn: asyncpg.Connection | None = None
-    while not stop.is_set():
-        try:
-            if conn is None or conn.is_closed():
-                conn = await asyncpg.connect(settings.dsn(), timeout=5)
-                await prepare_connection(conn)
-            stats = await derive_pending(conn, registry)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("interval derivation failed; retrying", error=repr(exc))
-            conn = None
-            stats = DeriveStats(0, 0, 0, 0)
-        if stats.marks == 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle)
+    try:
+        while not stop.is_set():
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await asyncpg.connect(settings.dsn(), timeout=5)
+                    await prepare_connection(conn)
+                stats = await derive_pending(conn, registry)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("interval derivation failed; retrying", error=repr(exc))
+                if conn is not None:
+                    conn.terminate()
+                conn = None
+                stats = DeriveStats(0, 0, 0, 0)
+            if stats.marks == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), idle)
+    except BaseException:
+        if conn is not None:
+            conn.terminate()  # no connection left behind by a crash or a cancellation
+        raise
     if conn is not None:
         await conn.close()

@@ -10,17 +10,10 @@ import asyncpg
 from ingest.outcome import Rejection, SubmitResult
 from ingest.quarantine import Reason, quarantine
 from ingest.writer import Batch
+from meterhub.db import CONNECTION_ERRORS
 from meterhub.reading import Reading
 
-#: Errors that mean "the database is not there", as opposed to "it refused this data".
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
+__all__ = ["CONNECTION_ERRORS", "write_isolating"]
 
 Write = Callable[[Batch], Awaitable[list[SubmitResult]]]
 

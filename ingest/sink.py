@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,18 +19,18 @@ from ingest.errors import BackpressureError, SinkClosedError, SpoolFullError
 from ingest.isolate import CONNECTION_ERRORS, write_isolating
 from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord
+from ingest.recovery import SpoolRecovery
 from ingest.registry import MeterRegistry
-from ingest.replay import replay_segment
 from ingest.spool import Spool
 from ingest.writer import Batch, prepare_connection, write
 from meterhub.logs import get_logger
 from meterhub.reading import Reading
 from meterhub.settings import Settings
+from meterhub.supervise import Backoff, Supervisor
 
 log = get_logger(__name__)
 
 _FULL_LOG_EVERY = 60.0
-_CONNECT_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +69,12 @@ class IngestSink:
             assert result.accepted == 1
     """
 
-    def __init__(self, settings: Settings, *, mark_dirty: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, mark_dirty: bool = True, supervisor: Supervisor | None = None
+    ) -> None:
         self._settings = settings
+        self._own_supervisor = supervisor is None
+        self._supervisor = supervisor or Supervisor()
         self._mark_dirty = mark_dirty
         self._future_tolerance = timedelta(seconds=settings.future_tolerance)
         self._registry = MeterRegistry()
@@ -84,6 +89,15 @@ class IngestSink:
         self._degraded = False
         self._database_back = asyncio.Event()
         self._database_back.set()
+        self._recoverer = SpoolRecovery(
+            dsn=settings.dsn(),
+            spool=self._spool,
+            lock=self._spool_lock,
+            write_batch=self._write_batch,
+            count=_count,
+            on_progress=self._update_spool_metrics,
+            on_replayed=self._replayed,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
         self._closing = False
@@ -156,19 +170,31 @@ class IngestSink:
             )
             self._mark_down()
         self._update_spool_metrics()
-        self._tasks = [asyncio.create_task(self._batcher(), name="ingest-batcher")]
+        # A crashed batcher or writer held chunks nobody else can settle: not restartable.
+        start = self._supervisor.start
+        self._tasks = [start("ingest-batcher", self._batcher, restart=False)]
         self._tasks += [
-            asyncio.create_task(self._writer(i), name=f"ingest-writer-{i}")
+            start(f"ingest-writer-{i}", functools.partial(self._writer, i), restart=False,
+                  label="ingest-writer")
             for i in range(self._settings.writers)
-        ]
+        ]  # fmt: skip
 
     async def close(self) -> None:
-        """Flush everything queued (to the database or the spool), then stop."""
+        """Flush everything queued (to the database or the spool), then stop.
+        `TaskFailedError` if the batcher or a writer had crashed (they are not restarted)."""
         if self._closing:
             return
         self._closing = True
         self._queue.put_nowait(None)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if self._supervisor.failed(done):  # the others would wait for it forever
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                self._fail_queued()
+                break
         if self._recovery is not None:
             self._recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -177,6 +203,21 @@ class IngestSink:
             if conn is not None:
                 conn.terminate()
         self._spool.release()
+        if self._own_supervisor:
+            await self._supervisor.stop()
+        else:
+            self._supervisor.raise_if_failed(self._tasks)
+
+    def _fail_queued(self) -> None:
+        error = SinkClosedError("the ingest sink stopped after a crash")
+        while not self._queue.empty():
+            chunk = self._queue.get_nowait()
+            if chunk is not None and not chunk.future.done():
+                chunk.future.set_exception(error)
+        while not self._batches.empty():
+            for chunk in self._batches.get_nowait() or ():
+                if not chunk.future.done():
+                    chunk.future.set_exception(error)
 
     async def wait_replayed(self, timeout: float = 60.0) -> None:
         """Wait until the spool has been replayed and writers use the database again."""
@@ -226,19 +267,31 @@ class IngestSink:
 
     async def _writer(self, slot: int) -> None:
         while (chunks := await self._next_batch()) is not None:
-            batch = Batch([c.readings for c in chunks], [r for c in chunks for r in c.rejects])
             try:
-                results = await self._write_or_spool(slot, batch)
-            except Exception as exc:  # spool full, or a bug: the producers must hear of it
-                self._log_refusal(exc)
+                await self._settle(slot, chunks)
+            except BaseException as exc:  # a crash: no producer may wait for these forever
                 for chunk in chunks:
                     if not chunk.future.done():
-                        chunk.future.set_exception(exc)
-            else:
-                for chunk, result in zip(chunks, results, strict=True):
-                    if not chunk.future.done():
-                        chunk.future.set_result(result)
-            await self._release(sum(c.size for c in chunks))
+                        chunk.future.set_exception(
+                            SinkClosedError(f"ingest writer crashed: {exc!r}")
+                        )
+                raise
+            finally:
+                await self._release(sum(c.size for c in chunks))
+
+    async def _settle(self, slot: int, chunks: list[_Chunk]) -> None:
+        batch = Batch([c.readings for c in chunks], [r for c in chunks for r in c.rejects])
+        try:
+            results = await self._write_or_spool(slot, batch)
+        except Exception as exc:  # spool full, or a bug: the producers must hear of it
+            self._log_refusal(exc)
+            for chunk in chunks:
+                if not chunk.future.done():
+                    chunk.future.set_exception(exc)
+        else:
+            for chunk, result in zip(chunks, results, strict=True):
+                if not chunk.future.done():
+                    chunk.future.set_result(result)
 
     async def _connection(self, slot: int) -> asyncpg.Connection:
         conn = self._conns[slot]
@@ -250,23 +303,25 @@ class IngestSink:
         return conn
 
     async def _write_or_spool(self, slot: int, batch: Batch) -> list[SubmitResult]:
-        if not self._degraded:
-            started = time.perf_counter()
-            try:
-                conn = await self._connection(slot)
-                async with asyncio.timeout(60):
-                    results = await self._write_batch(conn, batch)
-            except CONNECTION_ERRORS as exc:
-                log.error("database unreachable; spooling", error=repr(exc))
-                self._drop_connection(slot)
-                self._mark_down()
-            else:
-                metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
-                metrics.BATCH_SIZE.observe(len(batch))
-                _count(results)
-                return results
-        await self._append_to_spool(batch)
-        return [SubmitResult(spooled=True) for _ in batch.chunks]
+        while True:
+            if not self._degraded:
+                started = time.perf_counter()
+                try:
+                    conn = await self._connection(slot)
+                    async with asyncio.timeout(60):
+                        results = await self._write_batch(conn, batch)
+                except CONNECTION_ERRORS as exc:
+                    log.error("database unreachable; spooling", error=repr(exc))
+                    self._drop_connection(slot)
+                    self._mark_down()
+                else:
+                    metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
+                    metrics.BATCH_SIZE.observe(len(batch))
+                    _count(results)
+                    return results
+            if await self._append_to_spool(batch):
+                return [SubmitResult(spooled=True) for _ in batch.chunks]
+            await self._recoverer.writers_may_go.wait()  # the replay's last round, then the DB
 
     async def _write_batch(self, conn: asyncpg.Connection, batch: Batch) -> list[SubmitResult]:
         """Write a batch; if the database refuses it, find and quarantine the culprits."""
@@ -296,12 +351,16 @@ class IngestSink:
 
     # -- the spool -----------------------------------------------------------------------
 
-    async def _append_to_spool(self, batch: Batch) -> None:
+    async def _append_to_spool(self, batch: Batch) -> bool:
+        """Spool ``batch``; False (nothing written) while the replay has the last word."""
         payload = batch_codec.encode(batch)
         async with self._spool_lock:
+            if self._recoverer.spool_closed:
+                return False
             await asyncio.to_thread(self._spool.append, payload)
         metrics.SPOOLED_BATCHES.inc()
         self._update_spool_metrics()
+        return True
 
     def _log_refusal(self, exc: Exception) -> None:
         if not isinstance(exc, SpoolFullError):
@@ -333,45 +392,15 @@ class IngestSink:
         self._database_back.clear()
         metrics.DATABASE_UP.set(0)
         if self._recovery is None or self._recovery.done():
-            self._recovery = asyncio.create_task(self._recover(), name="ingest-recovery")
+            self._recovery = self._supervisor.start(
+                "ingest-recovery", self._recoverer.run, backoff=Backoff(first=1.0, most=30.0)
+            )
 
-    async def _recover(self) -> None:
-        """Wait for the database, replay the spool in order, then hand back to the writers."""
-        while True:
-            try:
-                conn = await asyncpg.connect(self._settings.dsn(), timeout=5)
-            except _CONNECT_FAILURES:
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                await prepare_connection(conn)
-                if await self._replay(conn):
-                    return
-            except CONNECTION_ERRORS as exc:
-                log.warning("replay interrupted; retrying", error=repr(exc))
-                await asyncio.sleep(1.0)
-            finally:
-                conn.terminate()
-
-    async def _replay(self, conn: asyncpg.Connection) -> bool:
-        while True:
-            async with self._spool_lock:
-                self._spool.rotate()
-                segments = self._spool.closed_segments()
-                metrics.REPLAY_PENDING_SEGMENTS.set(len(segments))
-                if not segments:
-                    self._degraded = False
-                    self._database_back.set()
-                    metrics.DATABASE_UP.set(1)
-                    self._update_spool_metrics()
-                    log.info("spool replayed; writing to the database again")
-                    return True
-            for path in segments:
-                await replay_segment(
-                    conn, path, spool=self._spool, write_batch=self._write_batch, count=_count
-                )
-                self._update_spool_metrics()
-                metrics.REPLAY_PENDING_SEGMENTS.dec()
+    def _replayed(self) -> None:
+        self._degraded = False
+        self._database_back.set()
+        metrics.DATABASE_UP.set(1)
+        self._update_spool_metrics()
 
 
 def _count(results: list[SubmitResult]) -> None:

@@ -10,6 +10,16 @@ from asyncpg.pool import PoolConnectionProxy
 from meterhub.errors import DatabaseUnavailableError
 from meterhub.settings import Settings, get_settings
 
+#: Errors that mean "the database is not there", as opposed to "it refused this data".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
 
 async def connect(settings: Settings | None = None, *, timeout: float = 10.0) -> asyncpg.Connection:
     """One connection to the configured database, or `DatabaseUnavailableError`."""

@@ -59,3 +59,10 @@ class AddressNotAllowedError(InvalidError):
     ``extra`` names the setting and the allowed networks."""
 
     code = "address_not_allowed"
+
+
+class KeyLookupUnavailableError(RegistryError):
+    """A key cannot be verified: the database is away and the key has not been verified
+    since the service started (HTTP: 503 with Retry-After, never 401)."""
+
+    code = "key_lookup_unavailable"

@@ -3,6 +3,7 @@ principal. Only a hash of each key is stored; the secret is shown once, at creat
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import hmac
@@ -12,8 +13,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from registry.errors import InvalidError
+from meterhub.db import CONNECTION_ERRORS
+from meterhub.logs import get_logger
+from registry.errors import InvalidError, KeyLookupUnavailableError
 from registry.towns import canonical_town
+
+log = get_logger(__name__)
 
 KEY_PREFIX = "mh"
 
@@ -91,33 +96,99 @@ async def revoke_key(conn: asyncpg.Connection, prefix_or_id: str) -> bool:
     return status != "UPDATE 0"
 
 
+#: How long one verified answer is served before the database is asked again (a revocation
+#: takes effect within this), and how often a key's last_used_at is written at most.
+_TTL = 5.0
+_TOUCH_EVERY = 60.0
+#: A lookup that takes longer counts as the database being away.
+_LOOKUP_TIMEOUT = 2.0
+#: After a failed lookup, memory answers for this long without asking the database again.
+_PAUSE_AFTER_FAILURE = 1.0
+#: Keys found to be unknown or wrong remembered at most (the oldest are forgotten first).
+_MAX_UNKNOWN = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    principal: Principal | None  # None: unknown, wrong secret or revoked
+    verified_at: float
+
+
 class KeyStore:
-    """Verifies keys against the database, caching answers for ``ttl`` seconds (so that a
-    revocation takes effect within ``ttl``)."""
+    """Verifies keys against the database and remembers the answers.
 
-    def __init__(self, *, ttl: float = 5.0) -> None:
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+    An answer is reused for ``ttl`` seconds (a revocation takes effect within ``ttl``).
+    While the database is unreachable the last verified answer of a key is served however
+    old it is (a key revoked before the outage stays refused); a key not verified since the
+    process started raises `KeyLookupUnavailableError` (HTTP: 503 with Retry-After). The
+    secret is checked before anything is written; ``last_used_at`` is written at most once
+    per ``touch_every`` seconds per key, and not at all while the database is away."""
 
-    async def verify(self, pool: asyncpg.Pool, key: str) -> Principal | None:
-        cached = self._cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self._ttl:
-            return cached[1]
-        principal = await self._lookup(pool, key)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic(), principal)
+    def __init__(
+        self,
+        *,
+        ttl: float = _TTL,
+        touch_every: float = _TOUCH_EVERY,
+        timeout: float = _LOOKUP_TIMEOUT,
+        max_unknown: int = _MAX_UNKNOWN,
+    ) -> None:
+        self._ttl, self._touch_every, self._timeout = ttl, touch_every, timeout
+        self._max_unknown = max_unknown
+        self._known: dict[str, _Answer] = {}  # by key hash; one per real key, so bounded
+        self._unknown: dict[str, _Answer] = {}  # by key hash, oldest first
+        self._touched: dict[int, float] = {}
+        self._pause_until = 0.0
+
+    async def verify(self, pool: asyncpg.Pool | None, key: str) -> Principal | None:
+        """The key's principal, or None if the key is malformed, unknown or revoked.
+        ``pool`` None means the database has not been reached yet."""
+        if _split(key) is None:
+            return None
+        digest = hash_key(key)
+        answer = self._known.get(digest) or self._unknown.get(digest)
+        now = time.monotonic()
+        if answer is not None and now - answer.verified_at < self._ttl:
+            return answer.principal
+        if pool is not None and now >= self._pause_until:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    return await self._lookup(pool, key, digest)
+            except CONNECTION_ERRORS as exc:
+                self._pause_until = time.monotonic() + _PAUSE_AFTER_FAILURE
+                log.debug("key lookup failed; answering from memory", error=type(exc).__name__)
+        if answer is not None:
+            return answer.principal
+        raise KeyLookupUnavailableError(
+            "the database is unreachable and this key has not been verified since the "
+            "service started"
+        )
+
+    async def _lookup(self, pool: asyncpg.Pool, key: str, digest: str) -> Principal | None:
+        row = await pool.fetchrow(
+            "SELECT id, name, role, scope, secret_hash, revoked_at IS NOT NULL AS revoked "
+            "FROM api_keys WHERE prefix = $1",
+            _split(key),
+        )
+        now = time.monotonic()
+        if row is None or not hmac.compare_digest(row["secret_hash"], digest):
+            self._unknown.pop(digest, None)
+            self._unknown[digest] = _Answer(None, now)
+            while len(self._unknown) > self._max_unknown:
+                del self._unknown[next(iter(self._unknown))]
+            return None
+        principal = None
+        if not row["revoked"]:
+            principal = Principal(row["id"], row["name"], Role(row["role"]), row["scope"])
+        self._known[digest] = _Answer(principal, now)
+        if principal is not None:
+            await self._touch(pool, principal.key_id, now)
         return principal
 
-    async def _lookup(self, pool: asyncpg.Pool, key: str) -> Principal | None:
-        prefix = _split(key)
-        if prefix is None:
-            return None
-        row = await pool.fetchrow(
-            "UPDATE api_keys SET last_used_at = now() WHERE prefix = $1 AND revoked_at IS NULL "
-            "RETURNING id, name, role, scope, secret_hash",
-            prefix,
-        )
-        if row is None or not hmac.compare_digest(row["secret_hash"], hash_key(key)):
-            return None
-        return Principal(row["id"], row["name"], Role(row["role"]), row["scope"])
+    async def _touch(self, pool: asyncpg.Pool, key_id: int, now: float) -> None:
+        if now - self._touched.get(key_id, -self._touch_every) < self._touch_every:
+            return
+        self._touched[key_id] = now
+        try:
+            await pool.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", key_id)
+        except CONNECTION_ERRORS:
+            log.debug("last_used_at not written (database away)", key_id=key_id)

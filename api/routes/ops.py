@@ -17,6 +17,7 @@ from api.health import (
     check_collectors,
     check_database,
     check_spool,
+    check_workers,
 )
 
 router = APIRouter(tags=["operations"])
@@ -35,7 +36,7 @@ def _check(check: Check, *, detailed: bool) -> dict[str, Any]:
 
 @router.get(
     "/readyz",
-    summary="The database, the broker and the collectors answer",
+    summary="The database, the broker and the collectors answer; no worker is down",
     description=(
         "Anyone gets each check's `ok`; a caller with a valid API key (any role) also gets "
         "its `detail` and `latency_ms`. The broker check is shared by all probes for "
@@ -49,6 +50,7 @@ async def readyz(request: Request, principal: OptionalPrincipalDep) -> JSONRespo
     checks = [
         *await asyncio.gather(check_database(pool), broker.check(), check_collectors(pool)),
         check_spool(getattr(request.app.state, "sink", None)),
+        check_workers(getattr(request.app.state, "supervisor", None)),
     ]
     ok = all(check.ok for check in checks)
     body: dict[str, Any] = {

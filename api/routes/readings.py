@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import Grid, PoolDep, SinkDep
+from api.deps import RETRY_AFTER_DATABASE, Grid, OptionalPoolDep, SinkDep
 from api.problems import (
     Busy,
     InvalidBody,
@@ -25,6 +25,7 @@ from collectors.gridfeed.codec import (
     split_body,
     unknown_field_warnings,
 )
+from collectors.gridfeed.errors import MeterLookupUnavailableError
 from collectors.gridfeed.meters import FeedMeters
 from ingest.errors import BackpressureError, SpoolFullError
 from ingest.outcome import Rejection, SubmitResult
@@ -119,7 +120,7 @@ def _response(body: FeedBody, result: SubmitResult, rejections: list[Rejection])
 async def push_readings(
     request: Request,
     principal: Grid,
-    pool: PoolDep,
+    pool: OptionalPoolDep,
     sink: SinkDep,
     content_type: Annotated[str | None, Header()] = None,
     content_encoding: Annotated[str | None, Header()] = None,
@@ -129,7 +130,10 @@ async def push_readings(
     feed_body = split_body(body, _media_type(content_type), encoding=content_encoding)
     source = f"grid:{principal.scope}"
     meters: FeedMeters = request.app.state.feed_meters
-    resolve = await meters.resolver(pool, feed=principal.scope or "", codes=feed_body.codes())
+    try:
+        resolve = await meters.resolver(pool, feed=principal.scope or "", codes=feed_body.codes())
+    except MeterLookupUnavailableError as exc:
+        raise Unavailable(str(exc), headers={"Retry-After": RETRY_AFTER_DATABASE}) from exc
     feed = feed_readings(feed_body, resolve.ids, resolve, source=source)
     readings, indices, rejects = feed.readings, feed.indices, feed.rejects
     try:

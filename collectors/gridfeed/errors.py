@@ -29,3 +29,10 @@ class FeedTooLargeError(FeedFormatError):
     """The body, decompressed, exceeds the limit (``extra["limit"]``, bytes)."""
 
     code = "payload_too_large"
+
+
+class MeterLookupUnavailableError(CollectorError):
+    """Codes of a batch cannot be resolved: the database is away and they have not been
+    looked up since the service started (HTTP: 503 with Retry-After)."""
+
+    code = "meter_lookup_unavailable"

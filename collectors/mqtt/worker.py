@@ -24,6 +24,7 @@ from ingest.quarantine import QuarantineRecord, Reason
 from ingest.sink import IngestSink
 from meterhub.logs import get_logger
 from meterhub.settings import Settings
+from meterhub.supervise import Supervisor
 
 __all__ = ["MqttIngestWorker", "WorkerStats", "default_client_id"]
 
@@ -82,8 +83,10 @@ class MqttIngestWorker:
         end_session: bool = False,
         connect_timeout: float = 30.0,
         drain_timeout: float = 30.0,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.client_id = client_id or default_client_id(group)
+        self._supervisor = supervisor or Supervisor()
         self.stats = WorkerStats()
         self._sink = sink
         self._bridge = MqttBridge(
@@ -132,7 +135,12 @@ class MqttIngestWorker:
     async def start(self) -> None:
         """Connect and subscribe (`MqttError` if the broker is away or refuses) and consume;
         a resumed session may deliver before the subscription is confirmed."""
-        self._consumer = asyncio.create_task(self._consume(), name=f"mqtt-{self.client_id}")
+        # A crashed consumer leaves slots of the ack window open that nothing would settle,
+        # blocking every later ack: not restartable (the process exits, the broker
+        # redelivers what was not acknowledged).
+        self._consumer = self._supervisor.start(
+            f"mqtt-consumer-{self.client_id}", self._consume, restart=False, label="mqtt-consumer"
+        )
         try:
             await self._bridge.start(timeout=self._connect_timeout)
         except MqttError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -56,3 +57,28 @@ async def test_a_week_is_judged_once_and_never_while_another_process_holds_the_l
         assert runs == 1
     finally:
         await pool.close()
+
+
+@pytest.mark.integration
+async def test_the_api_catches_up_on_the_last_whole_week_and_issues_its_notice(
+    settings: Settings,
+) -> None:
+    from tests.support import in_process_api
+
+    week = last_whole_week(datetime.now(LOCAL_TZ))
+    scheduled = settings.model_copy(update={"alerts_schedule": True, "interval_worker": False})
+    db = await asyncpg.connect(settings.dsn())
+    try:
+        async with in_process_api(scheduled) as http:
+            assert (await http.get("/livez")).status_code == 200
+            for _ in range(200):
+                runs = await db.fetchval(
+                    "SELECT count(*) FROM analytics_runs WHERE week = $1", week
+                )
+                notices = await db.fetchval("SELECT count(*) FROM notices WHERE week = $1", week)
+                if runs and notices:
+                    break
+                await asyncio.sleep(0.1)
+        assert runs == 1 and notices >= 1
+    finally:
+        await db.close()

@@ -8,11 +8,14 @@ import httpx
 import pytest
 
 from api import health
+from api.app import create_app
+from meterhub.settings import Settings
+from meterhub.supervise import Backoff
 from tests.api.conftest import Keys
 
 pytestmark = pytest.mark.integration
 
-CHECKS = {"database", "broker", "collectors", "spool"}
+CHECKS = {"database", "broker", "collectors", "spool", "workers"}
 
 
 async def test_anonymous_gets_status_words_only(client: httpx.AsyncClient) -> None:
@@ -73,3 +76,26 @@ async def test_the_broker_check_is_repeated_after_its_ttl() -> None:
         await asyncio.sleep(0.25)
         await probe.check()
     assert calls == 2
+
+
+async def test_a_worker_waiting_to_restart_makes_the_api_unready(
+    api_settings: Settings, keys: Keys
+) -> None:
+    app = create_app(api_settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        assert (await http.get("/readyz")).json()["checks"]["workers"] == {"ok": True}
+
+        async def broken() -> None:
+            raise RuntimeError("a derivation bug")
+
+        app.state.supervisor.start("test-worker", broken, backoff=Backoff(first=30))
+        await asyncio.sleep(0.05)
+        anonymous = await http.get("/readyz")
+        assert anonymous.status_code == 503
+        assert anonymous.json()["checks"]["workers"] == {"ok": False}
+        keyed = (await http.get("/readyz", headers=keys.headers("bureau"))).json()
+        detail = keyed["checks"]["workers"]["detail"]
+        assert "test-worker restarting after RuntimeError: a derivation bug" in detail

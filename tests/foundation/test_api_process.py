@@ -76,6 +76,7 @@ async def test_readyz_checks_database_and_broker(api_url: str, settings: Setting
             "broker": {"ok": True},
             "collectors": {"ok": True},
             "spool": {"ok": True},
+            "workers": {"ok": True},
         },
     }
     conn = await asyncpg.connect(settings.dsn())

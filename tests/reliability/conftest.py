@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from meterhub.settings import Settings
+from tests.pg_cluster import PrivatePostgres
 from tests.reliability.broker import PrivateBroker
 
 
@@ -30,3 +32,16 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
 def broker_settings(sink_settings: Settings, private_broker: PrivateBroker) -> Settings:
     """The session database and a tmp spool (tests/conftest.py), the private broker."""
     return sink_settings.model_copy(update={"mqtt_url": SecretStr(private_broker.ingest_url)})
+
+
+@pytest.fixture(scope="session")
+def cluster(base_settings: Settings) -> Iterator[PrivatePostgres]:
+    """A migrated PostgreSQL of the fault suite's own (never the shared one), started;
+    tests that stop it start it again before they end."""
+    pg = PrivatePostgres.create(base_settings.run_dir)
+    try:
+        pg.start()
+        asyncio.run(pg.prepare(base_settings.migrations_dir))
+        yield pg
+    finally:
+        pg.destroy()
