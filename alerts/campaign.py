@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from alerts import campaign_targets
 from alerts.campaign_cases import CountedFirm, LandFirm, counted_firms, land_firms, load_cases
 from alerts.campaign_metered import (
+    MONTHS,
     Window,
     current_window,
     energy_freed,
@@ -51,7 +52,8 @@ def _rows(rows: Iterable[dict[str, Any]], scope: str | None) -> list[dict[str, A
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
+    """``value`` to 10 significant digits (a small share keeps its precision)."""
+    return None if value is None else float(f"{value:.10g}")
 
 
 def figure(target: Target, measured: float | None, *, basis: str, as_of: date) -> Details:
@@ -113,13 +115,13 @@ def _co2_measure(freed: list[dict[str, Any]], factor: GridFactor | None) -> Meas
         co2 = co2_tonnes(kwh, factor.tco2_per_mwh) if factor is not None else None
         return co2, {
             "freed_kwh": _round(kwh),
-            "factor": None if factor is None else vars_of(factor),
+            "factor": None if factor is None else _factor_dict(factor),
         }
 
     return measure
 
 
-def vars_of(factor: GridFactor) -> Details:
+def _factor_dict(factor: GridFactor) -> Details:
     return {
         "year": factor.year,
         "region": factor.region,
@@ -132,14 +134,14 @@ def vars_of(factor: GridFactor) -> Details:
 def _per_mu_level(
     rows: list[dict[str, Any]], amount: str, months: str
 ) -> tuple[float | None, Details]:
-    complete = [r for r in rows if r[months] == 12]
+    complete = [r for r in rows if r[months] == MONTHS]
     land = sum(r["land_mu"] for r in complete)
     total = sum(r[amount] for r in complete) / 10_000
     return (total / land if land > 0 else None), {
         "firm_ids": [r["firm_id"] for r in complete],
         "land_mu": _round(land),
         "total_10k_yuan": _round(total),
-        "incomplete_firms": sum(1 for r in rows if r[months] < 12),
+        "incomplete_firms": sum(1 for r in rows if r[months] < MONTHS),
     }
 
 
@@ -236,24 +238,22 @@ async def progress(
         )
     except NoGridFactorError:
         factor = None
+    mu_now = await per_mu(conn, window=now)
+    mu_before = await per_mu(conn, window=now.before())
     measures: dict[str, Measure] = {
         "eliminated": _firms_measure(firms, "eliminated", week.year),
         "rectified": _firms_measure(firms, "rectified", week.year),
         "land_rectified": _land_measure(land, week.year),
         "energy_freed": _energy_measure(freed, excluded),
         "co2_cut": _co2_measure(freed, factor),
-        "tax_per_mu": _per_mu_measure(
-            await per_mu(conn, window=now), await per_mu(conn, window=now.before()), "tax"
-        ),
+        "tax_per_mu": _per_mu_measure(mu_now, mu_before, "tax"),
+        "value_added_per_mu": _per_mu_measure(mu_now, mu_before, "va"),
         "intensity_change": _intensity_measure(
             await intensity(conn, window=now, config=config),
             await intensity(conn, window=now.before(), config=config),
             Factors.of(settings, config.tce_basis),
         ),
     }
-    measures["value_added_per_mu"] = _per_mu_measure(
-        await per_mu(conn, window=now), await per_mu(conn, window=now.before()), "va"
-    )
     bases = _bases(config, week=week, now=now, factor=factor)
     metered_as_of = now.end - timedelta(days=1)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from alerts.campaign_targets import CampaignConfig
@@ -111,7 +111,7 @@ async def land_firms(
     conn: Conn, *, cases: list[dict[str, Any]], week: date, config: CampaignConfig
 ) -> list[LandFirm]:
     """Firms whose low-efficiency land counts as rectified as of ``week``."""
-    start, week_end = config.plan.count_from, week.fromordinal(week.toordinal() + 6)
+    start, week_end = config.plan.count_from, week + timedelta(days=6)
     by_case: dict[int, dict[str, Any]] = {}
     for row in cases:
         if row["problem"] not in config.land_problems:
