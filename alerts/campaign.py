@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from math import fsum
 from typing import Any, TypeVar
 
 from alerts import campaign_targets
@@ -56,11 +57,16 @@ def _round(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.10g}")
 
 
+def _rounded(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _round(v) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def figure(target: Target, measured: float | None, *, basis: str, as_of: date) -> Details:
+    """One target's figure; a count stays an integer."""
     share = measured / target.value if measured is not None and target.value else None
     return {
         "target": target.value,
-        "measured": _round(measured),
+        "measured": measured if isinstance(measured, int) else _round(measured),
         "share_of_target": _round(share),
         "unit": target.unit,
         "basis": basis,
@@ -83,12 +89,12 @@ def _firms_measure(firms: list[CountedFirm], kind: str, year: int) -> Measure:
 def _land_measure(land: list[LandFirm], year: int) -> Measure:
     def measure(scope: str | None) -> tuple[float | None, Details]:
         mine = _in(land, scope)
-        return sum(f.land_mu or 0.0 for f in mine), {
+        return fsum(f.land_mu or 0.0 for f in mine), {
             "firm_ids": [f.firm_id for f in mine],
             "by_case": sum(1 for f in mine if f.by == "case"),
             "by_list": sum(1 for f in mine if f.by == "list"),
             "without_land": [f.firm_id for f in mine if f.land_mu is None],
-            "this_year_mu": _round(sum(f.land_mu or 0.0 for f in mine if f.on.year == year)),
+            "this_year_mu": _round(fsum(f.land_mu or 0.0 for f in mine if f.on.year == year)),
         }
 
     return measure
@@ -97,13 +103,13 @@ def _land_measure(land: list[LandFirm], year: int) -> Measure:
 def _energy_measure(freed: list[dict[str, Any]], excluded: list[dict[str, Any]]) -> Measure:
     def measure(scope: str | None) -> tuple[float | None, Details]:
         mine = _rows(freed, scope)
-        return sum(r["freed_tce"] for r in mine), {
+        return fsum(r["freed_tce"] for r in mine), {
             "firm_ids": [r["firm_id"] for r in mine],
-            "baseline_tce": _round(sum(r["baseline_tce"] for r in mine)),
-            "current_tce": _round(sum(r["current_tce"] for r in mine)),
+            "baseline_tce": _round(fsum(r["baseline_tce"] for r in mine)),
+            "current_tce": _round(fsum(r["current_tce"] for r in mine)),
             "firms_using_more": [r["firm_id"] for r in mine if r["freed_kwh"] < 0],
             "excluded": _rows(excluded, scope),
-            "firms": mine,
+            "firms": [_rounded(r) for r in mine],
         }
 
     return measure
@@ -111,7 +117,7 @@ def _energy_measure(freed: list[dict[str, Any]], excluded: list[dict[str, Any]])
 
 def _co2_measure(freed: list[dict[str, Any]], factor: GridFactor | None) -> Measure:
     def measure(scope: str | None) -> tuple[float | None, Details]:
-        kwh = sum(r["freed_kwh"] for r in _rows(freed, scope))
+        kwh = fsum(r["freed_kwh"] for r in _rows(freed, scope))
         co2 = co2_tonnes(kwh, factor.tco2_per_mwh) if factor is not None else None
         return co2, {
             "freed_kwh": _round(kwh),
@@ -135,8 +141,8 @@ def _per_mu_level(
     rows: list[dict[str, Any]], amount: str, months: str
 ) -> tuple[float | None, Details]:
     complete = [r for r in rows if r[months] == MONTHS]
-    land = sum(r["land_mu"] for r in complete)
-    total = sum(r[amount] for r in complete) / 10_000
+    land = fsum(r["land_mu"] for r in complete)
+    total = fsum(r[amount] for r in complete) / 10_000
     return (total / land if land > 0 else None), {
         "firm_ids": [r["firm_id"] for r in complete],
         "land_mu": _round(land),

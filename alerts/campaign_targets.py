@@ -40,7 +40,7 @@ class Target:
     code: str
     zh: str
     en: str
-    value: float
+    value: int | float  # as the file gives it: a count stays an integer
     unit: str
     quote: str
     source: str
@@ -95,7 +95,7 @@ def _target(code: str, raw: Mapping[str, Any]) -> Target:
         code=code,
         zh=_text(raw, "zh", where),
         en=_text(raw, "en", where),
-        value=float(value),
+        value=value,
         unit=_text(raw, "unit", where),
         quote=_text(raw, "quote", where),
         source=_text(raw, "source", where),

@@ -122,6 +122,7 @@ async def test_progress_by_town_and_city(tx: asyncpg.Connection, settings: Setti
     assert city["eliminated"]["share_of_target"] == pytest.approx(1 / 45, abs=1e-6)
     assert sorted(city["rectified"]["firm_ids"]) == sorted([f["r1"], f["r2"], f["l1"]])
     assert city["rectified"]["measured"] == 3 and city["rectified"]["target"] == 300
+    assert type(city["rectified"]["measured"]) is int  # a count stays a count
     assert city["rectified"]["waiting_for_open_cases"] == [f["w1"]]
     assert (yiting["rectified"]["measured"], dachen["rectified"]["measured"]) == (1, 2)
     assert city["rectified"]["as_of"] == "2031-12-07"
