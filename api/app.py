@@ -19,6 +19,7 @@ from api import problems
 from api.health import BrokerProbe
 from api.params import STRICT_QUERY
 from api.routes import (
+    campaign,
     evaluations,
     findings,
     firm_attributes,
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         profiles,
         evaluations,
         notices,
+        campaign,
     )
     for module in routers:
         app.include_router(module.router)

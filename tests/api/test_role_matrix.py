@@ -82,6 +82,7 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/v1/evaluations/run"): BUREAU,
     ("POST", "/v1/evaluations/official/import"): BUREAU,
     ("GET", "/v1/firms/{firm_id}/evaluations"): READ,
+    ("GET", "/v1/campaign"): READ,
 }
 
 
