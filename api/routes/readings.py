@@ -105,7 +105,7 @@ class PushResult(BaseModel):
     duplicates: int
     conflicts: int
     rejected: int
-    spooled: int
+    spooled: bool
     rejections: list[PushRejection]
 
 
