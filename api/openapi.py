@@ -8,7 +8,9 @@ response the application itself can send documented on every operation it applie
   unknown key, a role or scope that may not, a key not verifiable while the database is
   away); 503 on every route that needs the database (`api.deps.get_pool`);
 * 400 on every route with a JSON body (a body FastAPI cannot parse at all);
-* every 4xx/5xx a route documents gets the `Problem` schema besides its example.
+* every 4xx/5xx a route documents gets the `Problem` schema besides its example;
+* a meter's registration documents the address each protocol needs (what `MeterIn`
+  checks), not just "an object".
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from api.problems import (
     Unauthorized,
     Unavailable,
 )
+from registry.meters import _ADDRESS_KEYS, DLT645_ADDRESS
 
 _REF = "#/components/schemas/"
 
@@ -118,6 +121,26 @@ def _as_problems(responses: dict[str, Any]) -> None:
         entry["schema"] = {"$ref": f"{_REF}Problem"}
 
 
+def _meter_addresses(components: dict[str, Any]) -> None:
+    """`MeterIn`'s address: the keys of each protocol, the DL/T 645 number's form."""
+    meter_in = components.get("MeterIn")
+    if meter_in is None:
+        return
+    rules = []
+    for protocol, keys in _ADDRESS_KEYS.items():
+        address: dict[str, Any] = {"type": "object", "required": list(keys)}
+        if protocol == "dlt645":
+            number = {"type": "string", "pattern": f"^{DLT645_ADDRESS.pattern}$"}
+            address["properties"] = {"address": number}
+        rules.append(
+            {
+                "if": {"properties": {"protocol": {"const": protocol}}, "required": ["protocol"]},
+                "then": {"properties": {"address": address}},
+            }
+        )
+    meter_in["allOf"] = rules
+
+
 def document_errors(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` (FastAPI's document of ``app``) with the errors the app sends."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -125,6 +148,7 @@ def document_errors(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     components["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
+    _meter_addresses(components)
     for route in api_routes(app):
         keyed, database, json_body = route_facts(route)
         path = schema["paths"][route.path_format]

@@ -21,6 +21,7 @@ from tests.support import create_meters
 #: The roles whose keys fuzz every operation (a town key of 苏溪, a grid key of FEED).
 ROLES = ("bureau", "grid", "town", "field", "admin")
 FEED = "fuzz-feed"
+FEED_METERS = 3
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class LiveApi:
     url: str
     log: Path
     keys: dict[str, str]  # role -> key
+    dsn: str
+    feed_codes: list[str]  # the grid key's meters
     proc: subprocess.Popen[bytes]
 
     def log_text(self) -> str:
@@ -46,6 +49,16 @@ async def live_api(
             made = await create_key(conn, name=f"fuzz {role}", role=role, scope=scopes.get(role))
             keys[str(role)] = made.key
         await create_meters(conn, 2)  # something for the ids and listings to find
+        firm = await conn.fetchval("SELECT max(firm_id) FROM meters")
+        codes = [f"fuzz-{n}" for n in range(FEED_METERS)]
+        await conn.execute(
+            "INSERT INTO meters (firm_id, code, utility, protocol, address, installed_at) "
+            "SELECT $1, code, 'electricity', 'grid-feed', jsonb_build_object('feed', $2::text), "
+            "'2025-01-01' FROM unnest($3::text[]) AS code",
+            firm,
+            FEED,
+            codes,
+        )
     finally:
         await conn.close()
     home = tmp_path_factory.mktemp("fuzz-api")
@@ -68,7 +81,7 @@ async def live_api(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, proc)
-        yield LiveApi(url=url, log=log, keys=keys, proc=proc)
+        yield LiveApi(url=url, log=log, keys=keys, dsn=settings.dsn(), feed_codes=codes, proc=proc)
     finally:
         if proc.poll() is None:
             proc.terminate()
