@@ -104,7 +104,10 @@ def _csv_cells(body: bytes) -> list[list[str]]:
             continue
     else:
         raise SheetError("CSV must be UTF-8 or GB18030 text")
-    return [row for row in csv.reader(io.StringIO(text))]
+    try:  # newline="": a CR inside a cell is the cell's, as the csv module wants it
+        return [row for row in csv.reader(io.StringIO(text, newline=""))]
+    except csv.Error as exc:
+        raise SheetError(f"the CSV cannot be read: {exc}") from exc
 
 
 def _xlsx_cells(body: bytes) -> list[list[str]]:

@@ -15,8 +15,9 @@ from alerts.campaign import progress
 from alerts.campaign_targets import CampaignConfig, load
 from alerts.profile import last_whole_week
 from api.deps import PoolDep, Reader
-from api.problems import Forbidden, InvalidRequest, Unauthorized, responses
+from api.problems import Conflict, Forbidden, InvalidRequest, Unauthorized, responses
 from meterhub.settings import Settings
+from registry.fields import FIRST_DAY, LAST_DAY
 from registry.scope import town_filter
 from registry.towns import optional_town
 
@@ -91,7 +92,7 @@ class CampaignOut(BaseModel):
     response_model=CampaignOut,
     responses={
         200: {"content": {"application/json": {"example": EXAMPLE}}},
-        **responses(Unauthorized, Forbidden, InvalidRequest),
+        **responses(Unauthorized, Forbidden, Conflict, InvalidRequest),
     },
 )
 async def campaign_progress(
@@ -100,7 +101,12 @@ async def campaign_progress(
     pool: PoolDep,
     config: ConfigDep,
     week: Annotated[
-        date | None, Query(description="the Monday of the week (default: the last whole week)")
+        date | None,
+        Query(
+            ge=FIRST_DAY,
+            le=LAST_DAY,
+            description="the Monday of the week (default: the last whole week)",
+        ),
     ] = None,
     town: Annotated[
         str | None, Query(max_length=50, description="镇街; a town key: its own only")

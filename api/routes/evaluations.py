@@ -32,6 +32,7 @@ from api.routes.sheets import (
 )
 from api.trends.params import Lang, LangQuery
 from meterhub.settings import Settings
+from registry.fields import Text
 from registry.firms import readable_firm
 from registry.scope import town_filter
 from registry.towns import optional_town
@@ -186,7 +187,7 @@ async def list_carbon_grades(
 
 class RunIn(BaseModel):
     year: int = Field(ge=2000, le=2100, examples=[2025])
-    scheme: str | None = Field(default=None, description="default: newest not after the year")
+    scheme: Text | None = Field(default=None, description="default: newest not after the year")
     through_month: int = Field(default=12, ge=1, le=12, description="year to date: Jan..M")
 
 

@@ -201,11 +201,14 @@ def _csv(body: bytes) -> tuple[list[str], list[list[str]]]:
             text = body.decode("gb18030")  # exports from Chinese Excel
         except UnicodeDecodeError as exc:
             raise FeedFormatError("CSV must be UTF-8 or GB18030 text") from exc
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None:
-        raise FeedFormatError("the CSV body is empty")
-    return csv_field_names(header), [row for row in reader if row]
+    reader = csv.reader(io.StringIO(text, newline=""))  # a CR inside a cell is the cell's
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise FeedFormatError("the CSV body is empty")
+        return csv_field_names(header), [row for row in reader if row]
+    except csv.Error as exc:
+        raise FeedFormatError(f"the CSV cannot be read: {exc}") from exc
 
 
 def csv_field_names(header: list[str]) -> list[str]:

@@ -48,7 +48,14 @@ async def live_api(
         for role in map(Role, ROLES):
             made = await create_key(conn, name=f"fuzz {role}", role=role, scope=scopes.get(role))
             keys[str(role)] = made.key
-        await create_meters(conn, 2)  # something for the ids and listings to find
+        # Something for the ids and listings to find, registered as the API would (a grid-feed
+        # meter names its feed: `registry.meters.MeterIn` checks it on a replacement too).
+        listed = await create_meters(conn, 2)
+        await conn.execute(
+            "UPDATE meters SET address = jsonb_build_object('feed', 'fuzz-elsewhere') "
+            "WHERE id = ANY($1::bigint[])",
+            listed,
+        )
         firm = await conn.fetchval("SELECT max(firm_id) FROM meters")
         codes = [f"fuzz-{n}" for n in range(FEED_METERS)]
         await conn.execute(
