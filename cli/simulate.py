@@ -34,6 +34,7 @@ from simulators.backfill import backfill_feed, backfill_mqtt, backfill_polled, e
 from simulators.broker_users import create_broker_users, mqtt_gateways
 from simulators.city import generate_city
 from simulators.city_file import write_city
+from simulators.errors import CityConfigError
 from simulators.fleet import wall_clock
 from simulators.grid_feed import GridFeedClient
 from simulators.meter import SimulatedMeter
@@ -74,16 +75,23 @@ def make_city(
     """Generate a city file: firms of Yiwu's industries, their meters, gateways and faults."""
     today = wall_clock().replace(hour=0, minute=0, second=0, microsecond=0)
     monday = today - timedelta(days=today.weekday(), weeks=8)
-    city = generate_city(
-        firms=firms,
-        seed=seed,
-        start=time_option(start, default=monday),
-        fault_rate=fault_rate,
-        bus_size=bus_size,
-        host=host,
-        modbus_port=modbus_port,
-        dlt645_port=dlt645_port,
-    )
+    try:
+        city = generate_city(
+            firms=firms,
+            seed=seed,
+            start=time_option(start, default=monday),
+            fault_rate=fault_rate,
+            bus_size=bus_size,
+            host=host,
+            modbus_port=modbus_port,
+            dlt645_port=dlt645_port,
+        )
+    except CityConfigError as exc:
+        raise fail(
+            f"{exc}: the Modbus gateways take one port each from --modbus-port "
+            f"({modbus_port}) up, the DL/T 645 ones from --dlt645-port ({dlt645_port}) up; "
+            "choose ranges that do not overlap"
+        ) from None
     write_city(city, out)
     rows = []
     for protocol in ("modbus", "dlt645", "mqtt", "grid-feed"):
