@@ -288,7 +288,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: InvalidBody.code, 404: NotFound.code, 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return problem_response(
             status=exc.status_code,
             code=code,
