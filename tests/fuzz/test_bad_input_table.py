@@ -238,7 +238,7 @@ CASES = [
         "bureau",
         lambda h, f: h.post(
             "/v1/reference/holidays/import",
-            content="日期,类型,名称,来源\n2301-01-01,holiday,元旦,test\n2301-02-30,holiday,x,test\n".encode(),
+            content="日期,类型,名称,来源\n2299-01-01,holiday,元旦,test\n2299-02-30,holiday,x,test\n".encode(),
             headers=CSV,
         ),
         422,
@@ -249,7 +249,7 @@ CASES = [
         "bureau",
         lambda h, f: h.post(
             "/v1/reference/holidays/import?partial=true",
-            content="日期,类型,名称,来源\n2301-01-01,holiday,元旦,test\n2301-02-30,holiday,x,test\n".encode(),
+            content="日期,类型,名称,来源\n2299-01-01,holiday,元旦,test\n2299-02-30,holiday,x,test\n".encode(),
             headers=CSV,
         ),
         200,
