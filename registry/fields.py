@@ -29,23 +29,27 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 FIRST_DAY, LAST_DAY = date(1990, 1, 1), date(2099, 12, 31)
 
 
-def _nul_free(value: Any, where: str = "") -> Any:
-    """``value`` (JSON: dicts, lists, strings...) if no string in it holds a NUL."""
+def _storable(value: Any, where: str = "") -> Any:
+    """``value`` (JSON: dicts, lists, strings...) if no string in it holds a NUL and no
+    integer in it is beyond 64 bits (neither jsonb's encoder here nor a reader takes one)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{where or 'the value'} contains a NUL character")
+    elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{where or 'the value'} is an integer beyond 64 bits")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _nul_free(key, f"{where}.{key}".lstrip(".") if isinstance(key, str) else where)
-            _nul_free(item, f"{where}.{key}".lstrip("."))
+            _storable(key, f"{where}.{key}".lstrip(".") if isinstance(key, str) else where)
+            _storable(item, f"{where}.{key}".lstrip("."))
     elif isinstance(value, list):
         for item in value:
-            _nul_free(item, where)
+            _storable(item, where)
     return value
 
 
-#: A JSON object PostgreSQL's jsonb can store (no NUL in any key or string).
-JsonObject = Annotated[dict[str, Any], AfterValidator(_nul_free)]
+#: A JSON object PostgreSQL's jsonb can store (no NUL in any key or string, no integer
+#: beyond 64 bits).
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
 def _instant(value: datetime) -> datetime:

@@ -220,6 +220,22 @@ CASES = [
         "address_not_allowed",
     ),
     Case(
+        "body: a meter address holding an integer beyond 64 bits",
+        "bureau",
+        lambda h, f: h.post(
+            "/v1/meters",
+            json={
+                "firm_id": f["firm"],
+                "code": "big-int-address",
+                "protocol": "grid-feed",
+                "address": {"feed": "x", "n": 2**70},
+                "installed_at": "2026-01-01T00:00:00+08:00",
+            },
+        ),
+        422,
+        "invalid_request",
+    ),
+    Case(
         "body: an evaluation run with a NUL in the scheme",
         "bureau",
         lambda h, f: h.post("/v1/evaluations/run", json={"year": 2025, "scheme": "a\x00"}),
