@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.bodies import off_loop, read_limited
@@ -210,7 +210,7 @@ async def push_readings(
     quota: Annotated[PushQuota, Depends(get_quota)],
     content_type: Annotated[str | None, Header()] = None,
     content_encoding: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
+) -> Response:
     try:
         quota.check(principal.key_id)  # an empty bucket: refused before the body is read
     except QuotaExceededError as exc:
@@ -242,6 +242,12 @@ async def push_readings(
         raise Busy(str(exc), headers={"Retry-After": "2"}) from exc
     except SpoolFullError as exc:
         raise Unavailable(str(exc), headers={"Retry-After": "30"}) from exc
-    rejections = [Rejection(indices[r.index], r.reason, r.detail) for r in result.rejected]
-    rejections += [Rejection(index, rec.reason, rec.detail) for index, rec in rejects]
-    return JSONResponse(_response(feed_body, result, rejections), status_code=202)
+
+    def answer() -> bytes:  # a batch of bad readings makes a large answer: built off the loop
+        rejections = [Rejection(indices[r.index], r.reason, r.detail) for r in result.rejected]
+        rejections += [Rejection(index, rec.reason, rec.detail) for index, rec in rejects]
+        return orjson.dumps(_response(feed_body, result, rejections))
+
+    size = (len(result.rejected) + len(rejects)) * _BYTES_PER_ELEMENT
+    content = await off_loop(answer, size=size)
+    return Response(content, status_code=202, media_type="application/json")
