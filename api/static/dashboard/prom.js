@@ -1,0 +1,39 @@
+// The Prometheus text format (version 0.0.4), enough of it for the health page.
+const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+export function parse(text) {
+  const samples = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[3]) {
+      for (const l of m[3].matchAll(LABEL)) {
+        labels[l[1]] = l[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+      }
+    }
+    const value = m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : Number(m[4]);
+    samples.push({ name: m[1], labels, value });
+  }
+  return samples;
+}
+
+/** Sum of the samples named `name` whose labels match `where`; null when there is none. */
+export function total(samples, name, where = {}) {
+  let found = false;
+  let sum = 0;
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    if (!Object.entries(where).every(([k, v]) => s.labels[k] === v)) continue;
+    found = true;
+    sum += s.value;
+  }
+  return found ? sum : null;
+}
+
+export function names(samples) {
+  return new Set(samples.map((s) => s.name));
+}
