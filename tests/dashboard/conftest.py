@@ -34,6 +34,30 @@ class City:
     other_town: str  # a key of OTHER_TOWN
 
 
+_LOAD_WEEK = """
+WITH q AS (
+  SELECT m.id AS meter_id, f.firm_id,
+         (f.day::timestamp + make_interval(hours => h.h - 1, mins => 15 * k.k))
+           AT TIME ZONE 'Asia/Shanghai' AS start,
+         f.hourly[h.h] / 4 AS energy
+  FROM firm_day_features f JOIN meters m ON m.firm_id = f.firm_id,
+       generate_series(1, 24) AS h(h), generate_series(0, 3) AS k(k)
+  WHERE f.firm_id = $1 AND f.day >= $2 AND f.day < $2 + 7 AND f.hourly[h.h] <> 'NaN'
+), ins AS (
+  INSERT INTO intervals (meter_id, start, energy) SELECT meter_id, start, energy FROM q
+)
+INSERT INTO firm_rollups (granularity, firm_id, utility, bucket, energy, estimated, meters)
+SELECT 'hour', firm_id, 'electricity', date_trunc('hour', start), sum(energy), 0, 1
+FROM q GROUP BY firm_id, date_trunc('hour', start)
+"""
+
+
+async def _load_curve(db: asyncpg.Connection, firm: int) -> None:
+    """The judged week of ``firm`` as 15-minute intervals and hourly rollups (the seeded
+    city has daily features only), from its hourly features."""
+    await db.execute(_LOAD_WEEK, firm, WEEK)
+
+
 @pytest.fixture(scope="session")
 async def city(settings: Settings) -> City:
     if not chromium.CHROMIUM.exists():
@@ -49,6 +73,7 @@ async def city(settings: Settings) -> City:
             ],
             town=TOWN,
         )
+        await _load_curve(db, own["dash-stoppage"])
         other = await seed_city(
             db, [FirmPlan("dash-other", daily=changed(203, stopped))], town=OTHER_TOWN
         )

@@ -2,10 +2,20 @@
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
+const TYPE = /^#\s*TYPE\s+(\S+)\s+(\S+)/;
+
+/** The samples of an exposition; `.declared` holds every metric family it declares (a
+ * labelled counter that has counted nothing yet is declared but has no sample). */
 export function parse(text) {
   const samples = [];
+  samples.declared = new Set();
   for (const raw of text.split('\n')) {
     const line = raw.trim();
+    const type = TYPE.exec(line);
+    if (type) {
+      samples.declared.add(type[1]);
+      if (type[2] === 'counter') samples.declared.add(`${type[1]}_total`);
+    }
     if (!line || line.startsWith('#')) continue;
     const m = LINE.exec(line);
     if (!m) continue;
@@ -21,7 +31,8 @@ export function parse(text) {
   return samples;
 }
 
-/** Sum of the samples named `name` whose labels match `where`; null when there is none. */
+/** Sum of the samples named `name` whose labels match `where`: 0 for a declared family
+ * without a matching sample, null for a metric this process does not export. */
 export function total(samples, name, where = {}) {
   let found = false;
   let sum = 0;
@@ -31,7 +42,8 @@ export function total(samples, name, where = {}) {
     found = true;
     sum += s.value;
   }
-  return found ? sum : null;
+  if (found) return sum;
+  return samples.declared && samples.declared.has(name) ? 0 : null;
 }
 
 export function names(samples) {

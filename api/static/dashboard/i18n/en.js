@@ -73,7 +73,7 @@ export default {
     title: 'Notice case #{id}', actions: 'Actions', no_actions: 'No action open to this key now', not_yours: 'This key may not act on another town\'s case',
     missing: 'No such case', history: 'History', at: 'At', action: 'Action', actor: 'By', note: 'Note',
     note_required: 'Note (required)', note_missing: 'Please write a note.', evidence: 'Evidence reference (optional)',
-    done: 'Done; the case is now {status}', allowed: 'allowed', first_week: 'First notice', firm: 'Firm',
+    done: 'Done; the case is now {status}', now: 'now:', allowed: 'allowed', first_week: 'First notice', firm: 'Firm',
   },
   campaign: {
     title: 'Campaign progress', progress: 'Progress',

@@ -73,7 +73,7 @@ export default {
     title: '通报事项 #{id}', actions: '可办理', no_actions: '此账号当前无可办理操作', not_yours: '无权办理其他镇街的事项',
     missing: '事项不存在', history: '办理记录', at: '时间', action: '操作', actor: '办理人', note: '说明',
     note_required: '说明（必填）', note_missing: '请填写说明。', evidence: '佐证材料编号（选填）',
-    done: '已办理，当前状态：{status}', allowed: '可办理', first_week: '首次通报', firm: '企业',
+    done: '已办理，当前状态：{status}', now: '当前：', allowed: '可办理', first_week: '首次通报', firm: '企业',
   },
   campaign: {
     title: '攻坚进度', progress: '进度',

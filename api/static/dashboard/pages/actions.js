@@ -42,7 +42,8 @@ export async function fill(root, onDone) {
       const id = cell.dataset.actions;
       try {
         const found = await get(`/v1/notice-cases/${id}`);
-        cell.innerHTML = buttons(id, found.allowed);
+        const now = `<span data-testid="current-${id}">${esc(t(`status.${found.case.status}`))}</span>`;
+        cell.innerHTML = `<small class="muted">${esc(t('case.now'))}</small> ${now}${buttons(id, found.allowed)}`;
       } catch (err) {
         cell.innerHTML = `<span class="muted" data-testid="no-actions-${esc(id)}">${esc(err.status === 403 ? t('case.not_yours') : err.message)}</span>`;
       }
