@@ -31,8 +31,11 @@ def serve(settings: Settings, *, timeout: float = 20.0) -> Iterator[str]:
         host="127.0.0.1",
         port=port,
         loop="asyncio",
-        log_level="warning",
         lifespan="on",
+        # Leave the process's logging as it is: a dictConfig of uvicorn's own would outlive
+        # these tests and change what later tests capture.
+        log_config=None,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="dashboard-api", daemon=True)
