@@ -18,6 +18,7 @@ services: install  ## install and start PostgreSQL+TimescaleDB and Mosquitto, ap
 	@$(MHUB) db migrate
 
 demo: services  ## set up everything and run the demo (API on MHUB_API_PORT, default 8000)
+	@bash deploy/browser.sh
 	@bash deploy/demo.sh start
 
 stop:  ## stop the demo and the local services
@@ -34,9 +35,11 @@ format: install  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 test: services lint  ## lint, then the test suite (bounded soak/fuzz) against the real services
+	@bash deploy/browser.sh
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: services lint  ## everything, including the long soak and fuzz runs
+	@bash deploy/browser.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 BENCH_ARGS ?=
