@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=${MHUB_RUN_DIR:-$root/.run}
-demo=$run_dir/demo
+demo=${MHUB_DEMO_DIR:-$run_dir/demo}
 mhub="$root/.venv/bin/meterhub"
 py="$root/.venv/bin/python"
 host=${MHUB_API_HOST:-127.0.0.1}
