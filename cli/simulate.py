@@ -19,9 +19,11 @@ from cli.simulate_support import (
     api_url,
     console,
     fail,
+    findings_by_rule,
     load_fleet,
     progress,
     read_grid_key,
+    settle,
     table,
     time_option,
 )
@@ -363,3 +365,55 @@ def history(
         asyncio.run(main())
     except (MeterhubError, ValueError) as exc:
         raise fail(str(exc)) from exc
+
+
+@app.command()
+def findings(
+    api: str | None = API,
+    key_file: Path = typer.Option(..., help="a file holding a bureau (or town) API key"),
+    week: str | None = typer.Option(
+        None, help="the week's Monday, e.g. 2026-11-23 (default: the last whole week)"
+    ),
+) -> None:
+    """How many findings of each rule were open during a week, with one example each,
+    read from the API (GET /v1/findings): what the demo prints after its weekly runs."""
+    settings = get_settings()
+    today = wall_clock().date()
+    monday = today - timedelta(days=today.weekday(), weeks=1)
+    if week is not None:
+        monday = time_option(week, default=wall_clock()).date()
+    key = read_grid_key(None, key_file) or ""
+    by_rule = findings_by_rule(api_url(api, settings), key, week=monday)
+    rows = [
+        (rule, len(items), f"{items[0]['firm']} ({items[0]['town']}): {items[0]['text']}")
+        for rule, items in sorted(by_rule.items())
+    ]
+    console.print(
+        table(("rule", "firms", "example"), rows, f"findings open in the week of {monday}")
+    )
+    for rule, items in sorted(by_rule.items()):
+        console.print(f"  {rule}: {items[0]['text_en']}")
+
+
+@app.command("settle")
+def settle_command(
+    quiet: float = typer.Option(8.0, min=1, help="seconds without a new row"),
+    timeout: float = typer.Option(900.0, min=1, help="give up after this many seconds"),
+) -> None:
+    """Wait until a backfill is stored and derived (MQTT queue drained, no interval work
+    pending): run it before judging the weeks a backfill just wrote."""
+
+    async def main() -> bool:
+        conn = await connect(get_settings())
+        try:
+            return await settle(conn, quiet=quiet, timeout=timeout)
+        finally:
+            await conn.close()
+
+    try:
+        done = asyncio.run(main())
+    except MeterhubError as exc:
+        raise fail(str(exc)) from exc
+    if not done:
+        raise fail(f"still storing or deriving after {timeout:.0f} s")
+    console.print("stored and derived")
