@@ -14,16 +14,17 @@ import httpx
 import typer
 from rich.table import Table
 
+from cli import simulate_history
 from cli.runner import run_until_signalled
 from cli.simulate_support import (
+    API,
+    CITY,
     api_url,
     console,
     fail,
-    findings_by_rule,
     load_fleet,
     progress,
     read_grid_key,
-    settle,
     table,
     time_option,
 )
@@ -41,7 +42,6 @@ from simulators.city import generate_city
 from simulators.city_file import write_city
 from simulators.fleet import wall_clock
 from simulators.grid_feed import GridFeedClient
-from simulators.history import fast_forward
 from simulators.industry import SEED_INDUSTRIES
 from simulators.meter import SimulatedMeter
 from simulators.mqtt_publisher import broker_url
@@ -54,8 +54,6 @@ app = typer.Typer(
     "or fast-forward weeks of its history (docs/simulate.md).",
     no_args_is_help=True,
 )
-CITY = typer.Argument(..., help="the city file (TOML; schema in simulators/config.py)")
-API = typer.Option(None, help="the meterhub API (default http://MHUB_API_HOST:MHUB_API_PORT)")
 GRID_KEY = typer.Option(None, help="a grid API key of the feed (see `register --grid-key-out`)")
 GRID_KEY_FILE = typer.Option(None, help="read the grid key from this file instead")
 FEED = typer.Option(None, help="the grid feed (default: the city's only one)")
@@ -325,95 +323,7 @@ def backfill(
         raise fail(str(exc)) from exc
 
 
-@app.command()
-def history(
-    city_file: Path = CITY,
-    months: int = typer.Option(24, min=1, max=120, help="how many months before --until"),
-    until: str | None = typer.Option(
-        None, help="the rollups end here, a local midnight (default: the city's start)"
-    ),
-) -> None:
-    """The older history without readings: daily and monthly rollups of the months before
-    --until from the load model, and the firms' monthly output figures (through the last
-    whole month), lists, projects and official classes. Run it before `backfill --since`
-    the same time (docs/simulate.md)."""
-    (fleet, _), settings = load_fleet(city_file), get_settings()
-    city = fleet.city
-    if until is None and city.start is None:
-        raise fail("the city has no start: give --until")
-    end = time_option(until, default=city.start or wall_clock())
-
-    async def main() -> None:
-        conn = await connect(settings)
-        try:
-            with progress(len(fleet.meters), f"{months} months of history") as advance:
-                done = await fast_forward(
-                    conn, city, fleet.meters, months=months, until=end, now=wall_clock(),
-                    progress=advance,
-                )  # fmt: skip
-        finally:
-            await conn.close()
-        h, d = done.history, done.data
-        rows = [
-            ("rollups", f"{done.first} to {end.date()}", f"{h.meters} meters, {h.days} days"),
-            ("output figures", f"{done.months[0]} to {done.months[-1]}", d.figures),
-            ("lists / projects / classes", "-", f"{d.lists} / {d.projects} / {d.classes}"),
-        ]
-        console.print(table(("written", "months", "rows"), rows, city.name))
-
-    try:
-        asyncio.run(main())
-    except (MeterhubError, ValueError) as exc:
-        raise fail(str(exc)) from exc
-
-
-@app.command()
-def findings(
-    api: str | None = API,
-    key_file: Path = typer.Option(..., help="a file holding a bureau (or town) API key"),
-    week: str | None = typer.Option(
-        None, help="the week's Monday, e.g. 2026-11-23 (default: the last whole week)"
-    ),
-) -> None:
-    """How many findings of each rule were open during a week, with one example each,
-    read from the API (GET /v1/findings): what the demo prints after its weekly runs."""
-    settings = get_settings()
-    today = wall_clock().date()
-    monday = today - timedelta(days=today.weekday(), weeks=1)
-    if week is not None:
-        monday = time_option(week, default=wall_clock()).date()
-    key = read_grid_key(None, key_file) or ""
-    by_rule = findings_by_rule(api_url(api, settings), key, week=monday)
-    rows = [
-        (rule, len(items), f"{items[0]['firm']} ({items[0]['town']}): {items[0]['text']}")
-        for rule, items in sorted(by_rule.items())
-    ]
-    console.print(
-        table(("rule", "firms", "example"), rows, f"findings open in the week of {monday}")
-    )
-    for rule, items in sorted(by_rule.items()):
-        console.print(f"  {rule}: {items[0]['text_en']}")
-
-
-@app.command("settle")
-def settle_command(
-    quiet: float = typer.Option(8.0, min=1, help="seconds without a new row"),
-    timeout: float = typer.Option(900.0, min=1, help="give up after this many seconds"),
-) -> None:
-    """Wait until a backfill is stored and derived (MQTT queue drained, no interval work
-    pending): run it before judging the weeks a backfill just wrote."""
-
-    async def main() -> bool:
-        conn = await connect(get_settings())
-        try:
-            return await settle(conn, quiet=quiet, timeout=timeout)
-        finally:
-            await conn.close()
-
-    try:
-        done = asyncio.run(main())
-    except MeterhubError as exc:
-        raise fail(str(exc)) from exc
-    if not done:
-        raise fail(f"still storing or deriving after {timeout:.0f} s")
-    console.print("stored and derived")
+# The demo's analytics steps live beside: older history, waiting for ingest, findings.
+app.command()(simulate_history.history)
+app.command()(simulate_history.settle)
+app.command()(simulate_history.findings)

@@ -26,6 +26,8 @@ from simulators.fleet import CityFleet
 from simulators.schedule import parse_time
 
 console = Console()
+CITY = typer.Argument(..., help="the city file (TOML; schema in simulators/config.py)")
+API = typer.Option(None, help="the meterhub API (default http://MHUB_API_HOST:MHUB_API_PORT)")
 
 
 def fail(message: str) -> typer.Exit:
@@ -57,6 +59,14 @@ def read_grid_key(key: str | None, key_file: Path | None) -> str | None:
         return key_file.read_text(encoding="utf-8").strip() if key_file else key
     except OSError as exc:
         raise fail(f"cannot read the grid key: {exc}") from exc
+
+
+def read_key(key_file: Path) -> str:
+    """An API key kept in a file (one line)."""
+    try:
+        return key_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise fail(f"cannot read the key file: {exc}") from exc
 
 
 def api_url(api: str | None, settings: Settings) -> str:

@@ -53,11 +53,12 @@ def local_midnight(day: date) -> datetime:
 
 
 def in_service(meter: SimulatedMeter, day: date) -> bool:
-    """Whether ``meter`` (its first installation) measures all of local day ``day``."""
-    first = meter.installations[0]
+    """Whether the metering point ``meter`` (its first installation and any that replace
+    it) measures all of local day ``day``."""
+    first, last = meter.installations[0], meter.installations[-1]
     start = local_midnight(day)
     end = start + timedelta(days=1)
-    return first.installed_at <= start and (first.removed_at is None or end <= first.removed_at)
+    return first.installed_at <= start and (last.removed_at is None or end <= last.removed_at)
 
 
 @dataclass(frozen=True, slots=True)

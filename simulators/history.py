@@ -74,7 +74,7 @@ async def write_history(
     if local_midnight(boundary) != until:
         raise ValueError(f"until must be a local midnight, got {until.isoformat()}")
     book = book or DailyEnergy.of(meters, first=first, end=boundary)
-    ids = await meter_ids(conn, [m.installations[0].code for m in meters])
+    ids = await meter_ids(conn, [i.code for m in meters for i in m.installations])
     firms = await _firm_ids(conn, city)
     summary = HistorySummary()
     day_rows: list[Row] = []
@@ -82,16 +82,18 @@ async def write_history(
     month_n: dict[tuple[int, date], int] = defaultdict(int)
     owner: dict[int, tuple[int, str]] = {}
     for meter in meters:
-        meter_id = ids.get(meter.installations[0].code)
         firm_id = firms.get(meter.firm.credit_code)
-        if meter_id is None or firm_id is None:
+        if firm_id is None:
             continue
-        owner[meter_id] = (firm_id, meter.spec.utility.value)
         summary.meters += 1
         day = first
         while day < boundary:
             energy = book.on(meter.spec.id, day)
-            if energy is not None:
+            # A day goes to the physical meter in place at its start (after a replacement,
+            # the new one): the swap day's share of the old one is not split off.
+            meter_id = ids.get(meter.installation_at(local_midnight(day)).code)
+            if energy is not None and meter_id is not None:
+                owner[meter_id] = (firm_id, meter.spec.utility.value)
                 day_rows.append(("day", meter_id, local_midnight(day), energy, 0.0, DAY_INTERVALS))
                 month_sum[meter_id, day.replace(day=1)] += energy
                 month_n[meter_id, day.replace(day=1)] += DAY_INTERVALS

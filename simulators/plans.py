@@ -12,7 +12,7 @@ rule                   how the host firm is built
 suspected_stoppage     a one-shift firm stops Monday to Friday of the week
 suspected_cutback      a one-shift firm works only the Wednesday of the week
 energy_surge           a one-shift firm runs at 1.8 x its load on the Wednesday
-idle_load              a one-shift firm leaves machines running at night all week
+idle_load              a one-shift firm leaves machines running at night (80 % load)
 baseline_excess        output reported at 70 % of what energy implies in the judged month
 intensity_peers        2.6 x the electricity per output of its industry, every month
 two_high               a three-shift dyeing line of about 2.4 MW, project built 2019
@@ -65,13 +65,17 @@ def _electric(firm: FirmSpec) -> list[MeterSpec]:
     return [m for m in firm.meters if m.utility is Utility.ELECTRICITY]
 
 
-def _with_faults(firm: FirmSpec, *faults: Fault, cap: float | None = None) -> FirmSpec:
-    """The firm with ``faults`` on each electricity meter (load factor at most ``cap``)."""
+def _with_faults(
+    firm: FirmSpec, *faults: Fault, load: tuple[float, float] | None = None
+) -> FirmSpec:
+    """The firm with ``faults`` on each electricity meter, and its (load factor, standby)
+    set to ``load`` when given."""
     meters = []
     for m in firm.meters:
         if m.utility is Utility.ELECTRICITY:
-            lf = min(m.load_factor, cap) if cap is not None else m.load_factor
-            m = replace(m, faults=m.faults + faults, load_factor=lf, standby=min(m.standby, lf / 2))
+            m = replace(m, faults=m.faults + faults)
+            if load is not None:
+                m = replace(m, load_factor=load[0], standby=load[1])
         meters.append(m)
     return replace(firm, meters=tuple(meters))
 
@@ -95,19 +99,22 @@ def _stoppage(firm: FirmSpec, week: date) -> FirmSpec:
 
 
 def _cutback(firm: FirmSpec, week: date) -> FirmSpec:
+    """Four stopped days: energy under half the usual. Stopped days are all base load, so
+    the night share rises too; with standby at 14 % of full load it stays under the idle
+    rule's 15 points (more standby and the week is no cutback, less and it is idle load)."""
     first = Stoppage(start=_at(week), end=_at(week + timedelta(days=2)))
     second = Stoppage(start=_at(week + timedelta(days=3)), end=_at(week + timedelta(days=5)))
-    return _expect(_with_faults(firm, first, second), "suspected_cutback")
+    return _expect(_with_faults(firm, first, second, load=(0.5, 0.07)), "suspected_cutback")
 
 
 def _surge(firm: FirmSpec, week: date) -> FirmSpec:
     wednesday = week + timedelta(days=2)
     surge = Surge(start=_at(wednesday), end=_at(wednesday + timedelta(days=1)), factor=1.8)
-    return _expect(_with_faults(firm, surge, cap=0.45), "energy_surge")
+    return _expect(_with_faults(firm, surge, load=(0.45, 0.07)), "energy_surge")
 
 
 def _idle(firm: FirmSpec, week: date) -> FirmSpec:
-    night = NightLoad(start=_at(week), end=_at(week + timedelta(days=7)), level=0.6)
+    night = NightLoad(start=_at(week), end=_at(week + timedelta(days=7)), level=0.8)
     return _expect(_with_faults(firm, night), "idle_load")
 
 
