@@ -91,7 +91,9 @@ async def write_history(
             energy = book.on(meter.spec.id, day)
             # A day goes to the physical meter in place at its start (after a replacement,
             # the new one): the swap day's share of the old one is not split off.
-            meter_id = ids.get(meter.installation_at(local_midnight(day)).code)
+            meter_id = None
+            if energy is not None:
+                meter_id = ids.get(meter.installation_at(local_midnight(day)).code)
             if energy is not None and meter_id is not None:
                 owner[meter_id] = (firm_id, meter.spec.utility.value)
                 day_rows.append(("day", meter_id, local_midnight(day), energy, 0.0, DAY_INTERVALS))

@@ -49,6 +49,7 @@ class Judged:
     city: CityConfig
     hits: dict[str, dict[str, dict[str, object]]]  # credit code -> rule -> evidence
     offline: dict[str, object]
+    october: list[dict[str, object]]  # per meter: the month's rollup against its days
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,16 @@ async def _judge(settings: Settings) -> Judged:
             "JOIN meters m ON m.id = t.meter_id JOIN firms f ON f.id = m.firm_id "
             "WHERE NOT t.online"
         )
-        return Judged(city, hits, dict(status) if status else {})
+        october = await conn.fetch(
+            "SELECT m.meter_id, m.energy, m.intervals, sum(d.energy) AS days, "
+            "sum(d.intervals) AS day_intervals, count(d.*) AS n FROM meter_rollups m "
+            "JOIN meter_rollups d ON d.meter_id = m.meter_id AND d.granularity = 'day' "
+            "AND d.bucket >= m.bucket AND d.bucket < $2 "
+            "WHERE m.granularity = 'month' AND m.bucket = $1 GROUP BY 1, 2, 3",
+            datetime(2026, 10, 1, tzinfo=LOCAL_TZ),
+            datetime(2026, 11, 1, tzinfo=LOCAL_TZ),
+        )
+        return Judged(city, hits, dict(status) if status else {}, [dict(r) for r in october])
     finally:
         await conn.close()
 
@@ -160,3 +170,15 @@ def test_the_evidence_shows_the_planted_numbers(judged: Judged) -> None:
     assert isinstance(last, datetime)
     assert last.astimezone(LOCAL_TZ) == datetime(2026, 11, 19, 9, 45, tzinfo=LOCAL_TZ)
     assert last.date() == offline_since
+
+
+def test_the_month_the_protocol_paths_start_in_sums_history_and_derived_days(
+    judged: Judged,
+) -> None:
+    meters = sum(len(f.meters) for f in judged.city.firms)
+    assert len(judged.october) == meters
+    for row in judged.october:
+        assert row["n"] == 31  # 11 days of history rollups, 20 derived from readings
+        assert row["energy"] == pytest.approx(row["days"], rel=1e-9)
+        assert row["intervals"] == row["day_intervals"]
+        assert int(str(row["intervals"])) >= 0.99 * 31 * 96
