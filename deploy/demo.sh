@@ -82,6 +82,7 @@ start() {
   fi
   if [ ! -f "$demo/city.toml" ]; then
     "$mhub" simulate city --firms "$firms" --seed 7 --industries seed \
+      --start "$(monday_weeks_ago "$weeks")T00:00:00+08:00" \
       --history-months "$((months + 1))" --plant --out "$demo/city.toml"
   fi
   if [ ! -f "$demo/grid.key" ]; then
