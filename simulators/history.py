@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta
 
 import asyncpg
 
+from ingest.features import refresh_features_for
 from simulators.config import CityConfig
 from simulators.figures import DailyEnergy, local_day, local_midnight, month_range, next_month
 from simulators.firm_registry import FirmDataSummary, register_firm_data
@@ -164,6 +165,14 @@ async def _replace(
         firm_meters[granularity, firm_id, utility, bucket] += 1
     firm_rows = [(*key, energy, 0.0, firm_meters[key]) for key, energy in firm_sum.items()]
     await conn.copy_records_to_table("firm_rollups", records=firm_rows, columns=_FIRM_COLUMNS)
+    # The weekly rules read the month (and day) features the interval worker keeps: refresh
+    # them for what was written here, as a derivation pass would.
+    month_start = local_midnight(local_day(first).replace(day=1))
+    await refresh_features_for(
+        conn,
+        [("month", firm, "electricity", month_start, months_end) for firm in firms]
+        + [("day", firm, "electricity", first, until) for firm in firms],
+    )
 
 
 @dataclass(slots=True)
