@@ -49,7 +49,9 @@ FROM firm_day_features WHERE day >= $1 AND day < $2
 HOURLY: list[tuple[str, ColumnKind]] = [
     ("firm_id", Fixed.INT8),
     ("day", Fixed.DATE),
-    ("h", FloatArray(24)),  # h_0 .. h_23; NaN (no data that hour) becomes null
+    # h_0 .. h_23 as float32 (load levels need no more, and 20,000 firms' 35 days of hours
+    # are 17 M values); NaN (no data that hour) becomes null.
+    ("h", FloatArray(24, single=True)),
 ]
 _HOURLY = """
 SELECT firm_id, day, hourly FROM firm_day_features WHERE day >= $1 AND day < $2
