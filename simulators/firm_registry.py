@@ -55,7 +55,7 @@ async def register_firm_data(
     summary = FirmDataSummary()
     figures = [f for f in output_figures(city, book, months=months) if f.credit_code in ids]
     async with conn.transaction():
-        values, emissions = [], []
+        values = []
         for f in figures:
             figure = OutputFigureIn(
                 credit_code=f.credit_code,
@@ -66,15 +66,10 @@ async def register_firm_data(
                 employees=f.employees,
                 rnd_spend=f.rnd_spend,
                 main_revenue=f.main_revenue,
+                emissions_t=f.emissions_t,
             )
             values.append(upsert_values(ids[f.credit_code], figure))
-            emissions.append((ids[f.credit_code], f.month, f.emissions_t))
         await conn.executemany(UPSERT, values)
-        # The import's upsert does not take emissions yet (OutputFigureIn has no field).
-        await conn.executemany(
-            "UPDATE output_figures SET emissions_t = $3 WHERE firm_id = $1 AND month = $2",
-            emissions,
-        )
         summary.figures = len(values)
         firm_ids = [ids[f.credit_code] for f in firms]
         await conn.execute(
