@@ -94,6 +94,14 @@ start() {
     "$mhub" keys create --role bureau --name "demo analyst" | tail -n 1 >"$demo/bureau.key"
     chmod 600 "$demo/bureau.key"
   fi
+  if [ ! -f "$demo/town.key" ]; then
+    "$mhub" keys create --role town --scope 苏溪 --name "demo 苏溪镇" | tail -n 1 >"$demo/town.key"
+    chmod 600 "$demo/town.key"
+  fi
+  if [ ! -f "$demo/field.key" ]; then
+    "$mhub" keys create --role field --name "demo field staff" | tail -n 1 >"$demo/field.key"
+    chmod 600 "$demo/field.key"
+  fi
   start_bg api "$mhub" serve --host "$host" --port "$port"
   wait_ready
   start_bg ingest-mqtt "$mhub" ingest-mqtt --group demo
@@ -116,14 +124,20 @@ start() {
     say "judging the $weeks weeks from $first_week (meterhub alerts run)"
     timed alerts "$mhub" alerts run --week "$(date -d "$first_week" +%G-W%V)" --weeks "$weeks" \
       >"$demo/alerts.log"
+    say "issuing the weekly notices of those weeks (meterhub notices generate)"
+    for n in $(seq "$weeks" -1 1); do
+      "$mhub" notices generate --week "$(date -d "$(monday_weeks_ago "$n")" +%G-W%V)" \
+        >>"$demo/notices.log"
+    done
     touch "$demo/judged-$first_week"
   fi
   start_bg simulators "$mhub" simulate run "$demo/city.toml" --api "$api" \
     --grid-key-file "$demo/grid.key" --interval 60
   start_bg collector "$mhub" collect --name demo-collector
-  local key ready=no last_week
+  local key ready=no last_week notice_week
   key=$(cat "$demo/bureau.key")
   last_week=$(monday_weeks_ago 1)
+  notice_week=$(date -d "$last_week" +%G-W%V)
   for _ in $(seq 1 50); do
     if answers "$api/readyz"; then ready=yes; break; fi
     sleep 0.2
@@ -136,9 +150,15 @@ demo: meterhub is up — a simulated city of $firms firms, $months months of mon
       and output figures, the last weeks since $since through the protocol paths, the weekly
       rules judged for $weeks weeks (log $demo/alerts.log), live readings every minute from
       its Modbus, DL/T 645 and MQTT gateways and the grid feed.
+  dashboard     $api/              (log in with a key below; Chinese, with an English switch)
   API docs      $api/docs          (authorize with the bureau key below)
   health        $api/livez  $api/readyz   metrics $api/metrics
-  bureau key    $key
+  this week     $(tail -n 1 "$demo/notices.log" 2>/dev/null)
+                $api/v1/notices/$notice_week/export?format=html   (and format=xlsx)
+  keys          bureau $key
+                town   $(cat "$demo/town.key")   (苏溪: its own firms and notice part)
+                grid   $(cat "$demo/grid.key")   (pushes the grid feed)
+                field  $(cat "$demo/field.key")   (firms, meters, terminal status)
   try           curl -H "X-API-Key: $key" "$api/v1/findings?week=$last_week&limit=20"
                 curl -H "X-API-Key: $key" "$api/v1/findings?rule=two_high"
                 curl -H "X-API-Key: $key" "$api/v1/trends/series?scope=city&breakdown=town&granularity=month&start=$(date -d "-$months months" +%Y-%m-01)&end=$(date +%Y-%m-01)"
