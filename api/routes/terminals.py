@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import PoolDep, Reader
+from api.deps import PoolDep, RegistryReader
 from api.params import FirmIdQuery, OffsetQuery
 from api.problems import Forbidden, Unauthorized, responses
 from registry import terminals as service
@@ -35,7 +35,7 @@ class TerminalPage(BaseModel):
     responses=responses(Unauthorized, Forbidden),
 )
 async def list_terminals(
-    principal: Reader,
+    principal: RegistryReader,
     pool: PoolDep,
     town: Annotated[str | None, Query(description="镇街 (苏溪 or 苏溪镇)")] = None,
     firm_id: FirmIdQuery = None,

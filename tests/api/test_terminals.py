@@ -73,3 +73,23 @@ async def test_readyz_reports_a_stuck_collector(
         assert "stuck-test (5 meters)" in ready.json()["checks"]["collectors"]["detail"]
     finally:
         await db.execute("DELETE FROM collector_heartbeats WHERE name = 'stuck-test'")
+
+
+async def test_a_field_key_reads_firms_meters_and_terminals_of_every_town(
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
+) -> None:
+    (mine,) = await create_meters(db, 1, town=TOWN)
+    (theirs,) = await create_meters(db, 1, town=OTHER_TOWN)
+    field = keys.headers("field")
+    terminals = (await client.get("/v1/terminals?limit=5000", headers=field)).json()
+    assert {mine, theirs} <= {t["meter_id"] for t in terminals["items"]}
+    meters = (await client.get("/v1/meters?limit=5000", headers=field)).json()
+    assert {mine, theirs} <= {m["id"] for m in meters}
+    for meter_id in (mine, theirs):
+        meter = (await client.get(f"/v1/meters/{meter_id}", headers=field)).json()
+        firm = await client.get(f"/v1/firms/{meter['firm_id']}", headers=field)
+        assert firm.status_code == 200, firm.text
+    other_town = await client.get(f"/v1/firms?town={OTHER_TOWN}", headers=field)
+    assert other_town.json()["total"] >= 1
+    for refused in ("/v1/findings", "/v1/notices", "/v1/trends/top", "/v1/campaign"):
+        assert (await client.get(refused, headers=field)).status_code == 403, refused
