@@ -1,4 +1,5 @@
-"""Terminal status for the bureau and towns: online/offline, last reading, clock drift."""
+"""Terminal status for the bureau, towns and field staff: online/offline with the reason, last
+reading, clock drift; and the commissioning check."""
 
 from __future__ import annotations
 
@@ -29,9 +30,13 @@ class TerminalPage(BaseModel):
 @router.get(
     "",
     summary="Terminals and their health",
-    description="Per active meter: online/offline (offline after consecutive failed polls), "
-    "the last reading in the past week, the last error and the meter clock's drift. A town "
-    "key sees only its own town. `online=false` lists the offline ones.",
+    description="Per active meter: online/offline and why (`reason`). A polled terminal "
+    "(Modbus, DL/T 645) is offline after consecutive failed polls, and never online before "
+    "it has answered one; a pushing one (MQTT, the grid feed) is online while a reading "
+    "arrived within twice its interval plus 5 min, else offline with `no reading since ...` "
+    "(`status_from` says which). Also the last reading in the past week, the last poll error "
+    "and the meter clock's drift. A town key sees only its own town, a field key all. "
+    "`online=false` lists the offline ones.",
     responses=responses(Unauthorized, Forbidden),
 )
 async def list_terminals(
