@@ -5,6 +5,8 @@ A polled terminal (Modbus, DL/T 645) has the state the poll scheduler recorded; 
 has never answered a poll is offline, never online. A terminal that pushes (MQTT, the grid
 feed) is judged by its last reading: online while one arrived within twice its interval
 (plus `READING_GRACE`), else offline with "no reading since ...".
+
+`check_meter` is the commissioning check: one poll of a registered terminal, shown, not stored.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel
 
+from collectors.commissioning import CHECKED_PROTOCOLS, CheckReport, check_terminal
+from collectors.networks import DialPolicy
+from collectors.targets import PollTarget, link_of
 from collectors.terminals import POLLED_PROTOCOLS
 from meterhub.db import Conn
 from meterhub.reading import LOCAL_TZ
+from registry import audit
+from registry.errors import ConflictError, InvalidError
+from registry.keys import Principal
+from registry.meters import get_meter
 
 #: Slack beyond two intervals before a pushing terminal is offline (gateway batching).
 READING_GRACE = timedelta(minutes=5)
@@ -135,3 +144,44 @@ async def list_terminals(
     if online is not None:
         items = [t for t in items if t.online is online]
     return sorted(items, key=_order)
+
+
+async def check_meter(
+    db: Conn | asyncpg.Pool,
+    meter_id: int,
+    *,
+    principal: Principal | None,
+    policy: DialPolicy,
+    timeout: float = 2.0,
+) -> CheckReport:
+    """Poll active meter ``meter_id`` once (`check_terminal`); audited, nothing stored.
+    `NotFoundError`, `ConflictError` for a removed meter, `InvalidError` for one that pushes.
+    With a pool no connection is held while the meter is polled."""
+    meter = await get_meter(db, meter_id)
+    if meter.removed_at is not None:
+        raise ConflictError(f"meter {meter_id} was removed at {meter.removed_at}")
+    if meter.protocol not in CHECKED_PROTOCOLS:
+        raise InvalidError(
+            f"a {meter.protocol} terminal pushes its readings, there is nothing to poll: its "
+            "status comes from its last reading (GET /v1/terminals)"
+        )
+    target = PollTarget(
+        meter_id=meter.id,
+        protocol=meter.protocol,
+        link=link_of(meter.protocol, meter.address),
+        address=meter.address,
+        model=meter.model,
+        interval=timedelta(seconds=meter.poll_interval_s),
+    )
+    report = await check_terminal(target, policy=policy, timeout=timeout)
+    detail = {"ok": report.ok, "link": report.link, "error": report.error}
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            await audit.record(
+                conn, principal, action="meter.check", target=f"meter:{meter_id}", detail=detail
+            )
+    else:
+        await audit.record(
+            db, principal, action="meter.check", target=f"meter:{meter_id}", detail=detail
+        )
+    return report

@@ -46,6 +46,7 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/meters/{meter_id}"): REGISTRY_READ,
     ("POST", "/v1/meters"): REGISTRAR,
     ("POST", "/v1/meters/{meter_id}/replace"): REGISTRAR,
+    ("POST", "/v1/meters/{meter_id}/check"): REGISTRAR,
     ("GET", "/v1/towns"): PEOPLE,
     ("GET", "/v1/reference/holidays"): PEOPLE,
     ("POST", "/v1/reference/holidays"): BUREAU,
