@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from collectors.dlt645.codec import encode_address
-from collectors.dlt645.errors import Dlt645Error
+from collectors.dlt645.errors import Dlt645Error, FrameError, ReplyMismatchError
 from collectors.dlt645.poller import Dlt645Poller
 from collectors.dlt645.pool import BusPool
 from collectors.dlt645.reader import read_address
@@ -31,6 +31,8 @@ from meterhub.reading import LOCAL_TZ
 
 #: The commissioning check reads these protocols (the others push their readings).
 CHECKED_PROTOCOLS = ("modbus", "dlt645")
+#: A 4G DTU dials in to the running collector's listener: only that process reaches it.
+DTU_NOT_CHECKED = "a DTU dials in to the collector (MHUB_DTU_PORT), not checked from here"
 #: Seconds the whole check may take beyond the per-request timeouts.
 _OVERALL = 30.0
 
@@ -108,8 +110,9 @@ async def _address(target: PollTarget, timeout: float) -> AddressCheck:
         answered = await read_address(pool.get(target.link), timeout=timeout, retries=1)
     except (CollectorError, TimeoutError, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}"
-        why = "no single answer (several meters on one bus collide, or none answers)"
-        return AddressCheck(**common, answered=None, matches=False, error=f"{why}: {error}")
+        if isinstance(exc, FrameError | ReplyMismatchError):  # replies that collided
+            error += " (several meters on one bus answer the wildcard at once)"
+        return AddressCheck(**common, answered=None, matches=False, error=error)
     finally:
         await pool.aclose()
     hint = _hint(registered, answered)
@@ -149,18 +152,14 @@ async def check_terminal(
         raise ValueError(f"a {target.protocol} terminal is not polled")
     started = time.perf_counter()
     model = (target.model or DEFAULT_MODEL) if target.protocol == "modbus" else target.model
+    refused = CheckReport(target.meter_id, target.protocol, target.link, ok=False, values={})
+    if target.link.startswith("dtu://"):
+        error = f"{DTU_NOT_CHECKED}: {target.link}"
+        return replace(refused, model=model, error=error)
     try:
         dialled = await policy.checked(target)
     except DialRefusedError as exc:
-        report = CheckReport(
-            target.meter_id,
-            target.protocol,
-            target.link,
-            ok=False,
-            values={},
-            error=f"DialRefusedError: {exc}",
-        )
-        return replace(report, model=model)
+        return replace(refused, model=model, error=f"DialRefusedError: {exc}")
     report = await _poll(dialled, timeout)
     address = await _address(dialled, timeout) if target.protocol == "dlt645" else None
     elapsed = round(time.perf_counter() - started, 3)

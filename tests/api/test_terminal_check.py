@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from collectors.commissioning import DTU_NOT_CHECKED
 from collectors.dlt645.codec import encode_address
 from collectors.modbus.register_map import load_model
 from meterhub.settings import Settings
@@ -151,3 +152,25 @@ async def test_pushing_and_removed_meters_are_not_checked(
     assert gone.status_code == 409
     town = await client.post(f"/v1/meters/{pushing}/check", headers=keys.headers("town"))
     assert town.status_code == 403
+
+
+async def test_two_meters_on_one_bus_collide_on_the_address_command(
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
+) -> None:
+    meters = [Dlt645Meter(ADDRESS), Dlt645Meter("000102030426")]
+    async with Dlt645GatewaySimulator(SimulatedBus(meters, provider=Dlt645Provider())) as gw:
+        meter = await _register(db, "dlt645", {"address": ADDRESS, "bus": gw.url})
+        report = await _check(client, keys, meter)
+    assert report["ok"] is True  # addressed reads are answered by one meter only
+    address = report["address"]
+    assert (address["answered"], address["matches"]) == (None, False)
+    assert "several meters on one bus" in address["error"]
+
+
+async def test_a_dtu_bus_is_left_to_the_collector(
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
+) -> None:
+    meter = await _register(db, "dlt645", {"address": ADDRESS, "bus": "dtu://860000000000001"})
+    report = await _check(client, keys, meter)
+    assert report["ok"] is False and report["address"] is None
+    assert report["error"] == f"{DTU_NOT_CHECKED}: dtu://860000000000001"
