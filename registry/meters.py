@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, Field, model_validator
 
+from collectors.modbus.register_map import list_models
 from collectors.networks import SETTING, DialPolicy, DialRefusedError, dialled_host
 from meterhub.db import Conn
 from registry import audit
@@ -188,10 +189,25 @@ async def check_address(protocol: str, address: dict[str, Any], *, policy: DialP
         ) from exc
 
 
+def check_model(protocol: str, model: str | None) -> None:
+    """`InvalidError` (``extra["known_models"]``) if a Modbus meter names a model no
+    register map is shipped for; no model means the pollers' default map."""
+    if protocol != "modbus" or model is None:
+        return
+    known = list(list_models())
+    if model not in known:
+        raise InvalidError(
+            f"no register map for Modbus model {model!r}; known models: {', '.join(known)}",
+            known_models=known,
+        )
+
+
 async def create_meter(
     conn: Conn, *, principal: Principal, meter: MeterIn, policy: DialPolicy = DialPolicy()
 ) -> Meter:
-    """Register ``meter``; its address must be one collectors may dial (``policy``)."""
+    """Register ``meter``; its model must be a known one and its address one collectors may
+    dial (``policy``)."""
+    check_model(meter.protocol, meter.model)
     await check_address(meter.protocol, meter.address, policy=policy)
     async with conn.transaction():
         meter_id = await _insert(conn, meter, None)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import PoolDep, Reader, Registrar
+from api.deps import PoolDep, Registrar, RegistryReader
 from api.params import FirmIdQuery, IdPath, OffsetQuery
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from collectors.networks import DialPolicy
@@ -27,7 +27,7 @@ def _policy(request: Request) -> DialPolicy:
     "", summary="List meters (of one firm, or all)", responses=responses(Unauthorized, Forbidden)
 )
 async def list_meters(
-    principal: Reader,
+    principal: RegistryReader,
     pool: PoolDep,
     firm_id: FirmIdQuery = None,
     active: Annotated[bool, Query(description="only meters not removed")] = True,
@@ -45,7 +45,7 @@ async def list_meters(
 @router.get(
     "/{meter_id}", summary="One meter", responses=responses(Unauthorized, Forbidden, NotFound)
 )
-async def get_meter(meter_id: IdPath, principal: Reader, pool: PoolDep) -> service.Meter:
+async def get_meter(meter_id: IdPath, principal: RegistryReader, pool: PoolDep) -> service.Meter:
     meter = await service.get_meter(pool, meter_id)
     await firm_service.readable_firm(pool, principal=principal, firm_id=meter.firm_id)
     return meter
