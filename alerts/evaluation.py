@@ -227,6 +227,15 @@ def classify(scored: pl.DataFrame, scheme: Scheme) -> pl.DataFrame:
     return ranked.with_columns(**{"class": _class(scheme.classing, scheme.cuts)})
 
 
+#: The columns a rated firm has and a not-rated one has as null.
+_RATED_COLUMNS: dict[str, type[pl.DataType]] = {
+    "score": pl.Float64,
+    "rank": pl.Int64,
+    "cohort_size": pl.Int64,
+    "class": pl.String,
+}
+
+
 def evaluate(
     year: pl.DataFrame, *, scheme: Scheme, factors: Factors, exempt: Sequence[str] = ()
 ) -> pl.DataFrame:
@@ -239,4 +248,7 @@ def evaluate(
         if members.height:
             scored = _score_cohort(members, scheme.of(cohort), scheme.method)
             parts.append(classify(scored, scheme))
-    return pl.concat(parts, how="diagonal_relaxed").sort("firm_id")
+    evaluated = pl.concat(parts, how="diagonal_relaxed").sort("firm_id")
+    # A year with no rated firm still has the columns it promises (all null).
+    missing = {n: t for n, t in _RATED_COLUMNS.items() if n not in evaluated.columns}
+    return evaluated.with_columns(pl.lit(None, dtype=t).alias(n) for n, t in missing.items())

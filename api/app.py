@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from alerts import rulebook
 from alerts.notices import config as notice_config
 from alerts.schedule import run_schedule
-from api import problems
+from api import openapi, problems
 from api.health import BrokerProbe
 from api.params import STRICT_QUERY
 from api.routes import (
@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in routers:
         app.include_router(module.router)
+    openapi.install(app)
 
     @app.get("/", include_in_schema=False)
     async def dashboard(test: bool = False) -> FileResponse:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -106,9 +107,13 @@ def _timestamps_as_local(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _disposition(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+def disposition(filename: str) -> str:
+    """An attachment header for ``filename``, made safe whatever went into it: letters,
+    digits, ``.``, ``-`` and ``_`` only (no path separator, quote or ``..``), never a
+    leading dot; the ASCII ``filename`` and the UTF-8 ``filename*``."""
+    utf8_name = re.sub(r"\.{2,}", ".", re.sub(r"[^\w.-]", "_", filename)).lstrip(".") or "export"
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", utf8_name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(utf8_name, safe='')}"
 
 
 def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -144,7 +149,7 @@ def render(
             float_precision=4,
             dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm"},
         )
-    extra["Content-Disposition"] = _disposition(f"{table.filename}.{fmt}")
+    extra["Content-Disposition"] = disposition(f"{table.filename}.{fmt}")
     return Response(buffer.getvalue(), media_type=MEDIA_TYPES[fmt], headers=extra)
 
 

@@ -72,12 +72,25 @@ class UnsupportedMediaType(Problem):
     status, code, title = 415, "unsupported_media_type", "Send JSON, NDJSON or CSV"
 
 
+class UnsupportedSheetType(UnsupportedMediaType):
+    title = "Send the sheet as text/csv or as an XLSX workbook"
+
+
 class InvalidBody(Problem):
     status, code, title = 400, "invalid_body", "The body could not be parsed"
 
 
 class InvalidRequest(Problem):
     status, code, title = 422, "invalid_request", "The request parameters are not valid"
+
+
+class RowsRejected(InvalidRequest):
+    code = "invalid_rows"
+    title = "Some rows of the sheet are not valid; nothing was written"
+
+
+class TooManyRequests(Problem):
+    status, code, title = 429, "too_many_requests", "The key's quota is used up; retry later"
 
 
 class AddressNotAllowed(InvalidRequest):
@@ -100,8 +113,11 @@ PROBLEMS: tuple[type[Problem], ...] = (
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    UnsupportedSheetType,
     InvalidBody,
     InvalidRequest,
+    RowsRejected,
+    TooManyRequests,
     AddressNotAllowed,
     Busy,
     Unavailable,

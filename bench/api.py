@@ -176,6 +176,8 @@ def api_server(dsn: str, spool: Path) -> Iterator[str]:
         "MHUB_LOG_LEVEL": "WARNING",
         # Both sides do the same work: mark dirty ranges, derive nothing meanwhile.
         "MHUB_INTERVAL_WORKER": "false",
+        # Throughput, not policy: the per-key push quota is off.
+        "MHUB_PUSH_RATE_PER_KEY": "0",
     }
     proc = subprocess.Popen([str(Path(sys.executable).with_name("meterhub")), "serve"], env=env)
     url = f"http://127.0.0.1:{port}"

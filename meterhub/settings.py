@@ -83,6 +83,18 @@ class Settings(BaseSettings):
         "tcp:// buses); registering a meter outside them is refused and a collector refuses "
         "to dial one; default: this machine only",
     )
+    push_rate_per_key: float = Field(
+        default=20_000,
+        ge=0,
+        description="readings a second one grid key may push to /v1/readings on average "
+        "(a token bucket per key, per API process); 0 turns the quota off",
+    )
+    push_burst: int = Field(
+        default=200_000,
+        ge=1,
+        description="readings one grid key may push at once (the bucket's size); a larger "
+        "batch waits for a full bucket",
+    )
     future_tolerance: float = Field(
         default=300.0, description="seconds a meter clock may run ahead before quarantine"
     )

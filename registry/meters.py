@@ -3,6 +3,7 @@ generated city's meters into the registry."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -20,6 +21,8 @@ from registry.fields import Instant, Int64, JsonObject, Text
 from registry.keys import Principal
 
 Protocol = Literal["modbus", "dlt645", "mqtt", "grid-feed"]
+#: A DL/T 645 meter's address as registered: its 12 decimal digits (the table's CHECK too).
+DLT645_ADDRESS = re.compile(r"[0-9]{12}")
 UtilityName = Literal["electricity", "water", "gas"]
 _ADDRESS_KEYS: dict[str, tuple[str, ...]] = {
     "modbus": ("host", "port", "unit_id"),
@@ -65,6 +68,12 @@ class MeterIn(MeterFields):
         missing = [k for k in _ADDRESS_KEYS[self.protocol] if k not in self.address]
         if missing:
             raise ValueError(f"a {self.protocol} address needs {', '.join(missing)}")
+        number = self.address.get("address")
+        if self.protocol == "dlt645" and not DLT645_ADDRESS.fullmatch(str(number)):
+            raise ValueError(
+                f"a dlt645 address is the meter's 12-digit number (e.g. 000102030425), "
+                f"not {number!r}"
+            )
         if self.installed_at.tzinfo is None:
             raise ValueError("installed_at needs a UTC offset")
         return self

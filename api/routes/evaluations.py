@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -18,12 +18,22 @@ from alerts.official import OFFICIAL_COLUMNS, import_official
 from alerts.yearly import run_year
 from api.deps import Bureau, PoolDep, Reader
 from api.formats import FormatDep, Table, render, table_responses
+from api.params import IdPath
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
+from api.routes.sheets import (
+    PARTIAL_DOC,
+    SHEET_RESPONSES,
+    ImportResult,
+    PartialQuery,
+    SheetType,
+    answer,
+    read_upload,
+    sheet_body,
+)
 from api.trends.params import Lang, LangQuery
 from meterhub.settings import Settings
 from registry.firms import readable_firm
 from registry.scope import town_filter
-from registry.sheets import read_sheet
 from registry.towns import optional_town
 
 router = APIRouter(tags=["analytics"])
@@ -218,36 +228,29 @@ async def run_evaluations(
     )
 
 
-class ImportOut(BaseModel):
-    written: bool
-    created: int
-    updated: int
-    errors: list[dict[str, Any]]
+_OFFICIAL_EXAMPLE = "统一社会信用代码,年度,评价类别,综合得分\n91330782MA0000005K,2025,B,78.5\n"
 
 
 @router.post(
     "/v1/evaluations/official/import",
     summary="Import officially published classes (CSV or XLSX)",
     description="Columns: credit_code (统一社会信用代码), year (年度), class (评价类别: A-D), "
-    "score (综合得分, optional). Stored beside the computed classes (source official); "
-    "all-or-nothing unless `partial=true`, every bad row reported by row number.",
-    responses=responses(Unauthorized, Forbidden, InvalidRequest),
+    "score (综合得分, optional). Stored beside the computed classes (source official). "
+    f"{PARTIAL_DOC}",
+    responses=SHEET_RESPONSES,
+    openapi_extra=sheet_body(_OFFICIAL_EXAMPLE),
 )
 async def import_official_classes(
     request: Request,
     principal: Bureau,
     pool: PoolDep,
-    partial: bool = False,
-    content_type: Annotated[str | None, Header()] = None,
-) -> ImportOut:
-    media_type = (content_type or "text/csv").split(";")[0].strip().lower()
-    fields = set(OFFICIAL_COLUMNS.values())
-    sheet = read_sheet(await request.body(), media_type, aliases=OFFICIAL_COLUMNS, fields=fields)
+    partial: PartialQuery = False,
+    content_type: SheetType = None,
+) -> ImportResult:
+    sheet = await read_upload(request, content_type, OFFICIAL_COLUMNS)
     async with pool.acquire() as conn:
         report = await import_official(conn, sheet=sheet, principal=principal, partial=partial)
-    return ImportOut(
-        written=report.written, created=report.created, updated=report.updated, errors=report.errors
-    )
+    return answer(report)
 
 
 class HistoryOut(BaseModel):
@@ -261,7 +264,7 @@ class HistoryOut(BaseModel):
     summary="A firm's per-mu classes by year (computed and official) and carbon grades",
     responses=responses(Unauthorized, Forbidden, NotFound),
 )
-async def firm_evaluations(firm_id: int, principal: Reader, pool: PoolDep) -> HistoryOut:
+async def firm_evaluations(firm_id: IdPath, principal: Reader, pool: PoolDep) -> HistoryOut:
     await readable_firm(pool, principal=principal, firm_id=firm_id)
     async with pool.acquire() as conn:
         return HistoryOut(**await ratings.history(conn, firm_id))

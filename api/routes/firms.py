@@ -6,36 +6,39 @@ from collections.abc import Awaitable, Mapping
 from typing import Annotated, Any, Protocol
 
 import asyncpg
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from api.deps import Bureau, PoolDep, Reader, RegistryReader
 from api.params import IdPath, OffsetQuery
-from api.problems import Forbidden, InvalidRequest, NotFound, Unauthorized, responses
+from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
+from api.routes.sheets import (
+    PARTIAL_DOC,
+    SHEET_RESPONSES,
+    SHEET_TYPES,
+    ImportResult,
+    PartialQuery,
+    SheetType,
+    answer,
+    read_upload,
+    sheet_body,
+)
 from meterhub.db import Conn
 from registry import firms as service
 from registry import imports
 from registry.keys import Principal
 from registry.output import list_output_figures
 from registry.scope import town_filter
-from registry.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet, read_sheet
+from registry.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet
 from registry.towns import optional_town
 
 router = APIRouter(prefix="/v1/firms", tags=["registry"])
 _READ = responses(Unauthorized, Forbidden)
-_SHEET_TYPES = "text/csv or application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class FirmPage(BaseModel):
     total: int
     items: list[service.Firm]
-
-
-class ImportResult(BaseModel):
-    written: bool
-    created: int
-    updated: int
-    errors: list[dict[str, Any]]
 
 
 class Importer(Protocol):
@@ -84,7 +87,8 @@ async def get_firm(firm_id: IdPath, principal: RegistryReader, pool: PoolDep) ->
     "",
     status_code=201,
     summary="Register a firm",
-    responses=responses(Unauthorized, Forbidden, InvalidRequest),
+    description="409 if a firm with that credit code exists.",
+    responses=responses(Unauthorized, Forbidden, Conflict, InvalidRequest),
 )
 async def create_firm(body: service.FirmIn, principal: Bureau, pool: PoolDep) -> service.Firm:
     async with pool.acquire() as conn:
@@ -94,19 +98,13 @@ async def create_firm(body: service.FirmIn, principal: Bureau, pool: PoolDep) ->
 @router.patch(
     "/{firm_id}",
     summary="Change a firm's registration",
-    responses=responses(Unauthorized, Forbidden, NotFound),
+    responses=responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest),
 )
 async def update_firm(
     firm_id: IdPath, body: service.FirmPatch, principal: Bureau, pool: PoolDep
 ) -> service.Firm:
     async with pool.acquire() as conn:
         return await service.update_firm(conn, principal=principal, firm_id=firm_id, patch=body)
-
-
-async def _sheet(request: Request, content_type: str | None, columns: Mapping[str, str]) -> Sheet:
-    media_type = (content_type or "text/csv").split(";")[0].strip().lower()
-    fields = set(columns.values())
-    return read_sheet(await request.body(), media_type, aliases=columns, fields=fields)
 
 
 async def _import(
@@ -119,30 +117,38 @@ async def _import(
     partial: bool,
 ) -> ImportResult:
     """Read the body as a sheet with ``columns`` and import it with ``run``."""
-    sheet = await _sheet(request, content_type, columns)
+    sheet = await read_upload(request, content_type, columns)
     async with pool.acquire() as conn:
         report = await run(conn, principal=principal, sheet=sheet, partial=partial)
-    return ImportResult(
-        written=report.written, created=report.created, updated=report.updated, errors=report.errors
-    )
+    return answer(report)
+
+
+_FIRMS_EXAMPLE = (
+    "统一社会信用代码,企业名称,行业代码,镇街,用地面积(亩),规上企业,标签\n"
+    "91330782MA0000005K,义乌市示例针织有限公司,C1762,苏溪,12.5,是,D-class\n"
+)
+_OUTPUT_EXAMPLE = (
+    "统一社会信用代码,月份,工业总产值,工业增加值,税收\n"
+    "91330782MA0000005K,2026-03,1200000,300000,45000\n"
+)
 
 
 @router.post(
     "/import",
     summary="Bulk import firms from the bureau's sheet",
-    description=f"Body: the sheet ({_SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
+    description=f"Body: the sheet ({SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
     "name (企业名称), industry (行业代码), town (镇街: 苏溪 or 苏溪镇, see GET /v1/towns), "
     "land_mu (用地面积(亩)), above_scale (规上企业: 是/否), tags (标签, separated by ; or ,). "
-    "Existing firms (same credit code) are updated. All-or-nothing unless `partial=true`; "
-    "every bad row is reported by row number.",
-    responses=responses(Unauthorized, Forbidden, InvalidRequest),
+    f"Existing firms (same credit code) are updated. {PARTIAL_DOC}",
+    responses=SHEET_RESPONSES,
+    openapi_extra=sheet_body(_FIRMS_EXAMPLE),
 )
 async def import_firms(
     request: Request,
     principal: Bureau,
     pool: PoolDep,
-    partial: bool = False,
-    content_type: Annotated[str | None, Header()] = None,
+    partial: PartialQuery = False,
+    content_type: SheetType = None,
 ) -> ImportResult:
     return await _import(
         imports.import_firms, FIRM_COLUMNS, request, content_type, principal, pool, partial
@@ -152,18 +158,19 @@ async def import_firms(
 @router.post(
     "/output-figures/import",
     summary="Bulk import monthly output figures",
-    description=f"Body: the sheet ({_SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
+    description=f"Body: the sheet ({SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
     "month (月份: 2026-03 or 2026年3月), output_value (工业总产值), value_added (工业增加值), "
     "tax_paid (税收), employees (从业人员), rnd_spend (研发费用), main_revenue (主营业务收入); "
-    "amounts in yuan. A firm's month is replaced when imported again.",
-    responses=responses(Unauthorized, Forbidden, InvalidRequest),
+    f"amounts in yuan. A firm's month is replaced when imported again. {PARTIAL_DOC}",
+    responses=SHEET_RESPONSES,
+    openapi_extra=sheet_body(_OUTPUT_EXAMPLE),
 )
 async def import_output_figures(
     request: Request,
     principal: Bureau,
     pool: PoolDep,
-    partial: bool = False,
-    content_type: Annotated[str | None, Header()] = None,
+    partial: PartialQuery = False,
+    content_type: SheetType = None,
 ) -> ImportResult:
     return await _import(
         imports.import_output_figures,

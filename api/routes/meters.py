@@ -24,7 +24,10 @@ def _policy(request: Request) -> DialPolicy:
 
 
 @router.get(
-    "", summary="List meters (of one firm, or all)", responses=responses(Unauthorized, Forbidden)
+    "",
+    summary="List meters (of one firm, or all)",
+    description="404 when `firm_id` names no firm the key may read.",
+    responses=responses(Unauthorized, Forbidden, NotFound),
 )
 async def list_meters(
     principal: RegistryReader,

@@ -22,7 +22,7 @@ _READ = responses(Unauthorized, Forbidden)
 _DELETE = responses(Unauthorized, Forbidden, NotFound)
 Year = Annotated[int | None, Query(ge=2000, le=2100, description="only this year")]
 Region = Annotated[Text, Path(description="e.g. zhejiang, east_china, national")]
-KeyYear = Annotated[int, Path(description="the row's year")]
+KeyYear = Annotated[int, Path(ge=2000, le=2100, description="the row's year")]
 Industry = Annotated[Text, Path(description="the benchmark's GB/T 4754 code, e.g. C17")]
 Indicator = Annotated[Text, Path(description="the benchmark's indicator")]
 SchemeId = Annotated[str, Path(pattern=r"^[a-z0-9-]+$", description="e.g. huangyan-2022")]

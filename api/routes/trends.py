@@ -254,7 +254,7 @@ async def get_intensity(
         "sort": sort,
         "order": order,
     }
-    name = f"intensity-{month}"
+    name = f"intensity-{first:%Y-%m}"  # from the parsed month, never the raw text
     return _page(page, fmt, meta=meta, filename=name, labels=intensity.LABELS, lang=lang)
 
 

@@ -108,7 +108,9 @@ async def test_holiday_import_is_all_or_nothing_unless_partial(
     assert refused.status_code == 403
 
     whole = await client.post(url, content=HOLIDAY_SHEET, headers=CSV | keys.headers("bureau"))
-    assert whole.status_code == 200, whole.text
+    assert whole.status_code == 422, whole.text  # bad rows: nothing written, never a 200
+    assert whole.headers["content-type"] == "application/problem+json"
+    assert whole.json()["type"] == "/problems/invalid_rows"
     result = whole.json()
     assert result["written"] is False and result["created"] == 0
     assert {(e["row"], e["column"]) for e in result["errors"]} == {(3, "source"), (5, "day")}
@@ -165,7 +167,9 @@ async def test_grid_factor_import_from_xlsx_keeps_unit_and_source(
     whole = await client.post(url, content=xlsx(sheet), headers=headers)
     assert whole.json()["written"] is False
     assert [(e["row"], e["column"]) for e in whole.json()["errors"]] == [(4, "unit")]
+    assert whole.status_code == 422
     part = await client.post(url + "?partial=true", content=xlsx(sheet), headers=headers)
+    assert part.status_code == 200  # partial: the good rows written, the bad ones listed
     assert part.json()["created"] == 2
 
     listed = await client.get(

@@ -99,9 +99,9 @@ async def test_csv_import_is_all_or_nothing_unless_partial(
         f"{good[2]},丁厂,XX,苏溪,1,否,\n"
     )
     headers = {**keys.headers("bureau"), "Content-Type": "text/csv"}
-    refused = (
-        await client.post("/v1/firms/import", content=csv_text.encode(), headers=headers)
-    ).json()
+    answer = await client.post("/v1/firms/import", content=csv_text.encode(), headers=headers)
+    assert answer.status_code == 422
+    refused = answer.json()
     assert refused["written"] is False
     assert [(e["row"], e["column"]) for e in refused["errors"]] == [
         (4, "credit_code"),
