@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from collectors.networks import SETTING, DialPolicy, DialRefusedError, dialled_host
 from meterhub.db import Conn
-from registry import audit
+from registry import audit, meter_history
 from registry.errors import AddressNotAllowedError, ConflictError, InvalidError, NotFoundError
 from registry.fields import Instant, Int64, JsonObject, Text
 from registry.keys import Principal
@@ -80,7 +80,12 @@ class Meter(MeterFields):
 
 
 class Replacement(BaseModel):
-    """A meter swap: the old meter is closed at ``at`` and the new one opened at ``at``."""
+    """A meter swap: the old meter is closed at ``at`` and the new one opened at ``at``.
+
+    The registers read at the swap keep its energy: the old meter's final reading closes
+    its last pair, the new one's initial reading opens its first. Leave one out only when it
+    is unknown: the energy on that side of the swap is then lost, and an
+    ``unknown_swap_energy`` event on that meter at ``at`` says so."""
 
     code: Text = Field(min_length=1, description="the new meter's asset number")
     at: Instant = Field(description="when the swap happened (with a UTC offset)")
@@ -88,6 +93,12 @@ class Replacement(BaseModel):
     model: Text | None = None
     ct_ratio: Decimal | None = Field(default=None, gt=0)
     pt_ratio: Decimal | None = Field(default=None, gt=0)
+    old_final_energy: Decimal | None = Field(
+        default=None, ge=0, description="the old meter's register at the swap (meter side)"
+    )
+    new_initial_energy: Decimal | None = Field(
+        default=None, ge=0, description="the new meter's register at the swap (meter side)"
+    )
 
 
 _SELECT = """
@@ -214,7 +225,8 @@ async def replace_meter(
     policy: DialPolicy = DialPolicy(),
 ) -> Meter:
     """Close ``meter_id`` at ``swap.at`` and open its successor; the firm's series stays
-    continuous because rollups sum both meters. A new address must be one collectors may
+    continuous because rollups sum both meters and the swap's register readings close and
+    open their series (`Replacement`). A new address must be one collectors may
     dial (``policy``)."""
     async with conn.transaction():
         old = await get_meter(conn, meter_id)
@@ -237,6 +249,14 @@ async def replace_meter(
             }
         )
         new_id = await _insert(conn, new, meter_id)
+        await meter_history.record_swap(
+            conn,
+            old_id=meter_id,
+            new_id=new_id,
+            at=swap.at,
+            final=swap.old_final_energy,
+            initial=swap.new_initial_energy,
+        )
         await audit.record(
             conn,
             principal,

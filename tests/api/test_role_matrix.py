@@ -45,6 +45,8 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/meters/{meter_id}"): READ,
     ("POST", "/v1/meters"): REGISTRAR,
     ("POST", "/v1/meters/{meter_id}/replace"): REGISTRAR,
+    ("GET", "/v1/meters/{meter_id}/ratios"): READ,
+    ("POST", "/v1/meters/{meter_id}/ratios"): REGISTRAR,
     ("GET", "/v1/towns"): PEOPLE,
     ("GET", "/v1/reference/holidays"): PEOPLE,
     ("POST", "/v1/reference/holidays"): BUREAU,
