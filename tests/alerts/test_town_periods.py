@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 import asyncpg
@@ -41,3 +42,13 @@ async def test_a_moved_firm_keeps_its_past_weeks_town(db: asyncpg.Connection) ->
     )
     assert [p["town"] for p in periods] == ["苏溪", "义亭", "上溪"]
     assert await town_of(db, firm, monday(-3)) == "苏溪"
+
+
+async def test_a_renamed_town_is_no_move(db: asyncpg.Connection) -> None:
+    old, new = f"改名前{uuid.uuid4().hex[:6]}", f"改名后{uuid.uuid4().hex[:6]}"
+    await ensure_town(db, old)
+    (meter,) = await create_meters(db, 1, town=old)
+    firm = await db.fetchval("SELECT firm_id FROM meters WHERE id = $1", meter)
+    await db.execute("UPDATE towns SET name = $2 WHERE name = $1", old, new)
+    periods = await db.fetch("SELECT town FROM firm_towns WHERE firm_id = $1", firm)
+    assert [p["town"] for p in periods] == [new]

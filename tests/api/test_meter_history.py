@@ -230,3 +230,17 @@ async def test_a_ratio_change_outside_the_meter_life_is_refused(
         headers=keys.headers("field"),
     )
     assert missing.status_code == 404
+
+
+async def test_ratios_edited_on_the_meter_itself_start_a_period_now(
+    db: asyncpg.Connection,
+) -> None:
+    (meter,) = await create_meters(db, 1, ct=40)
+    await db.execute("UPDATE meters SET ct_ratio = 50, max_power = 900 WHERE id = $1", meter)
+    await db.execute("UPDATE meters SET max_power = 800 WHERE id = $1", meter)
+    rows = await db.fetch(
+        "SELECT ct_ratio, valid_from > now() - interval '1 minute' AS recent FROM meter_ratios "
+        "WHERE meter_id = $1 ORDER BY valid_from",
+        meter,
+    )
+    assert [(r["ct_ratio"], r["recent"]) for r in rows] == [(40, False), (50, True)]
