@@ -38,7 +38,11 @@ An interval depends only on the pairs that overlap it. When a batch touches time
    replaces exactly the stored intervals starting in [window_start, window_end) and the
    stored events whose [start, end) overlaps that window.
 
-The result is then identical to deriving the meter's whole history (property-tested).
+The result is then identical to deriving the meter's whole history (property-tested,
+with and without a ratio history). An interval also depends on the multiplier valid at its
+start: a ratio period recorded from t marks the meter's readings from t to its last one
+before the next period dirty (`registry.meter_history`), and the worker passes each meter's
+current history (`ingest.meter_ratios`).
 """
 
 from __future__ import annotations
