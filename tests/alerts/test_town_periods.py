@@ -46,9 +46,14 @@ async def test_a_moved_firm_keeps_its_past_weeks_town(db: asyncpg.Connection) ->
 
 async def test_a_renamed_town_is_no_move(db: asyncpg.Connection) -> None:
     old, new = f"改名前{uuid.uuid4().hex[:6]}", f"改名后{uuid.uuid4().hex[:6]}"
-    await ensure_town(db, old)
-    (meter,) = await create_meters(db, 1, town=old)
-    firm = await db.fetchval("SELECT firm_id FROM meters WHERE id = $1", meter)
-    await db.execute("UPDATE towns SET name = $2 WHERE name = $1", old, new)
-    periods = await db.fetch("SELECT town FROM firm_towns WHERE firm_id = $1", firm)
-    assert [p["town"] for p in periods] == [new]
+    scratch = db.transaction()  # rolled back: other tests count Yiwu's 14 towns
+    await scratch.start()
+    try:
+        await ensure_town(db, old)
+        (meter,) = await create_meters(db, 1, town=old)
+        firm = await db.fetchval("SELECT firm_id FROM meters WHERE id = $1", meter)
+        await db.execute("UPDATE towns SET name = $2 WHERE name = $1", old, new)
+        periods = await db.fetch("SELECT town FROM firm_towns WHERE firm_id = $1", firm)
+        assert [p["town"] for p in periods] == [new]
+    finally:
+        await scratch.rollback()

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.interval_grid import affected_window
-from ingest.intervals import context_slice, derive
+from ingest.interval_ratios import ratio_pieces
+from ingest.intervals import Interval, context_slice, derive
 from meterhub.ratios import RatioHistory, micros
 from meterhub.reading import Reading
 from tests.ingest.test_intervals import (
@@ -133,3 +134,36 @@ def test_subwindow_with_a_history_equals_full_history(
     full_start, full_end = _span(readings)
     full = derive(m, readings, window_start=full_start, window_end=full_end)
     assert part.intervals == tuple(x for x in full.intervals if ws <= x.start < we)
+
+
+def test_pieces_cut_where_the_multiplier_of_an_interval_changes() -> None:
+    history = RatioHistory.of([(T0 - timedelta(days=1), 40.0), (at(67), 80.0), (at(90), 60.0)])
+    m = dataclasses.replace(meter(multiplier=60.0), ratios=history)
+    pieces = ratio_pieces(m, window_start=T0, window_end=at(180))
+    assert pieces == [(T0, at(75), 40.0), (at(75), at(90), 80.0), (at(90), at(180), 60.0)]
+    assert ratio_pieces(meter(multiplier=5.0), window_start=T0, window_end=at(30)) == [
+        (T0, at(30), 5.0)
+    ]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(readings=reading_series(), data=st.data())
+def test_pieces_with_one_multiplier_each_equal_the_history(
+    readings: list[Reading], data: st.DataObject
+) -> None:
+    if not readings:
+        return
+    changes = data.draw(st.lists(st.integers(-60, 600), min_size=1, max_size=3, unique=True))
+    history = RatioHistory.of([(at(c), float(k + 2)) for k, c in enumerate(sorted(changes))])
+    m = dataclasses.replace(meter(multiplier=40.0, max_power=_MAX_POWER), ratios=history)
+    ws, we = _span(readings)
+    whole = derive(m, readings, window_start=ws, window_end=we)
+    intervals: list[Interval] = []
+    events: set[tuple[str, datetime, datetime]] = set()
+    for piece in ratio_pieces(m, window_start=ws, window_end=we):
+        plain = dataclasses.replace(m, ratios=None, multiplier=piece.multiplier)
+        part = derive(plain, readings, window_start=piece.start, window_end=piece.end)
+        intervals += part.intervals
+        events |= {(e.kind, e.start, e.end) for e in part.events}
+    assert tuple(intervals) == whole.intervals
+    assert events == {(e.kind, e.start, e.end) for e in whole.events}
