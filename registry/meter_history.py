@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from meterhub.db import Conn
 from registry import audit
@@ -85,11 +85,19 @@ async def record_unknown_swap_energy(
 class RatioChange(BaseModel):
     """A CT/PT ratio holding from ``valid_from`` (until the next period, if any)."""
 
-    valid_from: Instant = Field(description="from when (with a UTC offset)")
+    valid_from: Instant = Field(
+        description="from when (with a UTC offset)", examples=["2026-03-01T10:00:00+08:00"]
+    )
     ct_ratio: Decimal | None = Field(
         default=None, gt=0, description="default: the one valid then", examples=["80"]
     )
     pt_ratio: Decimal | None = Field(default=None, gt=0, description="default: the one valid then")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> RatioChange:
+        if self.ct_ratio is None and self.pt_ratio is None:
+            raise ValueError("give ct_ratio, pt_ratio or both")
+        return self
 
 
 class RatioPeriod(BaseModel):

@@ -94,10 +94,16 @@ class Replacement(BaseModel):
     ct_ratio: Decimal | None = Field(default=None, gt=0)
     pt_ratio: Decimal | None = Field(default=None, gt=0)
     old_final_energy: Decimal | None = Field(
-        default=None, ge=0, description="the old meter's register at the swap (meter side)"
+        default=None,
+        ge=0,
+        description="the old meter's register at the swap, kWh (m3) on the meter side",
+        examples=["10234.56"],
     )
     new_initial_energy: Decimal | None = Field(
-        default=None, ge=0, description="the new meter's register at the swap (meter side)"
+        default=None,
+        ge=0,
+        description="the new meter's register at the swap, kWh (m3) on the meter side",
+        examples=["0.00"],
     )
 
 

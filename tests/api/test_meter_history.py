@@ -244,3 +244,16 @@ async def test_ratios_edited_on_the_meter_itself_start_a_period_now(
         meter,
     )
     assert [(r["ct_ratio"], r["recent"]) for r in rows] == [(40, False), (50, True)]
+
+
+async def test_a_ratio_change_must_change_a_ratio(
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
+) -> None:
+    (meter,) = await create_meters(db, 1)
+    response = await client.post(
+        f"/v1/meters/{meter}/ratios",
+        json={"valid_from": "2026-01-01T00:00:00+08:00"},
+        headers=keys.headers("field"),
+    )
+    assert response.status_code == 422, response.text
+    assert await db.fetchval("SELECT count(*) FROM meter_ratios WHERE meter_id = $1", meter) == 1
