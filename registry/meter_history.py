@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 from meterhub.db import Conn
 from registry import audit
 from registry.errors import ConflictError, InvalidError, NotFoundError
-from registry.fields import Instant
+from registry.fields import Instant, JsonObject, Text
 from registry.keys import Principal
 
 #: `readings.source` of the register readings given with a meter swap.
@@ -80,6 +80,34 @@ async def record_unknown_swap_energy(
 ) -> None:
     """The event saying the energy of ``meter_id`` on its side of the swap at ``at`` is lost."""
     await conn.execute(_EVENT, meter_id, UNKNOWN_SWAP_ENERGY, at, orjson.dumps(detail).decode())
+
+
+class Replacement(BaseModel):
+    """A meter swap: the old meter is closed at ``at`` and the new one opened at ``at``.
+
+    The registers read at the swap keep its energy: the old meter's final reading closes
+    its last pair, the new one's initial reading opens its first. Leave one out only when it
+    is unknown: the energy on that side of the swap is then lost, and an
+    ``unknown_swap_energy`` event on that meter at ``at`` says so."""
+
+    code: Text = Field(min_length=1, description="the new meter's asset number")
+    at: Instant = Field(description="when the swap happened (with a UTC offset)")
+    address: JsonObject | None = Field(default=None, description="default: the old one's")
+    model: Text | None = None
+    ct_ratio: Decimal | None = Field(default=None, gt=0)
+    pt_ratio: Decimal | None = Field(default=None, gt=0)
+    old_final_energy: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="the old meter's register at the swap, kWh (m3) on the meter side",
+        examples=["10234.56"],
+    )
+    new_initial_energy: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="the new meter's register at the swap, kWh (m3) on the meter side",
+        examples=["0.00"],
+    )
 
 
 class RatioChange(BaseModel):

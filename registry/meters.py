@@ -17,6 +17,7 @@ from registry import audit, meter_history
 from registry.errors import AddressNotAllowedError, ConflictError, InvalidError, NotFoundError
 from registry.fields import Instant, Int64, JsonObject, Text
 from registry.keys import Principal
+from registry.meter_history import Replacement as Replacement  # re-exported: the API and tests
 
 Protocol = Literal["modbus", "dlt645", "mqtt", "grid-feed"]
 UtilityName = Literal["electricity", "water", "gas"]
@@ -77,34 +78,6 @@ class Meter(MeterFields):
     multiplier: Decimal
     removed_at: datetime | None = None
     replaces_meter_id: int | None = None
-
-
-class Replacement(BaseModel):
-    """A meter swap: the old meter is closed at ``at`` and the new one opened at ``at``.
-
-    The registers read at the swap keep its energy: the old meter's final reading closes
-    its last pair, the new one's initial reading opens its first. Leave one out only when it
-    is unknown: the energy on that side of the swap is then lost, and an
-    ``unknown_swap_energy`` event on that meter at ``at`` says so."""
-
-    code: Text = Field(min_length=1, description="the new meter's asset number")
-    at: Instant = Field(description="when the swap happened (with a UTC offset)")
-    address: JsonObject | None = Field(default=None, description="default: the old one's")
-    model: Text | None = None
-    ct_ratio: Decimal | None = Field(default=None, gt=0)
-    pt_ratio: Decimal | None = Field(default=None, gt=0)
-    old_final_energy: Decimal | None = Field(
-        default=None,
-        ge=0,
-        description="the old meter's register at the swap, kWh (m3) on the meter side",
-        examples=["10234.56"],
-    )
-    new_initial_energy: Decimal | None = Field(
-        default=None,
-        ge=0,
-        description="the new meter's register at the swap, kWh (m3) on the meter side",
-        examples=["0.00"],
-    )
 
 
 _SELECT = """
