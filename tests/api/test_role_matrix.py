@@ -47,6 +47,8 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/v1/meters"): REGISTRAR,
     ("POST", "/v1/meters/{meter_id}/replace"): REGISTRAR,
     ("POST", "/v1/meters/{meter_id}/check"): REGISTRAR,
+    ("GET", "/v1/meters/{meter_id}/ratios"): READ,
+    ("POST", "/v1/meters/{meter_id}/ratios"): REGISTRAR,
     ("GET", "/v1/towns"): PEOPLE,
     ("GET", "/v1/reference/holidays"): PEOPLE,
     ("POST", "/v1/reference/holidays"): BUREAU,
