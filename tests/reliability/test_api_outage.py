@@ -84,7 +84,7 @@ async def test_an_api_started_without_its_database_becomes_ready_when_it_returns
     back = time.monotonic()
     ready_after = await wait_ready(scene.api.url, timeout=20)
     await stream
-    result = await scene.count("api started without database", client, batches)
+    result = await scene.count("api started without database [http]", client, batches)
     print(f"ready {ready_after:.1f} s after the database; statuses {client.statuses}")
     assert_exact(result)
     assert set(client.statuses) <= {202, 503}  # never 401 or 500, never a dropped request
@@ -106,7 +106,9 @@ async def run_outage(scene: Scene, *, before: float, outage: float, batches: ran
     up = time.monotonic()
     await scene.start_database()
     await stream
-    result = await scene.count(f"database down {outage:.0f} s under the push", client, batches)
+    result = await scene.count(
+        f"database down {outage:.0f} s under the push [http]", client, batches
+    )
     during = client.statuses_between(down, up)
     print(f"during the outage: {during}")
     assert_exact(result)
@@ -148,6 +150,7 @@ async def run_kill(scene: Scene, *, database_down: bool, kills: int, batches: ra
         assert len(client.acked_batches) >= acked_before
     await stream
     name = f"api SIGKILLed x{kills}" + (" while the database is down" if database_down else "")
+    name += " [http]"
     result = await scene.count(name, client, batches)
     assert_exact(result)
     assert set(client.statuses) <= {0, 202, 503}

@@ -109,7 +109,7 @@ async def test_the_replay_finishes_while_producers_keep_sending(
         replayed_after = time.monotonic() - back
         await asyncio.sleep(0.5)  # the load goes on, now to the database
         await load.stop()
-    tally = await _count(cluster, "sink replay under continuous load", load, meters)
+    tally = await _count(cluster, "sink replay under continuous load [sink]", load, meters)
     print(f"replayed {len(replayed)} segment(s) in {replayed_after:.1f} s")
     assert_exact(tally)
     assert load.after(back, spooled=True) >= 1  # load went on while the replay ran
@@ -143,7 +143,7 @@ async def test_a_recovery_that_crashes_is_restarted(
         await sink.wait_replayed(timeout=30)
     assert crashes == 1
     assert TASK_RESTARTS.labels("ingest-recovery")._value.get() == restarts + 1
-    tally = await _count(cluster, "sink recovery crashed once", load, meters)
+    tally = await _count(cluster, "sink recovery crashed once [sink]", load, meters)
     assert_exact(tally)
     assert tally.acked > 0
 
