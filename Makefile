@@ -5,7 +5,7 @@ VENV := .venv
 MHUB := $(VENV)/bin/meterhub
 PYTEST_ARGS ?=
 
-.PHONY: help install services demo stop test test-all lint format bench clean
+.PHONY: help install services demo stop test test-all reliability soak lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -18,6 +18,7 @@ services: install  ## install and start PostgreSQL+TimescaleDB and Mosquitto, ap
 	@$(MHUB) db migrate
 
 demo: services  ## set up everything and run the demo (API on MHUB_API_PORT, default 8000)
+	@bash deploy/browser.sh
 	@bash deploy/demo.sh start
 
 stop:  ## stop the demo and the local services
@@ -34,10 +35,19 @@ format: install  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 test: services lint  ## lint, then the test suite (bounded soak/fuzz) against the real services
+	@bash deploy/browser.sh
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: services lint  ## everything, including the long soak and fuzz runs
+	@bash deploy/browser.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+reliability: services  ## the fault suite at full length: a table of readings per scenario, a JSON line
+	$(VENV)/bin/pytest tests/reliability -q $(PYTEST_ARGS)
+
+SOAK_ARGS ?=
+soak: services  ## 10,000 terminals through every path for 30 min (SOAK_ARGS="--terminals N --minutes M")
+	$(VENV)/bin/python bench/soak.py $(SOAK_ARGS)
 
 BENCH_ARGS ?=
 bench: services  ## the benchmarks (BENCH_ARGS=--quick for a short run); see README Performance

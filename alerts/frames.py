@@ -61,9 +61,11 @@ _WIRE = {Fixed.INT8: ">i8", Fixed.INT4: ">i4", Fixed.FLOAT8: ">f8", Fixed.DATE: 
 
 @dataclass(frozen=True, slots=True)
 class FloatArray:
-    """A ``double precision[]`` column of exactly ``size`` elements, none NULL."""
+    """A ``double precision[]`` column of exactly ``size`` elements, none NULL; read as
+    ``float32`` when ``single`` (half the memory, 7 significant digits)."""
 
     size: int
+    single: bool = False
 
 
 ColumnKind = Fixed | FloatArray
@@ -120,7 +122,7 @@ def decode_fixed(
                 and (elements["len"] == 8).all()
             ):
                 raise LayoutError(f"column {name!r} is not {kind.size} non-NULL floats")
-            values = elements["v"].astype(np.float64)
+            values = elements["v"].astype(np.float32 if kind.single else np.float64)
             for j in range(kind.size):
                 out[f"{name}_{j}"] = values[:, j]
         elif kind is Fixed.DATE:

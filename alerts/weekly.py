@@ -99,10 +99,12 @@ def evaluate(
 
 
 #: A hit of the first rule explains the others for that firm and week: a suspected
-#: stoppage explains a cutback and a rising idle share; a month far above the baseline
+#: stoppage explains a cutback and a rising idle share, a cutback the idle share (its
+#: days are mostly base load); a month far above the baseline
 #: explains the CUSUM jump it causes.
 _EXPLAINS = {
     "suspected_stoppage": ("suspected_cutback", "idle_load"),
+    "suspected_cutback": ("idle_load",),
     "baseline_excess": ("baseline_drift",),
 }
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from alerts import rulebook
@@ -160,6 +160,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in routers:
         app.include_router(module.router)
     openapi.install(app)
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard(test: bool = False) -> FileResponse:
+        """The bureau's dashboard (static files under /static/dashboard/); ``?test=1``
+        (read by the page itself) turns chart animation off."""
+        return FileResponse(_STATIC / "dashboard" / "index.html")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

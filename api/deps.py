@@ -101,6 +101,8 @@ READERS = (Role.BUREAU, Role.TOWN, Role.ADMIN)
 #: Every key of a person (reference data such as the towns); not the grid feed's.
 People = Annotated[Principal, Depends(allow(Role.BUREAU, Role.TOWN, Role.FIELD, Role.ADMIN))]
 Reader = Annotated[Principal, Depends(allow(*READERS))]
+#: Readers of the registry and terminal status: the readers and field staff (no town scope).
+RegistryReader = Annotated[Principal, Depends(allow(*READERS, Role.FIELD))]
 Bureau = Annotated[Principal, Depends(allow(Role.BUREAU, Role.ADMIN))]
 Registrar = Annotated[Principal, Depends(allow(Role.BUREAU, Role.ADMIN, Role.FIELD))]
 Admin = Annotated[Principal, Depends(allow(Role.ADMIN))]

@@ -17,6 +17,7 @@ from cli import (
     serve,
     services,
     simulate,
+    terminals,
 )
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(simulate.app, name="simulate")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(notices.app, name="notices")
 app.add_typer(reference.app, name="reference")
+app.add_typer(terminals.app, name="terminals")
 app.command("serve")(serve.serve)
 app.command("collect")(collect.collect)
 app.command("derive")(derive.derive)

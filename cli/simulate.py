@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -13,8 +14,11 @@ import httpx
 import typer
 from rich.table import Table
 
+from cli import simulate_history
 from cli.runner import run_until_signalled
 from cli.simulate_support import (
+    API,
+    CITY,
     api_url,
     console,
     fail,
@@ -24,6 +28,8 @@ from cli.simulate_support import (
     table,
     time_option,
 )
+from collectors.scheduler import ScheduleOptions
+from collectors.terminals import TerminalBook
 from ingest.sink import IngestSink
 from meterhub.db import connect
 from meterhub.errors import MeterhubError
@@ -37,6 +43,7 @@ from simulators.city_file import write_city
 from simulators.errors import CityConfigError
 from simulators.fleet import wall_clock
 from simulators.grid_feed import GridFeedClient
+from simulators.industry import SEED_INDUSTRIES
 from simulators.meter import SimulatedMeter
 from simulators.mqtt_publisher import broker_url
 from simulators.registry import RegistrySummary, meter_ids, register_city
@@ -48,8 +55,6 @@ app = typer.Typer(
     "or fast-forward weeks of its history (docs/simulate.md).",
     no_args_is_help=True,
 )
-CITY = typer.Argument(..., help="the city file (TOML; schema in simulators/config.py)")
-API = typer.Option(None, help="the meterhub API (default http://MHUB_API_HOST:MHUB_API_PORT)")
 GRID_KEY = typer.Option(None, help="a grid API key of the feed (see `register --grid-key-out`)")
 GRID_KEY_FILE = typer.Option(None, help="read the grid key from this file instead")
 FEED = typer.Option(None, help="the grid feed (default: the city's only one)")
@@ -71,10 +76,22 @@ def make_city(
     host: str = typer.Option("127.0.0.1", help="where bus gateways listen (and collectors go)"),
     modbus_port: int = typer.Option(15020, help="first Modbus gateway port (then +1 each)"),
     dlt645_port: int = typer.Option(16020, help="first DL/T 645 gateway port (then +1 each)"),
+    industries: str = typer.Option(
+        "all", help="all: every known industry; seed: the seed's eight (docs/simulate.md)"
+    ),
+    history_months: int = typer.Option(
+        0, min=0, max=120, help="install meters this many months before --start (history)"
+    ),
+    plant: bool = typer.Option(
+        False, "--plant", help="build firms to trigger each weekly rule in the last whole week"
+    ),
 ) -> None:
     """Generate a city file: firms of Yiwu's industries, their meters, gateways and faults."""
     today = wall_clock().replace(hour=0, minute=0, second=0, microsecond=0)
     monday = today - timedelta(days=today.weekday(), weeks=8)
+    if industries not in ("all", "seed"):
+        raise fail(f"--industries is all or seed, not {industries!r}")
+    last_week = (today - timedelta(days=today.weekday(), weeks=1)).date()
     try:
         city = generate_city(
             firms=firms,
@@ -85,12 +102,15 @@ def make_city(
             host=host,
             modbus_port=modbus_port,
             dlt645_port=dlt645_port,
+            industries=SEED_INDUSTRIES if industries == "seed" else None,
+            history_months=history_months,
+            plant_week=last_week if plant else None,
         )
     except CityConfigError as exc:
         raise fail(
-            f"{exc}: the Modbus gateways take one port each from --modbus-port "
-            f"({modbus_port}) up, the DL/T 645 ones from --dlt645-port ({dlt645_port}) up; "
-            "choose ranges that do not overlap"
+            f"cannot make the city: {exc} (the Modbus gateways take one port each from "
+            f"--modbus-port {modbus_port} up, the DL/T 645 ones from --dlt645-port "
+            f"{dlt645_port} up: choose ranges that do not overlap)"
         ) from None
     write_city(city, out)
     rows = []
@@ -99,6 +119,10 @@ def make_city(
         gateways = sum(g.protocol == protocol for g in city.gateways) or "-"
         rows.append((protocol, gateways, len(meters), sum(bool(m.faults) for m in meters)))
     console.print(table(("protocol", "gateways", "meters", "with faults"), rows, city.name))
+    if plant:
+        planted = Counter(rule for firm in city.firms for rule in firm.expect)
+        counts = [(rule, planted[rule]) for rule in sorted(planted)]
+        console.print(table(("rule", "firms built for it"), counts, f"planted for {last_week}"))
     console.print(f"wrote {out}; start {city.start.isoformat() if city.start else '-'}")
 
 
@@ -226,6 +250,7 @@ def backfill(
     city_file: Path = CITY,
     weeks: float = typer.Option(8.0, min=0, help="how much history, in weeks"),
     until: str | None = typer.Option(None, help="history ends here (default: now)"),
+    since: str | None = typer.Option(None, help="history starts here (instead of --weeks)"),
     api: str | None = API,
     grid_key: str | None = GRID_KEY,
     grid_key_file: Path | None = GRID_KEY_FILE,
@@ -239,14 +264,16 @@ def backfill(
     batch_size: int = typer.Option(5000, min=1, help="readings per HTTP batch"),
     interval: int = typer.Option(900, min=60, help="seconds between readings"),
 ) -> None:
-    """Fast-forward: the grid-feed meters' readings at every interval of the past weeks,
-    pushed to the API (with --mqtt the MQTT meters' too, with --polled the polled ones')."""
+    """Fast-forward: the grid-feed meters' readings at every interval of the past weeks
+    (or since --since), pushed to the API (with --mqtt the MQTT meters' too, with --polled
+    the polled ones')."""
     (fleet, feed_id), settings = load_fleet(city_file, feed), get_settings()
     key = read_grid_key(grid_key, grid_key_file)
     if key is None and not (mqtt or polled):
         raise fail("nothing to backfill: give --grid-key, --mqtt or --polled")
-    span, step = timedelta(weeks=weeks), timedelta(seconds=interval)
-    ticks = history_ticks(until=time_option(until, default=wall_clock()), span=span, interval=step)
+    step, end = timedelta(seconds=interval), time_option(until, default=wall_clock())
+    span = timedelta(weeks=weeks) if since is None else end - time_option(since, default=end)
+    ticks = history_ticks(until=end, span=span, interval=step)
     if not ticks:
         raise fail("no interval in that span: nothing to backfill")
     console.print(f"{len(ticks)} ticks, {ticks[0].isoformat()} to {ticks[-1].isoformat()}")
@@ -281,14 +308,30 @@ def backfill(
             finally:
                 await conn.close()
             meters = fleet.speaking("modbus") + fleet.speaking("dlt645")
+            options = ScheduleOptions()
+            book = TerminalBook(
+                offline_after=options.offline_after, drift_tolerance=options.drift_tolerance
+            )
             async with IngestSink(settings.for_process("simulate")) as sink:
                 with _bar(meters, ticks, "polled meters", faults) as advance:
                     got = await backfill_polled(
-                        sink, fleet, ticks, meter_ids=ids, faults=faults, progress=advance
-                    )
+                        sink, fleet, ticks, meter_ids=ids, faults=faults, progress=advance,
+                        terminals=book,
+                    )  # fmt: skip
+            conn = await connect(settings)
+            try:  # the terminals' state as the poll scheduler would have left it
+                await book.flush(conn)
+            finally:
+                await conn.close()
             console.print(f"polled: {got.accepted} accepted, {len(got.rejected)} quarantined")
 
     try:
         asyncio.run(main())
     except MeterhubError as exc:
         raise fail(str(exc)) from exc
+
+
+# The demo's analytics steps live beside: older history, waiting for ingest, findings.
+app.command()(simulate_history.history)
+app.command()(simulate_history.settle)
+app.command()(simulate_history.findings)

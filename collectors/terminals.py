@@ -12,6 +12,10 @@ from prometheus_client import Counter, Gauge
 
 from meterhub.db import Conn
 
+#: Protocols whose terminals the poll scheduler polls (their health comes from the polls;
+#: the others push, and are judged by their readings).
+POLLED_PROTOCOLS = frozenset({"modbus", "dlt645"})
+
 TERMINAL_EVENTS = Counter("meterhub_terminal_events_total", "Terminal state changes", ["kind"])
 OFFLINE = Gauge("meterhub_terminals_offline", "Terminals currently offline")
 
@@ -110,7 +114,10 @@ class TerminalBook:
                     "clock_checked_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())"
                     " ON CONFLICT (meter_id) DO UPDATE SET online = EXCLUDED.online, "
                     "consecutive_failures = EXCLUDED.consecutive_failures, "
-                    "last_success_at = EXCLUDED.last_success_at, "
+                    # a restarted collector has not seen the meter answer yet: keep the
+                    # time it last did, so a terminal that answered once is not "never"
+                    "last_success_at = coalesce(EXCLUDED.last_success_at, "
+                    "terminal_status.last_success_at), "
                     "last_attempt_at = EXCLUDED.last_attempt_at, last_error = EXCLUDED.last_error,"
                     " clock_drift_s = EXCLUDED.clock_drift_s, "
                     "clock_checked_at = EXCLUDED.clock_checked_at, updated_at = now()",

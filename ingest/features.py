@@ -10,6 +10,8 @@ Both are rebuilt for the days and months the firm ranges of a derivation pass to
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 
 _HOURLY = ",\n           ".join(
@@ -103,3 +105,21 @@ async def refresh_features(conn: asyncpg.Connection) -> None:
     """Rebuild the day and month features of the firm ranges of this derivation pass."""
     await conn.execute(_DAYS)
     await conn.execute(_MONTHS)
+
+
+_RANGES = """
+CREATE TEMP TABLE IF NOT EXISTS rollup_firm_ranges (
+    granularity text, firm_id bigint, utility text, b0 timestamptz, b1 timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+
+async def refresh_features_for(
+    conn: asyncpg.Connection, ranges: list[tuple[str, int, str, datetime, datetime]]
+) -> None:
+    """Rebuild the features of ``ranges`` (granularity, firm, utility, start, end) after
+    rollups were written by other means than a derivation pass (e.g. a history import).
+    Call inside a transaction."""
+    await conn.execute(_RANGES)
+    await conn.copy_records_to_table("rollup_firm_ranges", records=ranges)
+    await refresh_features(conn)

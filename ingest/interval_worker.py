@@ -20,7 +20,8 @@ import asyncpg
 import orjson
 from prometheus_client import Counter, Histogram
 
-from ingest.intervals import Derivation, affected_window, derive
+from ingest.intervals import DERIVED_EVENT_KINDS, Derivation, affected_window, derive
+from ingest.meter_ratios import ratio_histories, with_history
 from ingest.registry import MeterRegistry
 from ingest.rollups import CREATE_WINDOWS, WINDOWS, refresh_rollups
 from meterhub.logs import get_logger
@@ -80,6 +81,7 @@ WHERE i.meter_id = w.meter_id AND i.start >= w.ws AND i.start < w.we
 _DELETE_EVENTS = f"""
 DELETE FROM interval_events e USING {WINDOWS} w
 WHERE e.meter_id = w.meter_id AND e.start < w.we AND e."end" > w.ws
+  AND e.kind IN ({", ".join(f"'{k}'" for k in DERIVED_EVENT_KINDS)})
 """
 _INSERT_EVENT = """
 INSERT INTO interval_events (meter_id, kind, start, "end", detail)
@@ -201,10 +203,12 @@ async def derive_pending(
         if not windows:
             return DeriveStats(len(marks), 0, 0, 0)
         context = await _context(conn, windows)
+        histories = await ratio_histories(conn, (w.meter_id for w in windows))
         derivations = []
         for w in windows:
             meter = registry.get(w.meter_id)
             assert meter is not None
+            meter = with_history(meter, histories)
             derivations.append(
                 derive(meter, context[w.meter_id], window_start=w.start, window_end=w.end)
             )

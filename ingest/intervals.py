@@ -13,7 +13,9 @@ Each pair of consecutive energy-bearing readings (r0, r1) gives a delta per regi
 The total register decides a pair's fate and its events; a tariff register whose own delta
 is implausible, or that is missing in r0 or r1, turns that tariff to None in every interval
 the pair touches. A valid delta, times the meter's ``multiplier``, is spread over the grid
-intervals overlapping [t0, t1) in proportion to time. A pair longer than ``max_gap`` also
+intervals overlapping [t0, t1) in proportion to time; with a ratio history
+(``meter.ratios``, `meterhub.ratios`) each interval's share is multiplied by the
+multiplier valid at the interval's start instead. A pair longer than ``max_gap`` also
 emits a ``gap`` event, and its shares make their intervals ``estimated``. An interval is
 ``complete`` when valid pairs cover all of it. Outputs are rounded to 6 decimal places.
 
@@ -36,7 +38,11 @@ An interval depends only on the pairs that overlap it. When a batch touches time
    replaces exactly the stored intervals starting in [window_start, window_end) and the
    stored events whose [start, end) overlaps that window.
 
-The result is then identical to deriving the meter's whole history (property-tested).
+The result is then identical to deriving the meter's whole history (property-tested,
+with and without a ratio history). An interval also depends on the multiplier valid at its
+start: a ratio period recorded from t marks the meter's readings from t to its last one
+before the next period dirty (`registry.meter_history`), and the worker passes each meter's
+current history (`ingest.meter_ratios`).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from ingest.interval_grid import (
     DEFAULT_STEP,
@@ -61,6 +67,7 @@ from ingest.interval_grid import (
     to_micros,
 )
 from meterhub.meter import MeterInfo
+from meterhub.ratios import RatioHistory
 from meterhub.reading import LOCAL_TZ, Reading
 
 #: The resolution of a cumulative register (XXXXXX.XX): the least a delta can be.
@@ -68,6 +75,7 @@ REGISTER_STEP = 0.01
 
 __all__ = [
     "DEFAULT_STEP",
+    "DERIVED_EVENT_KINDS",
     "Derivation",
     "EventKind",
     "Interval",
@@ -80,6 +88,9 @@ __all__ = [
 ]
 
 EventKind = Literal["gap", "rollover", "reset", "excess"]
+#: The event kinds `derive` finds (and a re-derivation replaces); other kinds in
+#: `interval_events` (a swap's ``unknown_swap_energy``) are recorded by the registry.
+DERIVED_EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
 
 #: Decimal places of every output energy (1e-6 kWh = 1 mWh).
 DECIMALS = 6
@@ -153,6 +164,7 @@ class _Config:
     first: int  # grid index of the first interval in the window
     last: int  # grid index of the last one
     multiplier: float
+    ratios: RatioHistory | None
     rollover: float
     rate: float  # max_power * headroom
 
@@ -217,6 +229,7 @@ def _config(
         first=grid_index(to_micros(window_start), step_us),
         last=grid_index(to_micros(window_end), step_us) - 1,
         multiplier=meter.multiplier,
+        ratios=meter.ratios,
         rollover=meter.rollover,
         rate=meter.max_power * headroom,
     )
@@ -251,13 +264,24 @@ def _delta(
     return (delta, None) if delta <= cap else (None, "excess")
 
 
-def _scaled_delta(
-    e0: float | None, e1: float | None, rollover: float, cap: float, multiplier: float
-) -> float | None:
+def _tariff_delta(e0: float | None, e1: float | None, rollover: float, cap: float) -> float | None:
     if e0 is None or e1 is None:
         return None
-    delta = _delta(e0, e1, rollover, cap)[0]
-    return None if delta is None else delta * multiplier
+    return _delta(e0, e1, rollover, cap)[0]
+
+
+def _multipliers(cfg: _Config, t0: int, t1: int) -> float | list[float]:
+    """The multiplier of the window's intervals overlapping [t0, t1): one if it holds for all
+    of them, else one per interval (the one valid at its start)."""
+    if cfg.ratios is None:
+        return cfg.multiplier
+    step = cfg.step_us
+    first = max(grid_index(t0, step), cfg.first)
+    last = min(grid_index(t1 - 1, step), cfg.last)
+    constant = cfg.ratios.constant_over(grid_start(first, step), grid_start(last, step))
+    if constant is not None:
+        return constant
+    return [cfg.ratios.at(grid_start(k, step)) for k in range(first, last + 1)]
 
 
 def _pair(
@@ -280,14 +304,14 @@ def _pair(
         _event(cfg, kind, p0, p1, detail, events)
     if delta is None:
         return
-    m = cfg.multiplier
     tariffs = _UNKNOWN
     if p0.tariffs is not _UNKNOWN and p1.tariffs is not _UNKNOWN:
         tariffs = [
-            _scaled_delta(a, b, cfg.rollover, cap, m)
+            _tariff_delta(a, b, cfg.rollover, cap)
             for a, b in zip(p0.tariffs, p1.tariffs, strict=True)
         ]
-    _spread(cfg, p0.us, p1.us, delta * m, tariffs, gap, acc)
+    multipliers = _multipliers(cfg, p0.us, p1.us)
+    _spread(cfg, p0.us, p1.us, delta, tariffs, multipliers, gap, acc)
 
 
 def _event(
@@ -306,12 +330,14 @@ def _spread(
     cfg: _Config,
     t0: int,
     t1: int,
-    energy: float,
+    delta: float,
     tariffs: _Tariffs,
+    multipliers: float | list[float],
     estimated: bool,
     acc: dict[int, _Acc],
 ) -> None:
-    """Add ``energy`` and ``tariffs`` pro rata to the window's intervals in [t0, t1)."""
+    """Add the secondary ``delta`` and ``tariffs`` pro rata, times the interval's multiplier
+    (`_multipliers`), to the window's intervals in [t0, t1)."""
     step = cfg.step_us
     dur = t1 - t0
     first = max(grid_index(t0, step), cfg.first)
@@ -326,16 +352,17 @@ def _spread(
             a = acc[k] = _Acc()
         a.covered += overlap
         a.estimated = a.estimated or estimated
-        a.energy += energy * share
+        m = multipliers[k - first] if isinstance(multipliers, list) else multipliers
+        a.energy += delta * m * share  # (delta * m) * share: as before ratio histories
         if a.tariffs is not _UNKNOWN:
-            a.tariffs = _add(a.tariffs, tariffs, share)
+            a.tariffs = _add(a.tariffs, tariffs, m, share)
 
 
-def _add(totals: _Tariffs, tariffs: _Tariffs, share: float) -> _Tariffs:
+def _add(totals: _Tariffs, tariffs: _Tariffs, multiplier: float, share: float) -> _Tariffs:
     if tariffs is _UNKNOWN:
         return _UNKNOWN
     return [
-        None if t is None or d is None else t + d * share
+        None if t is None or d is None else t + d * multiplier * share
         for t, d in zip(totals, tariffs, strict=True)
     ]
 

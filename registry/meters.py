@@ -12,12 +12,14 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, Field, model_validator
 
+from collectors.modbus.register_map import list_models
 from collectors.networks import SETTING, DialPolicy, DialRefusedError, dialled_host
 from meterhub.db import Conn
-from registry import audit
+from registry import audit, meter_history
 from registry.errors import AddressNotAllowedError, ConflictError, InvalidError, NotFoundError
 from registry.fields import Instant, Int64, JsonObject, Text
 from registry.keys import Principal
+from registry.meter_history import Replacement as Replacement  # re-exported: the API and tests
 
 Protocol = Literal["modbus", "dlt645", "mqtt", "grid-feed"]
 #: A DL/T 645 meter's address as registered: its 12 decimal digits (the table's CHECK too).
@@ -86,17 +88,6 @@ class Meter(MeterFields):
     multiplier: Decimal
     removed_at: datetime | None = None
     replaces_meter_id: int | None = None
-
-
-class Replacement(BaseModel):
-    """A meter swap: the old meter is closed at ``at`` and the new one opened at ``at``."""
-
-    code: Text = Field(min_length=1, description="the new meter's asset number")
-    at: Instant = Field(description="when the swap happened (with a UTC offset)")
-    address: JsonObject | None = Field(default=None, description="default: the old one's")
-    model: Text | None = None
-    ct_ratio: Decimal | None = Field(default=None, gt=0)
-    pt_ratio: Decimal | None = Field(default=None, gt=0)
 
 
 _SELECT = """
@@ -197,10 +188,25 @@ async def check_address(protocol: str, address: dict[str, Any], *, policy: DialP
         ) from exc
 
 
+def check_model(protocol: str, model: str | None) -> None:
+    """`InvalidError` (``extra["known_models"]``) if a Modbus meter names a model no
+    register map is shipped for; no model means the pollers' default map."""
+    if protocol != "modbus" or model is None:
+        return
+    known = list(list_models())
+    if model not in known:
+        raise InvalidError(
+            f"no register map for Modbus model {model!r}; known models: {', '.join(known)}",
+            known_models=known,
+        )
+
+
 async def create_meter(
     conn: Conn, *, principal: Principal, meter: MeterIn, policy: DialPolicy = DialPolicy()
 ) -> Meter:
-    """Register ``meter``; its address must be one collectors may dial (``policy``)."""
+    """Register ``meter``; its model must be a known one and its address one collectors may
+    dial (``policy``)."""
+    check_model(meter.protocol, meter.model)
     await check_address(meter.protocol, meter.address, policy=policy)
     async with conn.transaction():
         meter_id = await _insert(conn, meter, None)
@@ -223,7 +229,8 @@ async def replace_meter(
     policy: DialPolicy = DialPolicy(),
 ) -> Meter:
     """Close ``meter_id`` at ``swap.at`` and open its successor; the firm's series stays
-    continuous because rollups sum both meters. A new address must be one collectors may
+    continuous because rollups sum both meters and the swap's register readings close and
+    open their series (`Replacement`). A new address must be one collectors may
     dial (``policy``)."""
     async with conn.transaction():
         old = await get_meter(conn, meter_id)
@@ -246,6 +253,14 @@ async def replace_meter(
             }
         )
         new_id = await _insert(conn, new, meter_id)
+        await meter_history.record_swap(
+            conn,
+            old_id=meter_id,
+            new_id=new_id,
+            at=swap.at,
+            final=swap.old_final_energy,
+            initial=swap.new_initial_energy,
+        )
         await audit.record(
             conn,
             principal,

@@ -24,6 +24,9 @@ class OutputFigureIn(BaseModel):
     employees: int | None = Field(default=None, ge=0)
     rnd_spend: Decimal | None = Field(default=None, ge=0)
     main_revenue: Decimal | None = Field(default=None, ge=0)
+    emissions_t: Decimal | None = Field(
+        default=None, ge=0, description="pollutant emissions of the month, tonnes"
+    )
 
     @field_validator("month", mode="before")
     @classmethod
@@ -39,12 +42,13 @@ class OutputFigureIn(BaseModel):
 #: One firm's month, replaced when imported again; arguments from `upsert_values`.
 UPSERT = """
 INSERT INTO output_figures (firm_id, month, output_value, value_added, tax_paid, employees,
-                            rnd_spend, main_revenue)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                            rnd_spend, main_revenue, emissions_t)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (firm_id, month) DO UPDATE SET output_value = EXCLUDED.output_value,
     value_added = EXCLUDED.value_added, tax_paid = EXCLUDED.tax_paid,
     employees = EXCLUDED.employees, rnd_spend = EXCLUDED.rnd_spend,
-    main_revenue = EXCLUDED.main_revenue, imported_at = now()
+    main_revenue = EXCLUDED.main_revenue, emissions_t = EXCLUDED.emissions_t,
+    imported_at = now()
 RETURNING xmax = 0
 """
 
@@ -60,13 +64,15 @@ def upsert_values(firm_id: int, figure: OutputFigureIn) -> tuple[Any, ...]:
         figure.employees,
         figure.rnd_spend,
         figure.main_revenue,
+        figure.emissions_t,
     )
 
 
 async def list_output_figures(conn: Conn | asyncpg.Pool, firm_id: int) -> list[dict[str, Any]]:
     """A firm's monthly figures, oldest first."""
     rows = await conn.fetch(
-        "SELECT month, output_value, value_added, tax_paid, employees, rnd_spend, main_revenue "
+        "SELECT month, output_value, value_added, tax_paid, employees, rnd_spend, main_revenue, "
+        "emissions_t "
         "FROM output_figures WHERE firm_id = $1 ORDER BY month",
         firm_id,
     )

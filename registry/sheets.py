@@ -66,6 +66,8 @@ OUTPUT_COLUMNS: Mapping[str, str] = {
     "研发费用": "rnd_spend",
     "R&D经费": "rnd_spend",
     "主营业务收入": "main_revenue",
+    "排放量": "emissions_t",
+    "污染物排放量": "emissions_t",
 }
 
 XLSX_TYPES = frozenset(

@@ -20,11 +20,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from collectors.targets import link_of
+from collectors.terminals import TerminalBook
 from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord, Reason
 from ingest.sink import IngestSink
 from meterhub.reading import VALUE_FIELDS, Reading
-from simulators.fleet import CityFleet, answers
+from simulators.config import CityConfig
+from simulators.fleet import CityFleet, answers, installed
 from simulators.grid_feed import GridFeedClient, PushTotals, Row, feed_row
 from simulators.meter import SimulatedMeter
 from simulators.mqtt_publisher import MqttPublisher, batches
@@ -122,6 +124,13 @@ async def backfill_mqtt(
     return sent
 
 
+def _source(city: CityConfig, meter: SimulatedMeter) -> str:
+    spec = meter.spec
+    if spec.protocol not in ("modbus", "dlt645"):
+        return meter.source
+    return f"{spec.protocol}:{link_of(spec.protocol, registry_address(city, spec))}"
+
+
 def _polled(
     meter: SimulatedMeter, ts: datetime, *, meter_id: int, source: str, faults: bool
 ) -> tuple[Reading, list[QuarantineRecord]]:
@@ -153,15 +162,22 @@ async def backfill_polled(
     batch_size: int = 5000,
     faults: bool = True,
     progress: Progress | None = None,
+    terminals: TerminalBook | None = None,
+    meters: Sequence[SimulatedMeter] | None = None,
 ) -> SubmitResult:
     """Hand the Modbus and DL/T 645 meters' history to ``sink`` as the poll scheduler would
     have; ``meter_ids`` maps asset numbers to registry ids (unregistered meters are skipped).
-    Returns the summed counts (``rejected`` lists the quarantined readings)."""
-    city, meters = fleet.city, fleet.speaking("modbus") + fleet.speaking("dlt645")
-    sources = {
-        m.spec.code: f"{m.spec.protocol}:{link_of(m.spec.protocol, registry_address(city, m.spec))}"
-        for m in meters
-    }
+    Returns the summed counts (``rejected`` lists the quarantined readings).
+
+    ``terminals`` (the collectors' own `TerminalBook`) records each poll's success or
+    failure as the scheduler would, for `TerminalBook.flush` afterwards: a meter that
+    stopped answering ends offline since its last answer. ``meters`` replaces the polled
+    meters (tests hand a whole small city to the sink this way; other protocols' readings
+    carry their ``sim-<protocol>`` source)."""
+    city = fleet.city
+    if meters is None:
+        meters = fleet.speaking("modbus") + fleet.speaking("dlt645")
+    sources = {m.spec.code: _source(city, m) for m in meters}
     total = SubmitResult()
 
     async def flush(readings: list[Reading], rejects: list[QuarantineRecord]) -> None:
@@ -176,12 +192,21 @@ async def backfill_polled(
 
     readings: list[Reading] = []
     rejects: list[QuarantineRecord] = []
+    polled = {m.spec.code for m in meters if m.spec.protocol in ("modbus", "dlt645")}
     for ts in ticks:
         for meter in meters:
-            if not answers(meter, ts, faults=faults):
+            if not installed(meter, ts):
                 continue
             meter_id = meter_ids.get(meter.installation_at(ts).code)
             if meter_id is None:
+                continue
+            answered = answers(meter, ts, faults=faults)
+            if terminals is not None and meter.spec.code in polled:
+                if answered:
+                    terminals.success(meter_id, ts)
+                else:
+                    terminals.failure(meter_id, ts, "no answer (simulated poll)")
+            if not answered:
                 continue
             source = sources[meter.spec.code]
             reading, bad = _polled(meter, ts, meter_id=meter_id, source=source, faults=faults)

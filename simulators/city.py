@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final
 
 from collectors.modbus import list_models
 from meterhub.reading import LOCAL_TZ, Utility
 from meterhub.uscc import ALPHABET, check_character
+from simulators.city_output import output_spec, quiet_extras
 from simulators.config import (
     CityConfig,
     Dlt645Address,
@@ -45,6 +46,7 @@ from simulators.faults import (
     Stoppage,
 )
 from simulators.industry import INDUSTRIES, IndustryProfile
+from simulators.plans import plant
 
 #: Yiwu's 8 streets (街道) and 6 towns (镇) by their short names, as the registry's towns
 #: table (migrations/0006_towns.sql) names them.
@@ -63,6 +65,7 @@ _PROTOCOLS: Final[tuple[tuple[Protocol, float], ...]] = (
     ("mqtt", 0.12),
     ("grid-feed", 0.08),
 )
+_PLAIN_KVA: Final = 4000  # most transformer capacity of a plain firm in a planted city
 _ORG_WEIGHTS: Final = (3, 7, 9, 10, 5, 8, 4, 2)  # GB 11714 organisation-code check
 
 
@@ -82,6 +85,9 @@ class _Builder:
     bus_size: int
     host: str
     ports: dict[str, int]  # next free port per bus protocol
+    industries: tuple[IndustryProfile, ...] = ()
+    history_days: int = 0  # meters are installed 30-60 days before the history starts
+    planted: bool = False
     gateways: list[GatewaySpec] = field(default_factory=list)
     fill: dict[str, tuple[str, int]] = field(default_factory=dict)  # newest gateway, meters on it
     taken: set[str] = field(default_factory=set)
@@ -153,7 +159,11 @@ class _Builder:
             protocol=protocol,
             address=self.address(protocol, firm=firm),
             model=model,
-            installed_at=self.when(-120, -60),
+            installed_at=(
+                self.when(-self.history_days - 60, -self.history_days - 30)
+                if self.history_days
+                else self.when(-120, -60)
+            ),
             rated_power=rated,
             ct=ct,
             pt=pt,
@@ -204,10 +214,12 @@ class _Builder:
 
     def firm(self, index: int) -> FirmSpec:
         rng = self.rng
-        profiles = list(INDUSTRIES.values())
+        profiles = list(self.industries or INDUSTRIES.values())
         industry = rng.choices(profiles, [p.weight for p in profiles])[0]
         land = round(min(300.0, max(1.0, math.exp(rng.gauss(2.3, 0.8)))), 2)
         demand = land * industry.kw_per_mu * rng.uniform(0.6, 1.4)
+        if self.planted:  # plain firms stay under the two-high threshold without a project
+            demand = min(demand, _PLAIN_KVA)
         kvas: list[int] = []
         while demand > 0:  # one transformer (and meter) per 2500 kVA
             kvas.append(next(k for k in _KVA if k >= min(demand, _KVA[-1])))
@@ -224,7 +236,7 @@ class _Builder:
         tags = ["high-energy"] * big + ["d-class"] * (rng.random() < 0.08)
         if big and industry.code in ("C1713", "C3360", "C3825") and rng.random() < 0.5:
             tags.append("two-high")
-        if rng.random() < self.fault_rate / 2:  # the whole firm stops for a few days
+        if not self.planted and rng.random() < self.fault_rate / 2:  # stops a few days
             begin = self.when(3, 50).replace(hour=0, minute=0)
             stop = Stoppage(start=begin, end=begin + timedelta(days=rng.randint(1, 5)))
             meters = [replace(m, faults=(stop,)) for m in meters]
@@ -238,6 +250,12 @@ class _Builder:
             tags=tuple(tags),
             meters=tuple(replace(m, faults=m.faults + self.faults(m)) for m in meters),
         )
+
+    def planted_firm(self, firm: FirmSpec, extra: random.Random, year: int) -> FirmSpec:
+        """A plain firm of a planted city: tags only from its (empty) lists, the odd
+        official class and older project, figures that follow its energy."""
+        firm = replace(firm, tags=(), output=output_spec(extra, firm))
+        return quiet_extras(extra, firm, year=year)
 
     def outages(self) -> None:
         """Give some bus gateways an offline window of a few hours."""
@@ -259,15 +277,31 @@ def generate_city(
     host: str = "127.0.0.1",
     modbus_port: int = 15020,
     dlt645_port: int = 16020,
+    industries: Collection[str] | None = None,
+    history_months: int = 0,
+    plant_week: date | None = None,
 ) -> CityConfig:
     """A random but reproducible city of ``firms`` firms (same arguments, same city).
 
-    Meters are installed 60-120 days before ``start``; faults (a share ``fault_rate`` of
+    Meters are installed 60-120 days before ``start`` (with ``history_months``, 1-2
+    months before that many months before it); faults (a share ``fault_rate`` of
     meters, half that of firms stopping, twice that of gateways going offline) fall within
     50 days after it. Bus gateways take ``bus_size`` meters each on consecutive ports.
+    ``industries`` limits the GB/T 4754 codes (default: all of `INDUSTRIES`). Every firm
+    gets an output spec (monthly figures following its electricity).
+
+    With ``plant_week`` (a Monday), firms are built to trigger each rule in that week
+    (`simulators.plans`, about one per hundred firms and rule, at least one) and the
+    others to trigger none: no random firm stoppages, plain firms under 4,000 kVA, no
+    lists; their random meter faults may still show as data-quality findings.
     """
-    if firms < 0 or not 0 <= fault_rate <= 1 or not 1 <= bus_size <= 247:
+    if firms < 0 or not 0 <= fault_rate <= 1 or not 1 <= bus_size <= 247 or history_months < 0:
         raise ValueError("need firms >= 0, 0 <= fault_rate <= 1 and 1 <= bus_size <= 247")
+    if plant_week is not None and plant_week.isoweekday() != 1:
+        raise ValueError(f"plant_week {plant_week} is not a Monday")
+    unknown = sorted(set(industries or ()) - set(INDUSTRIES))
+    if unknown:
+        raise ValueError(f"unknown industries {unknown}; known: {sorted(INDUSTRIES)}")
     builder = _Builder(
         rng=random.Random(seed),
         start=start,
@@ -275,13 +309,24 @@ def generate_city(
         bus_size=bus_size,
         host=host,
         ports={"modbus": modbus_port, "dlt645": dlt645_port},
+        industries=tuple(INDUSTRIES[c] for c in industries or ()),
+        history_days=round(history_months * 30.44),
+        planted=plant_week is not None,
     )
-    specs = tuple(builder.firm(index) for index in range(1, firms + 1))
+    # Output specs, plans and extras draw from their own stream: the meters of a city are
+    # the same with or without them.
+    extra = random.Random(f"{seed}:figures")
+    specs = [builder.firm(index) for index in range(1, firms + 1)]
+    if plant_week is None:
+        specs = [replace(f, output=output_spec(extra, f)) for f in specs]
+    else:
+        specs = [builder.planted_firm(f, extra, plant_week.year) for f in specs]
+        specs = plant(extra, specs, week=plant_week, copies=max(1, firms // 100))
     builder.outages()
     return CityConfig(
         seed=seed,
         name=f"yiwu-sim-{seed}",
         start=start,
         gateways=tuple(builder.gateways),
-        firms=specs,
+        firms=tuple(specs),
     )

@@ -17,7 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, fields, is_dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from simulators.config import (
 )
 from simulators.errors import CityConfigError
 from simulators.faults import Fault, fault_from_dict, fault_to_dict
+from simulators.firm_data import ClassSpec, ListSpec, OutputAdjust, OutputSpec, ProjectSpec
 from simulators.industry import Shift, Weekend
 
 _REQUIRED = object()
@@ -54,7 +55,7 @@ def _get(
 
 
 def _only(table: Mapping[str, Any], cls: type, *, where: str) -> None:
-    allowed = {f.name for f in fields(cls)}
+    allowed = {f.name.rstrip("_") for f in fields(cls)}
     if unknown := sorted(set(table) - allowed):
         raise CityConfigError(f"{where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
 
@@ -115,6 +116,69 @@ def _meter(t: Mapping[str, Any], *, where: str) -> MeterSpec:
     )
 
 
+def _date(table: Mapping[str, Any], key: str, *, where: str, default: Any = _REQUIRED) -> Any:
+    value = _get(table, key, date, where=where, default=default)
+    if isinstance(value, datetime):
+        raise CityConfigError(f"{where}: `{key}` must be a date such as 2026-01-01")
+    return value
+
+
+def _tables(table: Mapping[str, Any], key: str, *, where: str) -> list[tuple[str, Any]]:
+    items = _list(table, key, where=where)
+    if not all(isinstance(item, dict) for item in items):
+        raise CityConfigError(f"{where}: `{key}` must be an array of tables")
+    return [(f"{where}, {key} {i}", item) for i, item in enumerate(items, 1)]
+
+
+def _output(t: Any, *, where: str) -> OutputSpec | None:
+    if t is None:
+        return None
+    if not isinstance(t, dict):
+        raise CityConfigError(f"{where}: `output` must be a table")
+    _only(t, OutputSpec, where=where)
+    numbers = {
+        f.name: _get(t, f.name, float, where=where, default=f.default)
+        for f in fields(OutputSpec)
+        if isinstance(f.default, float) or f.name == "kwh_per_10k_yuan"
+    }
+    adjust = []
+    for at, a in _tables(t, "adjust", where=where):
+        _only(a, OutputAdjust, where=at)
+        month = _date(a, "month", where=at)
+        adjust.append(OutputAdjust(month=month, factor=_get(a, "factor", float, where=at)))
+    employees = _get(t, "employees", int, where=where, default=50)
+    return OutputSpec(**numbers, employees=employees, adjust=tuple(adjust))
+
+
+def _firm_data(
+    t: Mapping[str, Any], *, where: str
+) -> tuple[tuple[ListSpec, ...], tuple[ProjectSpec, ...], tuple[ClassSpec, ...]]:
+    lists, projects, classes = [], [], []
+    for at, item in _tables(t, "lists", where=where):
+        _only(item, ListSpec, where=at)
+        lists.append(
+            ListSpec(
+                list=_get(item, "list", str, where=at),
+                since=_date(item, "since", where=at),
+                until=_date(item, "until", where=at, default=None),
+            )
+        )
+    for at, item in _tables(t, "projects", where=where):
+        _only(item, ProjectSpec, where=at)
+        projects.append(
+            ProjectSpec(
+                name=_get(item, "name", str, where=at),
+                year=_get(item, "year", int, where=at),
+                design_tce=_get(item, "design_tce", float, where=at, default=None),
+            )
+        )
+    for at, item in _tables(t, "classes", where=where):
+        _only(item, ClassSpec, where=at)
+        year, klass = _get(item, "year", int, where=at), _get(item, "class", str, where=at)
+        classes.append(ClassSpec(year=year, class_=klass))
+    return tuple(lists), tuple(projects), tuple(classes)
+
+
 def _firm(t: Mapping[str, Any], *, where: str) -> FirmSpec:
     _only(t, FirmSpec, where=where)
     shift, weekend = t.get("shift"), t.get("weekend")
@@ -123,6 +187,10 @@ def _firm(t: Mapping[str, Any], *, where: str) -> FirmSpec:
         raise CityConfigError(f"{where}: tags must be strings")
     name = _get(t, "name", str, where=where)
     meters = _list(t, "meters", where=where)
+    expect = _list(t, "expect", where=where)
+    if not all(isinstance(code, str) for code in expect):
+        raise CityConfigError(f"{where}: expect must be rule codes (strings)")
+    lists, projects, classes = _firm_data(t, where=where)
     return FirmSpec(
         credit_code=_get(t, "credit_code", str, where=where),
         name=name,
@@ -133,6 +201,11 @@ def _firm(t: Mapping[str, Any], *, where: str) -> FirmSpec:
         tags=tuple(tags),
         shift=None if shift is None else _enum(Shift, shift, where=where),
         weekend=None if weekend is None else _enum(Weekend, weekend, where=where),
+        expect=tuple(expect),
+        output=_output(t.get("output"), where=f"{where}, output"),
+        lists=lists,
+        projects=projects,
+        classes=classes,
         meters=tuple(_meter(m, where=f"{where}, meter {i}") for i, m in enumerate(meters, 1)),
     )
 
@@ -193,7 +266,7 @@ def _plain(value: Any) -> Any:
             item = getattr(value, spec.name)
             if item is None or item == () or (spec.default is not MISSING and item == spec.default):
                 continue
-            out[spec.name] = _plain(item)
+            out[spec.name.rstrip("_")] = _plain(item)
         return out
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
@@ -214,6 +287,8 @@ def _toml(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise CityConfigError(f"cannot write naive time {value!r}")
+        return value.isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"

@@ -28,6 +28,12 @@ the same address)::
     tags = ["d-class"]              # optional
     shift = "one"                   # optional: "one" | "two" | "three" (default: by industry)
     weekend = "sunday_off"          # optional: "sunday_off" | "saturday_half" | "seven_days"
+    expect = ["suspected_stoppage"] # optional: the rules (alerts/rules.toml) it is built to
+                                    #   trigger; documentation for tests and the demo
+    output = { kwh_per_10k_yuan = 180.0, base_kwh = 12000.0 }  # optional: monthly figures
+    [[firms.lists]]                 # optional, any number; also [[firms.projects]] and
+    list = "high_energy"            #   [[firms.classes]]: see simulators.firm_data
+    since = 2025-01-01
 
     [[firms.meters]]
     id = 1                          # unique positive int; seeds the meter's values
@@ -67,6 +73,7 @@ from meterhub import uscc
 from meterhub.reading import Utility
 from simulators.errors import CityConfigError
 from simulators.faults import Fault, FaultSet, GatewayOffline, Replacement, Rollover, derive_key
+from simulators.firm_data import ClassSpec, ListSpec, OutputSpec, ProjectSpec, check_firm_data
 from simulators.industry import Shift, Weekend
 from simulators.tariff import TouTable, load_tou
 
@@ -162,7 +169,9 @@ class MeterSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FirmSpec:
-    """A firm; ``shift`` and ``weekend`` override its industry's defaults when set."""
+    """A firm; ``shift`` and ``weekend`` override its industry's defaults when set.
+    ``output``, ``lists``, ``projects`` and ``classes`` are what it reports besides its
+    meters (`simulators.firm_data`); ``expect`` names the rules it is built to trigger."""
 
     credit_code: str
     name: str
@@ -173,6 +182,11 @@ class FirmSpec:
     tags: tuple[str, ...] = ()
     shift: Shift | None = None
     weekend: Weekend | None = None
+    expect: tuple[str, ...] = ()
+    output: OutputSpec | None = None
+    lists: tuple[ListSpec, ...] = ()
+    projects: tuple[ProjectSpec, ...] = ()
+    classes: tuple[ClassSpec, ...] = ()
     meters: tuple[MeterSpec, ...] = ()
 
 
@@ -260,6 +274,9 @@ def _check_city(city: CityConfig) -> None:
             _fail(f"firm {firm.name!r}: {firm.industry!r} is not a GB/T 4754 code like C2438")
         if not firm.name or not firm.town or (firm.land_mu is not None and firm.land_mu < 0):
             _fail(f"firm {firm.credit_code}: needs a name, a town and land_mu >= 0")
+        check_firm_data(
+            f"firm {firm.credit_code}", firm.output, firm.lists, firm.projects, firm.classes
+        )
     gateways = {g.id: g for g in city.gateways}
     meters = [m for _, m in city.meters()]
     for meter in meters:

@@ -1,10 +1,11 @@
 """Fault specs for simulated meters and gateways, and the pure queries protocol simulators ask.
 
 Window faults (`NoAnswer`, `LateAnswer`, `CorruptChecksum`, `GarbageValues`, `ClockDrift`,
-`GatewayOffline`, `Stoppage`) apply from ``start`` (inclusive) to ``end`` (exclusive), either
-bound open when ``None``; with ``probability`` < 1 each request draws deterministically from
-(seed, owner, fault, time bucket, salt). `Rollover` and `Replacement` happen at one instant
-``at`` and change the registers; `SimulatedMeter` applies them.
+`GatewayOffline`, `Stoppage`, `Surge`, `NightLoad`) apply from ``start`` (inclusive) to
+``end`` (exclusive), either bound open when ``None``; with ``probability`` < 1 each request
+draws deterministically from (seed, owner, fault, time bucket, salt). `Rollover` and
+`Replacement` happen at one instant ``at`` and change the registers; `SimulatedMeter`
+applies them.
 """
 
 from __future__ import annotations
@@ -106,6 +107,26 @@ class Stoppage(WindowFault):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Surge(WindowFault):
+    """The load runs ``factor`` times its usual level (a rush order, a new line on trial),
+    never above the meter's rating; with ``probability`` each local day draws."""
+
+    kind: ClassVar[str] = "surge"
+    bucket: ClassVar[int] = 86400
+    factor: float = 1.8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NightLoad(WindowFault):
+    """On the firm's working days, machines left running at night: from 22:00 to 06:00 the
+    activity is at least ``level`` (0 idle .. 1 full production); days off are unchanged."""
+
+    kind: ClassVar[str] = "night_load"
+    bucket: ClassVar[int] = 86400
+    level: float = 0.6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rollover(Fault):
     """The total register reads ``rollover - margin`` at ``at``, so it wraps soon after."""
 
@@ -139,6 +160,8 @@ FAULT_KINDS: dict[str, type[Fault]] = {
         ClockDrift,
         GatewayOffline,
         Stoppage,
+        Surge,
+        NightLoad,
         Rollover,
         Replacement,
     )
@@ -243,6 +266,10 @@ def _check(fault: Fault, *, where: str) -> None:
             raise CityConfigError(f"{where}: `end` must be after `start`")
     if isinstance(fault, LateAnswer) and not fault.delay > 0:
         raise CityConfigError(f"{where}: delay must be positive")
+    if isinstance(fault, Surge) and not 0 < fault.factor <= 10:
+        raise CityConfigError(f"{where}: factor must be in (0, 10]")
+    if isinstance(fault, NightLoad) and not 0 <= fault.level <= 1:
+        raise CityConfigError(f"{where}: level must be in [0, 1]")
     if isinstance(fault, Rollover) and not fault.margin >= 0:
         raise CityConfigError(f"{where}: margin must not be negative")
     if isinstance(fault, Replacement) and not fault.initial_energy >= 0:

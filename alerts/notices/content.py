@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from alerts import inputs, monthly_rules
+from alerts import campaign, inputs, monthly_rules
 from alerts.energy import Basis, Factors
 from alerts.notices.config import NoticeConfig
 from alerts.rulebook import Rulebook
@@ -344,4 +344,22 @@ async def build(
         },
         "summary": _summary(items, sum(closed.values())),
         "towns": by_town,
+        "campaign": await _campaign(conn, week=week, settings=settings),
     }
+
+
+async def _campaign(conn: Conn, *, week: date, settings: Settings) -> list[dict[str, Any]]:
+    """The city's progress against the plan's targets, one line per target."""
+    progress = await campaign.progress(conn, week=week, settings=settings)
+    city = progress["city"] or {}
+    return [
+        {
+            "code": target["code"],
+            "zh": target["zh"],
+            "target": target["target"],
+            "unit": target["unit"],
+            "measured": city.get(target["code"], {}).get("measured"),
+            "share_of_target": city.get(target["code"], {}).get("share_of_target"),
+        }
+        for target in progress["targets"]
+    ]

@@ -89,8 +89,11 @@ async def resolve(
         return Target(firm_id=_number(scope, id))
     if scope is Scope.TOWN:
         town = town_filter(principal, id)
-        if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM firms WHERE town = $1)", town):
-            raise NotFoundError(f"no firm is registered in {town}")
+        # A town all of whose firms moved away still has its past (`firm_towns`).
+        if not await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM firm_towns WHERE town = $1)", town
+        ):
+            raise NotFoundError(f"no firm is or was registered in {town}")
         return Target(town=town)
     if scope is Scope.INDUSTRY:
         return Target(industry=check_industry(id), town=town_filter(principal, None))

@@ -9,7 +9,7 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from api.deps import Bureau, PoolDep, Reader
+from api.deps import Bureau, PoolDep, Reader, RegistryReader
 from api.params import IdPath, OffsetQuery
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from api.routes.sheets import (
@@ -51,7 +51,7 @@ class Importer(Protocol):
 
 @router.get("", summary="List and search firms", responses=_READ)
 async def list_firms(
-    principal: Reader,
+    principal: RegistryReader,
     pool: PoolDep,
     town: Annotated[
         str | None, Query(description="镇街 (苏溪 or 苏溪镇); a town key sees only its own")
@@ -79,7 +79,7 @@ async def list_firms(
 @router.get(
     "/{firm_id}", summary="One firm", responses=responses(Unauthorized, Forbidden, NotFound)
 )
-async def get_firm(firm_id: IdPath, principal: Reader, pool: PoolDep) -> service.Firm:
+async def get_firm(firm_id: IdPath, principal: RegistryReader, pool: PoolDep) -> service.Firm:
     return await service.readable_firm(pool, principal=principal, firm_id=firm_id)
 
 

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import PoolDep, Reader, Registrar
+from api.deps import PoolDep, Reader, Registrar, RegistryReader
 from api.params import FirmIdQuery, IdPath, OffsetQuery
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
 from collectors.networks import DialPolicy
 from meterhub.settings import Settings
 from registry import firms as firm_service
+from registry import meter_history
 from registry import meters as service
 from registry.scope import town_filter
 
@@ -30,7 +31,7 @@ def _policy(request: Request) -> DialPolicy:
     responses=responses(Unauthorized, Forbidden, NotFound),
 )
 async def list_meters(
-    principal: Reader,
+    principal: RegistryReader,
     pool: PoolDep,
     firm_id: FirmIdQuery = None,
     active: Annotated[bool, Query(description="only meters not removed")] = True,
@@ -48,7 +49,7 @@ async def list_meters(
 @router.get(
     "/{meter_id}", summary="One meter", responses=responses(Unauthorized, Forbidden, NotFound)
 )
-async def get_meter(meter_id: IdPath, principal: Reader, pool: PoolDep) -> service.Meter:
+async def get_meter(meter_id: IdPath, principal: RegistryReader, pool: PoolDep) -> service.Meter:
     meter = await service.get_meter(pool, meter_id)
     await firm_service.readable_firm(pool, principal=principal, firm_id=meter.firm_id)
     return meter
@@ -76,7 +77,11 @@ async def create_meter(
     summary="Replace a meter",
     description="Closes the meter at `at` and opens its successor (same firm, utility and, "
     "unless given, address, model and ratios) from `at`. The firm's consumption series stays "
-    "continuous: the old meter's intervals end and the new one's begin at the swap.",
+    "continuous: `old_final_energy` (the old register at the swap) closes the old meter's last "
+    "interval pair and `new_initial_energy` opens the new one's, both stored as readings with "
+    "source `swap`. Leave one out only when it is unknown: that side's energy is then lost and "
+    "an `unknown_swap_energy` interval event at `at` says so. 409 if a meter already has a "
+    "different reading at `at`.",
     responses=responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest),
 )
 async def replace_meter(
@@ -91,4 +96,38 @@ async def replace_meter(
     async with pool.acquire() as conn:
         return await service.replace_meter(
             conn, principal=principal, meter_id=meter_id, swap=body, policy=policy
+        )
+
+
+@router.get(
+    "/{meter_id}/ratios",
+    summary="A meter's CT/PT ratio periods",
+    responses=responses(Unauthorized, Forbidden, NotFound),
+)
+async def list_ratios(
+    meter_id: IdPath, principal: Reader, pool: PoolDep
+) -> list[meter_history.RatioPeriod]:
+    meter = await service.get_meter(pool, meter_id)
+    await firm_service.readable_firm(pool, principal=principal, firm_id=meter.firm_id)
+    async with pool.acquire() as conn:
+        return await meter_history.ratio_periods(conn, meter_id)
+
+
+@router.post(
+    "/{meter_id}/ratios",
+    status_code=201,
+    summary="Change a meter's CT/PT ratio from a given time",
+    description="Records the ratio holding from `valid_from` until the meter's next period (a "
+    "period starting at the same time is replaced); an omitted ratio keeps the one valid then. "
+    "Intervals are derived with the ratio valid at each interval's start, so the readings "
+    "from `valid_from` on are derived again (late ones in old windows too) and their rollups "
+    "follow. The meter's own `ct_ratio`/`pt_ratio` are its latest period's. Returns all periods.",
+    responses=responses(Unauthorized, Forbidden, NotFound, InvalidRequest),
+)
+async def change_ratio(
+    meter_id: IdPath, body: meter_history.RatioChange, principal: Registrar, pool: PoolDep
+) -> list[meter_history.RatioPeriod]:
+    async with pool.acquire() as conn:
+        return await meter_history.change_ratio(
+            conn, principal=principal, meter_id=meter_id, change=body
         )

@@ -218,7 +218,7 @@ async def export_notice(
     response_model=Issued,
     summary="Generate (or regenerate) a week's notice: unchanged data issues nothing new, "
     "changed data a new revision listing the changes",
-    responses=responses(Unauthorized, Forbidden, InvalidRequest),
+    responses=responses(Unauthorized, Forbidden, Conflict, InvalidRequest),
 )
 async def generate_notice(
     week: WeekPath, request: Request, principal: Bureau, pool: PoolDep

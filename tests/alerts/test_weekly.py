@@ -14,7 +14,7 @@ from alerts import rulebook as rules_file
 from alerts.daytypes import DayType
 from alerts.weekly import run_week
 from meterhub.settings import Settings
-from tests.alerts.city import WEEK, FirmPlan, Profile, normal_day, seed_city
+from tests.alerts.city import WEEK, FirmPlan, Profile, noise, normal_day, seed_city
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +68,24 @@ def dark_last_days(day: date, day_type: str, values: list[float | None]) -> list
     return [None] * 24 if day >= WEEK + timedelta(days=4) else values
 
 
+def saturday_shift(seed: int) -> Profile:
+    """Works Saturdays like weekdays; Sunday is base load."""
+
+    def hours(day: date, day_type: str, _: int) -> list[float | None]:
+        saturday = day.isoweekday() == 6 and day_type != DayType.HOLIDAY.value
+        producing = day_type == DayType.WORKDAY.value or saturday
+        scale = 1 + 0.01 * noise(seed, day.toordinal())
+        return [(100.0 if producing and 8 <= h < 18 else 10.0) * scale for h in range(24)]
+
+    return hours
+
+
 def plans() -> list[FirmPlan]:
     return [
         *(FirmPlan(f"normal{i}") for i in range(6)),
+        # The 8 weeks before WEEK hold an adjusted working Saturday (10 October): one Sunday
+        # more than Saturdays. Saturdays are compared with Saturdays: no surge.
+        FirmPlan("saturdays", daily=saturday_shift(300)),
         FirmPlan("stoppage", daily=changed(101, stopped)),
         FirmPlan("cutback", daily=changed(102, cut)),
         FirmPlan("surge", daily=changed(103, surge)),

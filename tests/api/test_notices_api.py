@@ -107,6 +107,8 @@ async def test_exports_a_town_gets_its_own_part(
         f"/v1/notices/{ISO}/export", params={"format": "html"}, headers=keys.headers("town")
     )
     assert names[firms["own"]] in own.text and names[firms["other"]] not in own.text
+    # The city's progress against the plan's targets is on the city's notice only.
+    assert "三年行动目标进度" in whole.text and "三年行动目标进度" not in own.text
     sheet = await http.get(
         f"/v1/notices/{ISO}/export", params={"format": "xlsx"}, headers=keys.headers("town")
     )

@@ -19,6 +19,7 @@ READ = {"bureau", "admin", "town"}
 BUREAU = {"bureau", "admin"}
 REGISTRAR = {"bureau", "admin", "field"}
 PEOPLE = {"bureau", "admin", "field", "town"}
+REGISTRY_READ = READ | {"field"}  # field staff read firms, meters and terminal status
 
 #: (method, path) -> roles allowed (PUBLIC: anyone, no key needed)
 MATRIX: dict[tuple[str, str], set[str] | None] = {
@@ -27,8 +28,8 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("POST", "/v1/readings"): {"grid"},
-    ("GET", "/v1/firms"): READ,
-    ("GET", "/v1/firms/{firm_id}"): READ,
+    ("GET", "/v1/firms"): REGISTRY_READ,
+    ("GET", "/v1/firms/{firm_id}"): REGISTRY_READ,
     ("POST", "/v1/firms"): BUREAU,
     ("PATCH", "/v1/firms/{firm_id}"): BUREAU,
     ("POST", "/v1/firms/import"): BUREAU,
@@ -41,10 +42,13 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/firms/{firm_id}/projects"): READ,
     ("POST", "/v1/firms/{firm_id}/projects"): BUREAU,
     ("POST", "/v1/firms/projects/import"): BUREAU,
-    ("GET", "/v1/meters"): READ,
-    ("GET", "/v1/meters/{meter_id}"): READ,
+    ("GET", "/v1/meters"): REGISTRY_READ,
+    ("GET", "/v1/meters/{meter_id}"): REGISTRY_READ,
     ("POST", "/v1/meters"): REGISTRAR,
     ("POST", "/v1/meters/{meter_id}/replace"): REGISTRAR,
+    ("POST", "/v1/meters/{meter_id}/check"): REGISTRAR,
+    ("GET", "/v1/meters/{meter_id}/ratios"): READ,
+    ("POST", "/v1/meters/{meter_id}/ratios"): REGISTRAR,
     ("GET", "/v1/towns"): PEOPLE,
     ("GET", "/v1/reference/holidays"): PEOPLE,
     ("POST", "/v1/reference/holidays"): BUREAU,
@@ -67,7 +71,7 @@ MATRIX: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/trends/top"): READ,
     ("GET", "/v1/trends/intensity"): READ,
     ("GET", "/v1/trends/production-state"): READ,
-    ("GET", "/v1/terminals"): READ,
+    ("GET", "/v1/terminals"): REGISTRY_READ,
     ("GET", "/v1/findings"): READ,
     ("GET", "/v1/notices"): READ,
     ("GET", "/v1/notices/{week}"): READ,

@@ -1,6 +1,6 @@
 """`meterhub serve` as a real process against a private PostgreSQL, and a grid-feed client that
 pushes a stream of batches and retries what was not acknowledged (503 or a dropped
-connection), counting readings sent, acknowledged, stored, lost and duplicated."""
+connection), its readings counted by `tests.reliability.accounting`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from meterhub.reading import LOCAL_TZ
+from tests.reliability.accounting import Ledger, Tally
 
 T0 = datetime(2026, 3, 2, tzinfo=LOCAL_TZ)
 STEP = timedelta(minutes=15)
@@ -94,22 +95,6 @@ async def wait_ready(url: str, *, timeout: float) -> float:
     raise AssertionError(f"/readyz not 200 within {timeout} s")
 
 
-@dataclass(slots=True)
-class Tally:
-    """Readings sent, acknowledged (202), stored; lost = acknowledged and not stored;
-    duplicated = stored twice or as a conflicting second version."""
-
-    scenario: str
-    sent: int = 0
-    acked: int = 0
-    stored: int = 0
-    lost: int = 0
-    duplicated: int = 0
-
-    def report(self) -> str:
-        return orjson.dumps(asdict(self)).decode()
-
-
 @dataclass
 class FeedClient:
     """Pushes batch n = every code at T0 + n·STEP (energy 100 + n), one at a time; a batch
@@ -171,33 +156,16 @@ class FeedClient:
 async def tally(
     conn: asyncpg.Connection, scenario: str, client: FeedClient, batches: range
 ) -> Tally:
-    """Wait (up to 30 s) for every acknowledged reading to be stored, then count."""
-    meters = await conn.fetch(
-        "SELECT id, code FROM meters WHERE code = ANY($1::text[])", client.codes
-    )
-    ids = [m["id"] for m in meters]
-    acked = {(m["id"], T0 + n * STEP) for n in client.acked_batches for m in meters}
-    deadline = time.monotonic() + 30
-    while True:
-        rows = await conn.fetch(
-            "SELECT meter_id, ts, energy FROM readings WHERE meter_id = ANY($1::bigint[])", ids
+    """The client's ledger (batch n: every code at T0 + n·STEP, energy 100 + n), settled."""
+    ids = [
+        row["id"]
+        for row in await conn.fetch(
+            "SELECT id FROM meters WHERE code = ANY($1::text[])", client.codes
         )
-        keys = {(r["meter_id"], r["ts"]) for r in rows}
-        if acked <= keys or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.25)
-    conflicts = await conn.fetchval(
-        "SELECT count(*) FROM reading_conflicts WHERE meter_id = ANY($1::bigint[])", ids
-    )
-    step = STEP.total_seconds()
-    assert all(r["energy"] == 100.0 + (r["ts"] - T0).total_seconds() / step for r in rows)
-    result = Tally(
-        scenario,
-        sent=len(batches) * len(client.codes),
-        acked=len(acked),
-        stored=len(rows),
-        lost=len(acked - keys),
-        duplicated=len(rows) - len(keys) + conflicts,
-    )
-    print(result.report(), f"statuses={client.statuses}", f"spooled_batches={client.spooled}")
+    ]
+    ledger = Ledger(scenario)
+    ledger.send(((m, T0 + n * STEP), 100.0 + n) for n in batches for m in ids)
+    ledger.ack((m, T0 + n * STEP) for n in client.acked_batches for m in ids)
+    result = await ledger.settle(conn)
+    print(f"statuses={client.statuses}", f"spooled_batches={client.spooled}")
     return result

@@ -1,4 +1,6 @@
-"""Fixtures of the fault suite: a broker of the test's own, settings that point at it."""
+"""Fixtures of the fault suite (a broker and a PostgreSQL of its own) and its report: at the
+end of a session that settled any ledger, a table of every scenario's counts and one JSON
+line of the totals (also written to ``MHUB_RELIABILITY_REPORT`` when that is set)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pydantic import SecretStr
 
 from meterhub.settings import Settings
 from tests.pg_cluster import PrivatePostgres
+from tests.reliability.accounting import RESULTS, table
 from tests.reliability.broker import PrivateBroker
 
 
@@ -45,3 +48,12 @@ def cluster(base_settings: Settings) -> Iterator[PrivatePostgres]:
         yield pg
     finally:
         pg.destroy()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not RESULTS:
+        return
+    lines = table(RESULTS)
+    terminalreporter.section("fault suite: readings per scenario")
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -118,7 +118,7 @@ def test_to_dict_leaves_defaults_out() -> None:
 def test_every_kind_is_listed() -> None:
     assert sorted(FAULT_KINDS) == [
         "clock_drift", "corrupt_checksum", "garbage_values", "gateway_offline", "late_answer",
-        "no_answer", "replacement", "rollover", "stoppage",
+        "night_load", "no_answer", "replacement", "rollover", "stoppage", "surge",
     ]  # fmt: skip
 
 

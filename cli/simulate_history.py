@@ -1,0 +1,125 @@
+"""`meterhub simulate history | settle | findings`: what the demo adds to a simulated city
+for the weekly analytics: the older history as rollups with the firms' output figures,
+waiting until a backfill is stored and derived, and the findings of a week (registered on
+`cli.simulate.app`; docs/simulate.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+
+from cli.simulate_support import (
+    API,
+    CITY,
+    api_url,
+    console,
+    fail,
+    findings_by_rule,
+    load_fleet,
+    progress,
+    read_key,
+    table,
+    time_option,
+)
+from cli.simulate_support import (
+    settle as wait_settled,
+)
+from meterhub.db import connect
+from meterhub.errors import MeterhubError
+from meterhub.settings import get_settings
+from simulators.fleet import wall_clock
+from simulators.history import fast_forward
+
+
+def history(
+    city_file: Path = CITY,
+    months: int = typer.Option(24, min=1, max=120, help="how many months before --until"),
+    until: str | None = typer.Option(
+        None, help="the rollups end here, a local midnight (default: the city's start)"
+    ),
+) -> None:
+    """The older history without readings: daily and monthly rollups of the months before
+    --until from the load model, and the firms' monthly output figures (through the last
+    whole month), lists, projects and official classes. Run it before `backfill --since`
+    the same time (docs/simulate.md)."""
+    (fleet, _), settings = load_fleet(city_file), get_settings()
+    city = fleet.city
+    if until is None and city.start is None:
+        raise fail("the city has no start: give --until")
+    end = time_option(until, default=city.start or wall_clock())
+
+    async def main() -> None:
+        conn = await connect(settings)
+        try:
+            with progress(len(fleet.meters), f"{months} months of history") as advance:
+                done = await fast_forward(
+                    conn, city, fleet.meters, months=months, until=end, now=wall_clock(),
+                    progress=advance,
+                )  # fmt: skip
+        finally:
+            await conn.close()
+        h, d = done.history, done.data
+        rows = [
+            ("rollups", f"{done.first} to {end.date()}", f"{h.meters} meters, {h.days} days"),
+            ("output figures", f"{done.months[0]} to {done.months[-1]}", d.figures),
+            ("lists / projects / classes", "-", f"{d.lists} / {d.projects} / {d.classes}"),
+        ]
+        console.print(table(("written", "months", "rows"), rows, city.name))
+
+    try:
+        asyncio.run(main())
+    except (MeterhubError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+
+def findings(
+    api: str | None = API,
+    key_file: Path = typer.Option(..., help="a file holding a bureau (or town) API key"),
+    week: str | None = typer.Option(
+        None, help="the week's Monday, e.g. 2026-11-23 (default: the last whole week)"
+    ),
+) -> None:
+    """How many findings of each rule were open during a week, with one example each,
+    read from the API (GET /v1/findings): what the demo prints after its weekly runs."""
+    settings = get_settings()
+    today = wall_clock().date()
+    monday = today - timedelta(days=today.weekday(), weeks=1)
+    if week is not None:
+        monday = time_option(week, default=wall_clock()).date()
+    key = read_key(key_file)
+    by_rule = findings_by_rule(api_url(api, settings), key, week=monday)
+    rows = [
+        (rule, len(items), f"{items[0]['firm']} ({items[0]['town']}): {items[0]['text']}")
+        for rule, items in sorted(by_rule.items())
+    ]
+    console.print(
+        table(("rule", "firms", "example"), rows, f"findings open in the week of {monday}")
+    )
+    for rule, items in sorted(by_rule.items()):
+        console.print(f"  {rule}: {items[0]['text_en']}")
+
+
+def settle(
+    quiet: float = typer.Option(8.0, min=1, help="seconds without a new row"),
+    timeout: float = typer.Option(900.0, min=1, help="give up after this many seconds"),
+) -> None:
+    """Wait until a backfill is stored and derived (MQTT queue drained, no interval work
+    pending): run it before judging the weeks a backfill just wrote."""
+
+    async def main() -> bool:
+        conn = await connect(get_settings())
+        try:
+            return await wait_settled(conn, quiet=quiet, timeout=timeout)
+        finally:
+            await conn.close()
+
+    try:
+        done = asyncio.run(main())
+    except MeterhubError as exc:
+        raise fail(str(exc)) from exc
+    if not done:
+        raise fail(f"still storing or deriving after {timeout:.0f} s")
+    console.print("stored and derived")
