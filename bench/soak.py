@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._db import bench_database
 from bench._processes import sim_process
 from bench._registry import dlt645_rows, modbus_rows, register
+from bench._soak_figures import dir_bytes, gauge, latency_figures, series, verdict
 from meterhub.reading import LOCAL_TZ
 from meterhub.settings import Settings
 from registry.keys import Role, create_key
@@ -76,17 +77,6 @@ def small_energy(channel: int, ts: datetime) -> dict[str, float]:
 def now_tick() -> datetime:
     """The current minute in Asia/Shanghai."""
     return datetime.now(LOCAL_TZ).replace(second=0, microsecond=0)
-
-
-def gauge(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return math.nan
-
-
-def dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
 class Soak:
@@ -281,25 +271,6 @@ class Soak:
         return self.report(dsn, time.monotonic() - started)
 
     def report(self, dsn: str, seconds: float) -> dict[str, Any]:
-        def p(values: list[float], q: float) -> float:
-            return (
-                round(sorted(values)[min(len(values) - 1, int(q * len(values)))], 2)
-                if values
-                else math.nan
-            )
-
-        keys = [k for k in self.samples[0] if k != "t"] if self.samples else []
-        half = len(self.samples) // 2
-        series = {
-            k: {
-                "first": round(self.samples[0][k], 1),
-                "last": round(self.samples[-1][k], 1),
-                "max": round(max(s[k] for s in self.samples), 1),
-                "first_half_max": round(max(s[k] for s in self.samples[: max(1, half)]), 1),
-                "second_half_max": round(max(s[k] for s in self.samples[half:]), 1),
-            }
-            for k in keys
-        }
         return {
             "terminals": {
                 "http": self.http_n,
@@ -309,40 +280,11 @@ class Soak:
             "minutes": self.args.minutes,
             "seconds": round(seconds, 1),
             "sent": self.sent,
-            "latency_s": {
-                k: {"n": len(v), "p50": p(v, 0.5), "p99": p(v, 0.99), "max": p(v, 1.0)}
-                for k, v in self.latency.items()
-            },
-            "samples": series,
+            "latency_s": {k: latency_figures(v) for k, v in self.latency.items()},
+            "samples": series(self.samples),
             "loadavg": os.getloadavg(),
             "cpus": os.cpu_count(),
         }
-
-
-def verdict(result: dict[str, Any]) -> dict[str, bool]:
-    """Flat memory (no process's RSS grows more than 15 % + 20 MB from the first half to
-    the second), spool, queue and dirty backlog ending where they started (not growing),
-    p99 reading-to-queryable under 5 s on each path, every pushed reading stored."""
-    samples: dict[str, dict[str, float]] = result["samples"]
-    flat = all(
-        v["second_half_max"] <= v["first_half_max"] * 1.15 + 20
-        for k, v in samples.items()
-        if k.startswith("rss_mb.")
-    )
-    drained = all(
-        v["last"] <= max(v["first"], 0.0) or v["last"] <= v["first_half_max"]
-        for k, v in samples.items()
-        if not k.startswith("rss_mb.")
-    )
-    fast = {k: v["p99"] < 5.0 for k, v in result["latency_s"].items()}
-    stored = result["stored"]
-    complete = (
-        stored.get("grid-feed", 0) == result["sent"]["http"]
-        and stored.get("mqtt", 0) == result["sent"]["mqtt"]
-    )
-    return {"flat_memory": flat, "no_growing_backlog": drained, "complete": complete} | {
-        f"p99_under_5s_{k}": ok for k, ok in fast.items()
-    }
 
 
 async def main() -> None:
