@@ -16,6 +16,9 @@ import asyncpg
 from ingest.features import refresh_features
 
 WINDOWS = "rollup_windows"
+#: The advisory lock space of the per-firm locks: passes deriving different meters of one
+#: firm refresh its rollups one after the other (taken in firm order, held to commit).
+FIRM_LOCK_SPACE = 0x6D686672
 
 CREATE_WINDOWS = f"""
 CREATE TEMP TABLE IF NOT EXISTS {WINDOWS} (
@@ -70,6 +73,12 @@ WHERE b.granularity = 'month'
 GROUP BY d.meter_id, 3
 """
 
+_LOCK_FIRMS = """
+SELECT count(pg_advisory_xact_lock($1, (f.firm_id % 2147483647)::int))
+FROM (SELECT DISTINCT m.firm_id FROM rollup_buckets b JOIN meters m ON m.id = b.meter_id
+      WHERE m.firm_id IS NOT NULL ORDER BY 1) AS f
+"""
+
 # Firm buckets to refresh: the union, per firm, utility and grain, of its meters' ranges.
 _FIRM_RANGES = """
 CREATE TEMP TABLE IF NOT EXISTS rollup_firm_ranges (
@@ -113,5 +122,6 @@ async def refresh_rollups(conn: asyncpg.Connection) -> None:
     for granularity, width in _GRAINS:
         await conn.execute(_FROM_INTERVALS, granularity, width, span["lo"], span["hi"])
     await conn.execute(_MONTHS_FROM_DAYS)
+    await conn.fetchval(_LOCK_FIRMS, FIRM_LOCK_SPACE)
     await conn.execute(_FIRM_RANGES)
     await refresh_features(conn)

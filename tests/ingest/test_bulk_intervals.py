@@ -104,7 +104,9 @@ def series(draw: st.DrawFn, meter: MeterInfo) -> list[Reading]:
 
 
 @st.composite
-def fleet(draw: st.DrawFn) -> tuple[list[MeterInfo], list[list[Reading]], list[tuple[datetime, datetime]]]:
+def fleet(
+    draw: st.DrawFn,
+) -> tuple[list[MeterInfo], list[list[Reading]], list[tuple[datetime, datetime]]]:
     ids = sorted(draw(st.sets(st.integers(1, 10_000), min_size=1, max_size=5)))
     meters = [draw(meter_info(i)) for i in ids]
     per_meter = [draw(series(m)) for m in meters]
@@ -182,7 +184,7 @@ def test_unsorted_readings_are_refused_like_derive() -> None:
     with pytest.raises(ValueError, match="not sorted"):
         derive_bulk(windows([m], [(T0, T0 + 2 * Q)]), columns(rs))
     other = [Reading(8, T0, energy=1.0), Reading(7, T0 + Q, energy=2.0)]
-    with pytest.raises(ValueError, match="without a window|not sorted"):
+    with pytest.raises(ValueError, match=r"without a window|not sorted"):
         derive_bulk(windows([m, _meter(8)], [(T0, T0 + Q)] * 2), columns(other))
 
 
