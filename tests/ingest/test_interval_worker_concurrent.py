@@ -68,7 +68,7 @@ async def _expected(
 ) -> dict[int, list[tuple[object, ...]]]:
     registry = MeterRegistry()
     await registry.refresh(db, meters)
-    out = {}
+    out: dict[int, list[tuple[object, ...]]] = {}
     for m in meters:
         rs = sorted((r for r in readings if r.meter_id == m), key=lambda r: r.ts)
         info = registry.get(m)
