@@ -121,6 +121,28 @@ class DeriveStats:
 _NOTHING = DeriveStats(0, 0, 0, 0)
 
 
+class _Running:
+    """When the interval workers of this process started (for `/readyz`)."""
+
+    def __init__(self) -> None:
+        self._started: list[float] = []
+
+    def enter(self) -> float:
+        started = time.monotonic()
+        self._started.append(started)
+        return started
+
+    def leave(self, started: float) -> None:
+        self._started.remove(started)
+
+    def uptime(self) -> float | None:
+        """Seconds since the newest running worker started; None when none runs here."""
+        return time.monotonic() - self._started[-1] if self._started else None
+
+
+RUNNING = _Running()
+
+
 async def _windows(
     conn: asyncpg.Connection,
     ranges: dict[int, tuple[datetime, datetime]],
@@ -249,6 +271,7 @@ async def run_interval_worker(
     registry = MeterRegistry()
     conn: asyncpg.Connection | None = None
     measured = 0.0
+    started = RUNNING.enter()
     try:
         while not stop.is_set():
             try:
@@ -272,5 +295,7 @@ async def run_interval_worker(
         if conn is not None:
             conn.terminate()  # no connection left behind by a crash or a cancellation
         raise
+    finally:
+        RUNNING.leave(started)
     if conn is not None:
         await conn.close()
