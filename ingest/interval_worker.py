@@ -116,6 +116,8 @@ class DeriveStats:
     meters: int
     intervals: int
     events: int
+    #: Seconds from each claimed mark's commit to this pass's (committed -> queryable).
+    latencies: tuple[float, ...] = ()
 
 
 _NOTHING = DeriveStats(0, 0, 0, 0)
@@ -249,11 +251,12 @@ async def derive_pending(
             await _store(conn, spans, result)
             n_intervals, n_events = len(result.meter_id), len(result.events)
     visible = time.time()
-    for marked in taken.marked:
-        QUERYABLE_SECONDS.observe(max(0.0, visible - marked))
+    latencies = tuple(max(0.0, visible - marked) for marked in taken.marked)
+    for latency in latencies:
+        QUERYABLE_SECONDS.observe(latency)
     DERIVED_INTERVALS.inc(n_intervals)
     DERIVE_SECONDS.observe(time.perf_counter() - started)
-    return DeriveStats(taken.marks, len(spans), n_intervals, n_events)
+    return DeriveStats(taken.marks, len(spans), n_intervals, n_events, latencies)
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
