@@ -40,7 +40,7 @@ SELECT (SELECT count(*) FROM (SELECT 1 FROM interval_dirty LIMIT $1) AS c) AS ra
        coalesce(extract(epoch FROM now() - (SELECT marked_at FROM interval_dirty
                                              ORDER BY id LIMIT 1)), 0)::float8 AS oldest_age
 """
-BACKLOG_COUNT_LIMIT = 10_000_000
+BACKLOG_COUNT_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
