@@ -35,7 +35,7 @@ def free_port() -> int:
 class ApiProcess:
     """One `meterhub serve` on a free loopback port; restartable with the same spool."""
 
-    def __init__(self, *, dsn: str, spool: Path, log: Path) -> None:
+    def __init__(self, *, dsn: str, spool: Path, log: Path, mqtt_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {
@@ -43,6 +43,7 @@ class ApiProcess:
             "MHUB_DATABASE_URL": dsn,
             "MHUB_API_PORT": str(self.port),
             "MHUB_SPOOL_DIR": str(spool),
+            "MHUB_MQTT_URL": mqtt_url,  # /readyz checks the broker: the test's own
             "MHUB_LOG_FORMAT": "json",
         }
         self._log = log

@@ -19,6 +19,7 @@ from registry.keys import Role, create_key
 from tests.pg_cluster import PrivatePostgres
 from tests.reliability.accounting import Tally, assert_exact
 from tests.reliability.api_process import ApiProcess, FeedClient, tally, wait_ready
+from tests.reliability.broker import PrivateBroker
 from tests.reliability.support import FEED, connection, grid_codes
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,9 @@ class Scene:
 
 
 @pytest.fixture
-async def scene(cluster: PrivatePostgres, tmp_path: Path) -> AsyncIterator[Scene]:
+async def scene(
+    cluster: PrivatePostgres, private_broker: PrivateBroker, tmp_path: Path
+) -> AsyncIterator[Scene]:
     """A grid key and 20 meter codes of this test's own; the API not started yet."""
     if not (cluster.data / "postmaster.pid").exists():
         await asyncio.to_thread(cluster.start)
@@ -55,7 +58,12 @@ async def scene(cluster: PrivatePostgres, tmp_path: Path) -> AsyncIterator[Scene
             conn, name=f"feed {uuid.uuid4().hex[:6]}", role=Role.GRID, scope=FEED
         )
         codes = await grid_codes(conn, 20, FEED)
-    api = ApiProcess(dsn=cluster.dsn(), spool=tmp_path / "spool", log=tmp_path / "api.log")
+    api = ApiProcess(
+        dsn=cluster.dsn(),
+        spool=tmp_path / "spool",
+        log=tmp_path / "api.log",
+        mqtt_url=private_broker.ingest_url,
+    )
     try:
         yield Scene(cluster, api, key.key, codes)
     finally:

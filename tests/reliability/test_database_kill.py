@@ -54,7 +54,12 @@ async def run_database_kill(
         key = await create_key(conn, name=f"feed {gateway_id}", role=Role.GRID, scope=FEED)
         codes = await grid_codes(conn, 20, FEED)
         meters = await create_mqtt_meters(conn, gateway_id, CHANNELS)
-    api = ApiProcess(dsn=cluster.dsn(), spool=tmp_path / "api-spool", log=tmp_path / "api.log")
+    api = ApiProcess(
+        dsn=cluster.dsn(),
+        spool=tmp_path / "api-spool",
+        log=tmp_path / "api.log",
+        mqtt_url=broker.ingest_url,
+    )
     api.start()
     poll_ledger = Ledger(f"{name} [poll]")
     try:

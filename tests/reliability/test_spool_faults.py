@@ -24,6 +24,7 @@ from registry.keys import Role, create_key
 from tests.pg_cluster import PrivatePostgres
 from tests.reliability.accounting import Key, Ledger, assert_exact
 from tests.reliability.api_process import STEP, T0, ApiProcess, FeedClient, wait_ready
+from tests.reliability.broker import PrivateBroker
 from tests.reliability.support import FEED, connection, grid_codes
 
 pytestmark = pytest.mark.integration
@@ -71,10 +72,18 @@ async def _ids(cluster: PrivatePostgres, codes: list[str]) -> list[int]:
 
 
 async def run_disk_full(
-    cluster: PrivatePostgres, disk: Path, tmp_path: Path, *, batches: range, meters: int
+    cluster: PrivatePostgres,
+    disk: Path,
+    tmp_path: Path,
+    *,
+    mqtt_url: str,
+    batches: range,
+    meters: int,
 ) -> None:
     key, codes = await _feed(cluster, meters)
-    api = ApiProcess(dsn=cluster.dsn(), spool=disk / "spool", log=tmp_path / "api.log")
+    api = ApiProcess(
+        dsn=cluster.dsn(), spool=disk / "spool", log=tmp_path / "api.log", mqtt_url=mqtt_url
+    )
     api.start()
     try:
         await asyncio.to_thread(api.wait_live, 30)
@@ -103,16 +112,30 @@ async def run_disk_full(
 
 
 async def test_a_full_spool_disk_refuses_with_503_and_loses_nothing(
-    cluster: PrivatePostgres, tiny_disk: Path, tmp_path: Path
+    cluster: PrivatePostgres, private_broker: PrivateBroker, tiny_disk: Path, tmp_path: Path
 ) -> None:
-    await run_disk_full(cluster, tiny_disk, tmp_path, batches=range(120), meters=300)
+    await run_disk_full(
+        cluster,
+        tiny_disk,
+        tmp_path,
+        mqtt_url=private_broker.ingest_url,
+        batches=range(120),
+        meters=300,
+    )
 
 
 @pytest.mark.slow
 async def test_a_full_spool_disk_for_longer_refuses_with_503_and_loses_nothing(
-    cluster: PrivatePostgres, tiny_disk: Path, tmp_path: Path
+    cluster: PrivatePostgres, private_broker: PrivateBroker, tiny_disk: Path, tmp_path: Path
 ) -> None:
-    await run_disk_full(cluster, tiny_disk, tmp_path, batches=range(600), meters=500)
+    await run_disk_full(
+        cluster,
+        tiny_disk,
+        tmp_path,
+        mqtt_url=private_broker.ingest_url,
+        batches=range(600),
+        meters=500,
+    )
 
 
 def _damage_a_middle_record(spool: Path) -> tuple[Path, bytes, list[Key]]:
@@ -131,11 +154,13 @@ def _damage_a_middle_record(spool: Path) -> tuple[Path, bytes, list[Key]]:
 
 
 async def test_a_corrupt_spool_segment_costs_only_its_damaged_record(
-    cluster: PrivatePostgres, tmp_path: Path
+    cluster: PrivatePostgres, private_broker: PrivateBroker, tmp_path: Path
 ) -> None:
     key, codes = await _feed(cluster, 20)
     spool = tmp_path / "spool"
-    api = ApiProcess(dsn=cluster.dsn(), spool=spool, log=tmp_path / "api.log")
+    api = ApiProcess(
+        dsn=cluster.dsn(), spool=spool, log=tmp_path / "api.log", mqtt_url=private_broker.ingest_url
+    )
     api.start()
     client = FeedClient(api.url, key, codes)
     warm, first, second = range(1), range(1, 41), range(41, 81)
