@@ -135,7 +135,10 @@ def bodies(draw: st.DrawFn, *, base: datetime) -> tuple[Body, int]:
     if gzipped:
         data = gzip.compress(data)
     if cut and len(data) > 1:
-        data = data[: draw(st.integers(1, len(data) - 1))]
+        # The cut point is drawn without depending on the body's length: the HTTP test's
+        # base hour moves per example, which changes the gzip length, and hypothesis
+        # replays a draw only if its bounds are the same.
+        data = data[: 1 + draw(st.integers(0, 2**20)) % (len(data) - 1)]
     else:
         cut = False
     return Body(media_type, charset, gzipped, cut, data), len(items)
