@@ -11,6 +11,8 @@ import asyncpg
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ingest.dirty_marks import backlog
+from ingest.interval_worker import RUNNING
 from ingest.sink import IngestSink
 from meterhub.supervise import Supervisor
 
@@ -158,3 +160,25 @@ def check_workers(supervisor: Supervisor | None) -> Check:
     ]
     detail = "; ".join(parts) or f"{len(states)} running"
     return Check("workers", not down, detail, 0.0)
+
+
+async def check_intervals(
+    pool: asyncpg.Pool | None, *, stall_after: float, timeout: float = 2.0
+) -> Check:
+    """Interval derivation keeps up: not ready when the oldest dirty range has waited over
+    ``stall_after`` seconds although a worker has been running that long (a dead worker is
+    the workers check's; with none in this process, `meterhub derive` is expected to run)."""
+    started = time.perf_counter()
+    if pool is None:
+        return Check("intervals", False, "database unreachable", 0.0)
+    try:
+        async with asyncio.timeout(timeout):
+            pending = await backlog(pool)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return Check("intervals", False, f"{type(exc).__name__}: {exc}", 0.0)
+    uptime = RUNNING.uptime()
+    stalled = pending.oldest_age > stall_after and (uptime is None or uptime > stall_after)
+    detail = f"{pending.ranges} dirty range(s), oldest {pending.oldest_age:.0f} s"
+    if stalled:
+        detail = f"stalled: {detail} (limit {stall_after:.0f} s)"
+    return Check("intervals", not stalled, detail, (time.perf_counter() - started) * 1000)

@@ -1,12 +1,17 @@
-"""Ingest benchmark: the pipeline end to end against `psql \\copy`, in one run.
+"""Ingest benchmark: the pipeline end to end against COPY, and derivation beside it.
 
     .venv/bin/python bench/ingest.py [--quick] [--json] [--meters N] [--steps N]
 
-(a) `psql \\copy` of the distinct valid rows (CSV) into an identical empty hypertable: the
-server's own limit. (b) `IngestSink.submit` -> committed, for the full workload with 1 %
-duplicates and 0.1 % invalid readings, validation, in-batch de-duplication, staging COPY and
-the ON CONFLICT merge. (c) the same with interval derivation and rollups running (when the
-interval worker is available). Prints readings/s, the ratio (b)/(a) and peak RSS.
+(a) `psql \\copy` of the distinct valid rows (CSV, one stream: what a user does by hand) and
+(a') binary COPY of the same rows over as many connections as the pipeline has writers (the
+server's physical limit), each into an identical empty hypertable. (b) `IngestSink.submit`
+-> committed, in the production sink configuration (it marks dirty ranges for derivation),
+for the full workload with 1 % duplicates and 0.1 % invalid readings: validation, in-batch
+de-duplication, COPY and the ON CONFLICT merge. (c) the same with the interval worker
+deriving intervals, events, rollups and features alongside, until the backlog is empty.
+(d) a sustained run at a fixed rate: the backlog over time and the committed -> queryable
+latency of every dirty mark (its batch's commit to the pass that made its firm's rollups
+include it). Rates count valid distinct readings only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import csv
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import numpy as np
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import Progress
@@ -33,7 +40,11 @@ from rich.progress import Progress
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._db import bench_database
-from ingest.interval_worker import run_interval_worker
+from ingest import pgcopy
+from ingest.columns import from_readings
+from ingest.interval_grid import floor_to_grid
+from ingest.interval_worker import derive_pending, prepare_connection
+from ingest.registry import MeterRegistry
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, READING_COLUMNS, Reading
 from meterhub.runtime import tune_gc
@@ -146,31 +157,62 @@ def _csv_value(value: object) -> object:
     return value
 
 
+async def _empty_copy_table(dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            f"CREATE TABLE {name} (LIKE readings INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+            "INCLUDING INDEXES)"
+        )
+        await conn.execute(
+            f"SELECT create_hypertable('{name}', 'ts', "
+            "chunk_time_interval => interval '1 day', create_default_indexes => false)"
+        )
+    finally:
+        await conn.close()
+
+
 async def psql_copy_rate(dsn: str, rows: list[Reading], workdir: Path) -> float:
-    """Rows/s of `psql \\copy` into an empty hypertable shaped like `readings`."""
+    """Rows/s of `psql \\copy` (CSV, one stream) into an empty hypertable like `readings`."""
     path = workdir / "rows.csv"
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         for r in rows:
             writer.writerow([_csv_value(getattr(r, c)) for c in READING_COLUMNS])
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "CREATE TABLE readings_copy (LIKE readings INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
-            "INCLUDING INDEXES)"
-        )
-        await conn.execute(
-            "SELECT create_hypertable('readings_copy', 'ts', "
-            "chunk_time_interval => interval '1 day', create_default_indexes => false)"
-        )
-    finally:
-        await conn.close()
+    await _empty_copy_table(dsn, "readings_copy")
     command = f"\\copy readings_copy ({', '.join(READING_COLUMNS)}) FROM '{path}' CSV"
     started = time.perf_counter()
     await asyncio.to_thread(
         subprocess.run, ["psql", dsn, "-q", "-v", "ON_ERROR_STOP=1", "-c", command], check=True
     )
     elapsed = time.perf_counter() - started
+    return len(rows) / elapsed
+
+
+async def binary_copy_rate(dsn: str, rows: list[Reading], *, connections: int) -> float:
+    """Rows/s of binary COPY over ``connections`` parallel connections (encoded beforehand)
+    into an empty hypertable like `readings`."""
+    await _empty_copy_table(dsn, "readings_bcopy")
+    columns = from_readings(rows)
+    parts = np.array_split(np.arange(len(rows)), connections)
+    payloads = [memoryview(pgcopy.encode(columns.copy_columns(part))) for part in parts]
+    conns = [await asyncpg.connect(dsn) for _ in range(connections)]
+    try:
+
+        async def copy(conn: asyncpg.Connection, data: memoryview) -> None:
+            await conn.copy_to_table(
+                "readings_bcopy",
+                source=data,  # type: ignore[arg-type]
+                columns=list(READING_COLUMNS),
+                format="binary",
+            )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(copy(c, d) for c, d in zip(conns, payloads, strict=True)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for conn in conns:
+            await conn.close()
     return len(rows) / elapsed
 
 
@@ -182,7 +224,7 @@ async def pipeline_rate(settings: Settings, work: Workload, *, producers: int = 
     counts = {"accepted": 0, "duplicates": 0, "rejected": 0}
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("pipeline", total=work.total)
-        async with IngestSink(settings, mark_dirty=False) as sink:
+        async with IngestSink(settings) as sink:
 
             async def produce() -> None:
                 while not queue.empty():
@@ -199,19 +241,54 @@ async def pipeline_rate(settings: Settings, work: Workload, *, producers: int = 
     expected = len(work.valid_rows)
     if counts["accepted"] != expected:
         raise SystemExit(f"pipeline stored {counts['accepted']} readings, expected {expected}")
-    return work.total / elapsed
+    return expected / elapsed
+
+
+class Deriver:
+    """The interval worker's loop (`run_interval_worker`), kept in hand to read its passes:
+    every mark's committed -> queryable latency."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.latencies: list[float] = []
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        conn = await asyncpg.connect(self.settings.dsn())
+        try:
+            await prepare_connection(conn)
+            registry = MeterRegistry()
+            while not self.stop.is_set():
+                stats = await derive_pending(
+                    conn, registry, limit=self.settings.derive_marks_per_pass
+                )
+                self.latencies.extend(stats.latencies)
+                if stats.marks == 0:
+                    await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+
+def _p99(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+async def _backlog(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM interval_dirty"))
 
 
 async def derived_rate(settings: Settings, work: Workload, *, producers: int = 4) -> float:
-    """Readings/s from the first `submit` until every reading is committed **and** its
-    intervals and rollups are derived (the interval worker running alongside)."""
+    """Valid readings/s from the first `submit` until every reading is committed **and**
+    its intervals, rollups and features are derived (the interval worker alongside)."""
     queue: asyncio.Queue[list[Reading]] = asyncio.Queue()
     for chunk in work.chunks:
         queue.put_nowait(chunk)
-    stop = asyncio.Event()
+    deriver = Deriver(settings)
     started = time.perf_counter()
-    worker = asyncio.create_task(run_interval_worker(settings, idle=0.2, stop=stop))
-    async with IngestSink(settings, mark_dirty=True) as sink:
+    worker = asyncio.create_task(deriver.run())
+    async with IngestSink(settings) as sink:
 
         async def produce() -> None:
             while not queue.empty():
@@ -220,17 +297,80 @@ async def derived_rate(settings: Settings, work: Workload, *, producers: int = 4
         await asyncio.gather(*(produce() for _ in range(producers)))
     conn = await asyncpg.connect(settings.dsn())
     try:
-        while await conn.fetchval("SELECT count(*) FROM interval_dirty"):  # noqa: ASYNC110
-            await asyncio.sleep(0.2)  # polling the database: no event to wait on
+        while await _backlog(conn):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # polling the database: no event to wait on
     finally:
         await conn.close()
     elapsed = time.perf_counter() - started
-    stop.set()
+    deriver.stop.set()
     await worker
-    return work.total / elapsed
+    return len(work.valid_rows) / elapsed
 
 
-async def run(args: argparse.Namespace) -> dict[str, float]:
+@dataclass
+class Sustained:
+    rate: float
+    seconds: float
+    backlog_max: int
+    backlog_last: int
+    queryable_p99_s: float
+    queryable_max_s: float
+
+
+async def sustained_run(
+    settings: Settings, meter_ids: list[int], *, rate: float, seconds: float
+) -> Sustained:
+    """Readings of every meter, cycle after cycle, at ``rate`` readings/s for ``seconds``,
+    with the worker deriving; samples the backlog and every mark's latency."""
+    deriver = Deriver(settings)
+    worker = asyncio.create_task(deriver.run())
+    conn = await asyncpg.connect(settings.dsn())
+    backlog: list[int] = []
+    t_start = floor_to_grid(datetime.now(LOCAL_TZ) - timedelta(days=20))  # after (c)'s data
+    chunk = 2_000
+    cycle_readings = len(meter_ids)
+    try:
+        async with IngestSink(settings) as sink:
+            started = time.perf_counter()
+            sent = 0
+            step = 0
+            while time.perf_counter() - started < seconds:
+                ts = t_start + timedelta(minutes=15 * step)
+                cycle = [
+                    Reading(meter_id=m, ts=ts, energy=1000.0 + step * 2.5 + m % 97, source="bench")
+                    for m in meter_ids
+                ]
+                for i in range(0, cycle_readings, chunk):
+                    result = await sink.submit(cycle[i : i + chunk])
+                    if result.accepted != len(cycle[i : i + chunk]):
+                        raise SystemExit(f"sustained run: {result} for a chunk of {chunk}")
+                    sent += len(cycle[i : i + chunk])
+                    ahead = sent / rate - (time.perf_counter() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                step += 1
+                backlog.append(await _backlog(conn))
+        deadline = time.perf_counter() + 60
+        while await _backlog(conn) and time.perf_counter() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # polling the database: no event to wait on
+        last = await _backlog(conn)
+    finally:
+        deriver.stop.set()
+        await worker
+        await conn.close()
+    lat = deriver.latencies
+    return Sustained(rate, seconds, max(backlog, default=0), last, _p99(lat), max(lat, default=0))
+
+
+async def _clear_backlog(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DELETE FROM interval_dirty")
+    finally:
+        await conn.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, float | None]:
     base = get_settings()
     async with bench_database(base, "meterhub_bench_ingest") as dsn:
         settings = base.model_copy(update={"database_url": SecretStr(dsn)})
@@ -245,21 +385,39 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp:
             settings = settings.model_copy(update={"spool_dir": Path(tmp) / "spool"})
             copy_rate = await psql_copy_rate(dsn, work.valid_rows, Path(tmp))
-            console.print(f"(a) psql \\copy      {copy_rate:12,.0f} rows/s")
+            console.print(f"(a) psql \\copy      {copy_rate:12,.0f} rows/s (CSV, one stream)")
+            bcopy_rate = await binary_copy_rate(dsn, work.valid_rows, connections=settings.writers)
+            console.print(
+                f"(a') binary COPY    {bcopy_rate:12,.0f} rows/s ({settings.writers} connections)"
+            )
             rate = await pipeline_rate(settings, work)
             console.print(
                 f"(b) pipeline        {rate:12,.0f} readings/s  "
-                f"({work.total:,} submitted, batch {settings.batch_size:,}, "
-                f"{settings.writers} writers)"
+                f"({len(work.valid_rows):,} valid distinct of {work.total:,} submitted, batch "
+                f"{settings.batch_size:,}, {settings.writers} writers, marking dirty ranges)"
             )
+            await _clear_backlog(dsn)  # (b)'s marks are not (c)'s work
             derived = 0.0
+            sustained: Sustained | None = None
             if not args.skip_derived:
                 more = await create_meters(dsn, args.meters, prefix="D")
                 work = make_workload(more, args.steps, chunk=args.chunk, shuffle=args.shuffle)
                 derived = await derived_rate(settings, work)
                 console.print(
                     f"(c) with intervals  {derived:12,.0f} readings/s  "
-                    "(committed, 15-min intervals and rollups derived)"
+                    f"(committed, intervals, rollups and features derived): "
+                    f"{derived / rate:.2f} x (b)"
+                )
+                pace = args.sustained_rate or rate / 2
+                sustained = await sustained_run(
+                    settings, more, rate=pace, seconds=args.sustained_seconds
+                )
+                console.print(
+                    f"(d) sustained       {pace:12,.0f} readings/s for "
+                    f"{args.sustained_seconds:.0f} s: "
+                    f"backlog at most {sustained.backlog_max} ranges, {sustained.backlog_last} "
+                    f"left after; committed -> queryable p99 {sustained.queryable_p99_s:.2f} s, "
+                    f"max {sustained.queryable_max_s:.2f} s"
                 )
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
@@ -268,6 +426,11 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         "ratio": round(rate / copy_rate, 3),
         "peak_rss_mb": round(peak_rss, 1),
         "with_intervals_rows_per_s": round(derived),
+        "binary_copy_rows_per_s": round(bcopy_rate),
+        "ratio_binary_copy": round(rate / bcopy_rate, 3),
+        "with_intervals_ratio": round(derived / rate, 3),
+        "queryable_p99_s": round(sustained.queryable_p99_s, 3) if sustained else None,
+        "sustained_backlog_max": sustained.backlog_max if sustained else None,
     }
 
 
@@ -279,16 +442,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--chunk", type=int, default=5000, help="readings per submit call")
     parser.add_argument("--batch-size", type=int, default=0, help="override MHUB_BATCH_SIZE")
-    parser.add_argument("--skip-derived", action="store_true", help="skip phase (c)")
+    parser.add_argument("--skip-derived", action="store_true", help="skip phases (c) and (d)")
+    parser.add_argument(
+        "--sustained-rate", type=float, default=0.0, help="(d) readings/s; default (b) / 2"
+    )
+    parser.add_argument("--sustained-seconds", type=float, default=30.0, help="(d) duration")
     parser.add_argument(
         "--shuffle", action="store_true", help="arrival order fully random (the worst case)"
     )
     args = parser.parse_args()
     if args.quick:
-        args.meters, args.steps = 200, 100
+        args.meters, args.steps, args.sustained_seconds = 200, 100, 10.0
     result = asyncio.run(run(args))
     console.print(
-        f"ratio (b)/(a) = {result['ratio']:.2f}   peak RSS {result['peak_rss_mb']} MB "
+        f"ratio (b)/(a) = {result['ratio']:.2f}   (b)/(a') = {result['ratio_binary_copy']:.2f}"
+        f"   peak RSS {result['peak_rss_mb']} MB "
         "(includes the pre-generated workload)"
     )
     if args.json:

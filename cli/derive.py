@@ -20,7 +20,7 @@ def derive(
 ) -> None:
     """Derive 15-minute intervals, events and hourly/daily/monthly rollups from new readings
     until SIGINT/SIGTERM. `meterhub serve` does this too unless MHUB_INTERVAL_WORKER=false;
-    run one deriver per database (a lock makes extra ones wait)."""
+    several may run at once (each pass claims meters no other pass holds)."""
     settings = get_settings()
     configure_logging(settings)
     tune_gc()

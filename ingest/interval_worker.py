@@ -1,10 +1,12 @@
-"""Turns dirty reading ranges into 15-minute intervals, events and rollups.
+"""Turns dirty reading ranges into 15-minute intervals, events and rollups, in bulk.
 
 The writer marks, in the same transaction as the readings, which (meter, time range) changed
-(`interval_dirty`). `derive_pending` claims a slice of those marks, follows the recompute
-contract of `ingest.intervals` (window, context readings, derive, replace), refreshes the
-rollups of the touched buckets and deletes the marks — all in one transaction, so a crash
-leaves the marks for the next run.
+(`interval_dirty`). `derive_pending` is one pass: it claims up to ``limit`` marks of
+meters no other pass holds (`ingest.dirty_marks`), follows the recompute contract of
+`ingest.intervals` for all of them at once (windows, context readings in one binary COPY,
+`ingest.bulk_intervals.derive_bulk`, one DELETE and one COPY of intervals), refreshes the
+rollups and features of the touched buckets once, and commits: a crash leaves the marks for
+the next pass. Several workers may run side by side.
 """
 
 from __future__ import annotations
@@ -12,20 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 from prometheus_client import Counter, Histogram
 
-from ingest.intervals import DERIVED_EVENT_KINDS, Derivation, affected_window, derive
+from ingest import pgcopy
+from ingest.bulk_intervals import BulkDerivation, ReadingColumns, Windows, derive_bulk
+from ingest.dirty_marks import Claim, backlog, claim
+from ingest.interval_grid import to_micros
+from ingest.interval_ratios import RatioPiece, ratio_pieces
+from ingest.intervals import DERIVED_EVENT_KINDS, affected_window
 from ingest.meter_ratios import ratio_histories, with_history
+from ingest.metrics import QUERYABLE_SECONDS
 from ingest.registry import MeterRegistry
 from ingest.rollups import CREATE_WINDOWS, WINDOWS, refresh_rollups
 from meterhub.logs import get_logger
-from meterhub.reading import Reading
+from meterhub.meter import MeterInfo
 from meterhub.settings import Settings
 
 log = get_logger(__name__)
@@ -38,15 +47,11 @@ INTERVAL_EVENTS = Counter(
 )
 DERIVE_SECONDS = Histogram("meterhub_interval_derive_seconds", "Time of one derivation run")
 
-_LOCK_KEY = 0x6D687563  # one deriver at a time across processes
 #: How far back a previous reading is looked for; a longer silence starts a new series.
 LOOKBACK = "35 days"
+#: Seconds between two backlog measurements (gauges) of a busy worker.
+BACKLOG_EVERY = 2.0
 
-_CLAIM = """
-DELETE FROM interval_dirty
-WHERE id IN (SELECT id FROM interval_dirty ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING meter_id, ts_min, ts_max
-"""
 _NEIGHBOURS = f"""
 SELECT d.meter_id,
   (SELECT r.ts FROM readings r WHERE r.meter_id = d.meter_id AND r.energy IS NOT NULL
@@ -55,24 +60,32 @@ SELECT d.meter_id,
      AND r.ts > d.b AND r.ts <= d.b + interval '{LOOKBACK}' ORDER BY r.ts LIMIT 1) AS next
 FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS d(meter_id, a, b)
 """
+# Context bounds of each window (step 2 of the recompute contract), from `WINDOWS`.
 _CONTEXT_BOUNDS = f"""
-SELECT d.meter_id,
-  coalesce((SELECT r.ts FROM readings r WHERE r.meter_id = d.meter_id AND r.energy IS NOT NULL
-     AND r.ts <= d.ws AND r.ts >= d.ws - interval '{LOOKBACK}' ORDER BY r.ts DESC LIMIT 1),
-     d.ws) AS lo,
-  coalesce((SELECT r.ts FROM readings r WHERE r.meter_id = d.meter_id AND r.energy IS NOT NULL
-     AND r.ts >= d.we AND r.ts <= d.we + interval '{LOOKBACK}' ORDER BY r.ts LIMIT 1),
-     d.we) AS hi
-FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS d(meter_id, ws, we)
+CREATE TEMP TABLE IF NOT EXISTS derive_context (
+    meter_id bigint NOT NULL, lo timestamptz NOT NULL, hi timestamptz NOT NULL
+) ON COMMIT DELETE ROWS;
+INSERT INTO derive_context
+SELECT w.meter_id,
+  coalesce((SELECT r.ts FROM readings r WHERE r.meter_id = w.meter_id AND r.energy IS NOT NULL
+     AND r.ts <= w.ws AND r.ts >= w.ws - interval '{LOOKBACK}' ORDER BY r.ts DESC LIMIT 1),
+     w.ws),
+  coalesce((SELECT r.ts FROM readings r WHERE r.meter_id = w.meter_id AND r.energy IS NOT NULL
+     AND r.ts >= w.we AND r.ts <= w.we + interval '{LOOKBACK}' ORDER BY r.ts LIMIT 1),
+     w.we)
+FROM {WINDOWS} w;
 """
+# COPYed out binary; NULL registers as NaN, so every row has one layout (`pgcopy.decode`).
 _CONTEXT = """
-SELECT r.meter_id, r.ts, r.energy, r.energy_sharp, r.energy_peak, r.energy_flat,
-       r.energy_valley
-FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS d(meter_id, lo, hi)
+SELECT r.meter_id, r.ts, coalesce(r.energy, 'NaN'), coalesce(r.energy_sharp, 'NaN'),
+       coalesce(r.energy_peak, 'NaN'), coalesce(r.energy_flat, 'NaN'),
+       coalesce(r.energy_valley, 'NaN')
+FROM derive_context d
 JOIN readings r ON r.meter_id = d.meter_id AND r.ts >= d.lo AND r.ts <= d.hi
-WHERE r.ts >= $4 AND r.ts <= $5
+WHERE r.ts >= '{lo}' AND r.ts <= '{hi}'
 ORDER BY r.meter_id, r.ts
 """
+_CONTEXT_KINDS = (pgcopy.Kind.BIGINT, pgcopy.Kind.TIMESTAMPTZ, *[pgcopy.Kind.DOUBLE] * 5)
 _DELETE_INTERVALS = f"""
 DELETE FROM intervals i USING {WINDOWS} w
 WHERE i.meter_id = w.meter_id AND i.start >= w.ws AND i.start < w.we
@@ -103,119 +116,204 @@ _INTERVAL_COLUMNS = (
 
 
 @dataclass(frozen=True, slots=True)
-class _Window:
-    meter_id: int
-    start: datetime
-    end: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class DeriveStats:
     marks: int
     meters: int
     intervals: int
     events: int
+    #: Seconds from each claimed mark's commit to this pass's (committed -> queryable).
+    latencies: tuple[float, ...] = ()
 
 
-def _merge_marks(rows: Iterable[asyncpg.Record]) -> dict[int, tuple[datetime, datetime]]:
-    ranges: dict[int, tuple[datetime, datetime]] = {}
-    for row in rows:
-        lo, hi = ranges.get(row["meter_id"], (row["ts_min"], row["ts_max"]))
-        ranges[row["meter_id"]] = (min(lo, row["ts_min"]), max(hi, row["ts_max"]))
-    return ranges
+_NOTHING = DeriveStats(0, 0, 0, 0)
+
+
+class _Running:
+    """When the interval workers of this process started (for `/readyz`)."""
+
+    def __init__(self) -> None:
+        self._started: list[float] = []
+
+    def enter(self) -> float:
+        started = time.monotonic()
+        self._started.append(started)
+        return started
+
+    def leave(self, started: float) -> None:
+        self._started.remove(started)
+
+    def uptime(self) -> float | None:
+        """Seconds since the newest running worker started; None when none runs here."""
+        return time.monotonic() - self._started[-1] if self._started else None
+
+
+RUNNING = _Running()
 
 
 async def _windows(
-    conn: asyncpg.Connection, ranges: dict[int, tuple[datetime, datetime]]
-) -> list[_Window]:
-    ids = list(ranges)
+    conn: asyncpg.Connection,
+    ranges: dict[int, tuple[datetime, datetime]],
+    registry: MeterRegistry,
+) -> tuple[list[Windows], list[tuple[int, datetime, datetime]]]:
+    """The window of each claimed meter (registered ones), by ascending meter id, and the
+    windows to derive as rounds: a window over which the meter's CT x PT multiplier changes
+    is cut into ratio pieces (`ingest.interval_ratios`), round r holding the r-th piece of
+    every window that has one (most windows are one piece: one round)."""
+    ids = sorted(m for m in ranges if registry.get(m) is not None)
     rows = await conn.fetch(
         _NEIGHBOURS, ids, [ranges[m][0] for m in ids], [ranges[m][1] for m in ids]
     )
-    windows = []
-    for row in rows:
-        a, b = ranges[row["meter_id"]]
-        ws, we = affected_window(
-            batch_start=a, batch_end=b, previous=row["prev"], following=row["next"]
-        )
-        windows.append(_Window(row["meter_id"], ws, we))
-    return windows
+    found = {row["meter_id"]: (row["prev"], row["next"]) for row in rows}
+    spans = []
+    for m in ids:
+        (a, b), (prev, nxt) = ranges[m], found[m]
+        ws, we = affected_window(batch_start=a, batch_end=b, previous=prev, following=nxt)
+        spans.append((m, ws, we))
+    histories = await ratio_histories(conn, ids)
+    rounds: list[list[tuple[MeterInfo, RatioPiece]]] = []
+    for m, ws, we in spans:
+        meter = with_history(registry.meters[m], histories)
+        for r, piece in enumerate(ratio_pieces(meter, window_start=ws, window_end=we)):
+            if r == len(rounds):
+                rounds.append([])
+            rounds[r].append((meter, piece))
+    return [_window_columns(pieces) for pieces in rounds], spans
 
 
-async def _context(conn: asyncpg.Connection, windows: list[_Window]) -> dict[int, list[Reading]]:
-    ids = [w.meter_id for w in windows]
-    bounds = await conn.fetch(
-        _CONTEXT_BOUNDS, ids, [w.start for w in windows], [w.end for w in windows]
+def _window_columns(pieces: list[tuple[MeterInfo, RatioPiece]]) -> Windows:
+    return Windows(
+        meter_id=np.array([m.meter_id for m, _ in pieces], dtype=np.int64),
+        start=np.array([to_micros(p.start) for _, p in pieces], dtype=np.int64),
+        end=np.array([to_micros(p.end) for _, p in pieces], dtype=np.int64),
+        multiplier=np.array([p.multiplier for _, p in pieces], dtype=np.float64),
+        rollover=np.array([m.rollover for m, _ in pieces], dtype=np.float64),
+        max_power=np.array([m.max_power for m, _ in pieces], dtype=np.float64),
     )
-    lows, highs = [b["lo"] for b in bounds], [b["hi"] for b in bounds]
-    rows = await conn.fetch(
-        _CONTEXT, [b["meter_id"] for b in bounds], lows, highs, min(lows), max(highs)
+
+
+def _derive_rounds(rounds: list[Windows], context: ReadingColumns) -> BulkDerivation:
+    """`derive_bulk` of each round, merged: intervals by (meter, start), and each event
+    once (a pair of readings across a ratio change is seen by both pieces, equal)."""
+    results = [derive_bulk(rounds[0], context)]
+    for windows in rounds[1:]:
+        results.append(derive_bulk(windows, _only(context, windows.meter_id)))
+    if len(results) == 1:
+        return results[0]
+    meter_id = np.concatenate([r.meter_id for r in results])
+    start = np.concatenate([r.start for r in results])
+    order = np.lexsort((start, meter_id))
+    seen: set[tuple[int, str, datetime, datetime]] = set()
+    events = []
+    for event in sorted((e for r in results for e in r.events), key=lambda e: e.meter_id):
+        key = (event.meter_id, event.kind, event.start, event.end)
+        if key not in seen:
+            seen.add(key)
+            events.append(event)
+    return BulkDerivation(
+        meter_id=meter_id[order],
+        start=start[order],
+        energy=np.concatenate([r.energy for r in results])[order],
+        tariffs=np.concatenate([r.tariffs for r in results], axis=1)[:, order],
+        estimated=np.concatenate([r.estimated for r in results])[order],
+        complete=np.concatenate([r.complete for r in results])[order],
+        events=events,
     )
-    readings: dict[int, list[Reading]] = {m: [] for m in ids}
-    for r in rows:
-        readings[r["meter_id"]].append(Reading(*r.values()))  # column order matches Reading
-    return readings
+
+
+def _only(readings: ReadingColumns, meter_ids: NDArray[np.int64]) -> ReadingColumns:
+    keep = np.isin(readings.meter_id, meter_ids)
+    return ReadingColumns(
+        meter_id=readings.meter_id[keep],
+        ts=readings.ts[keep],
+        energy=readings.energy[keep],
+        tariffs=readings.tariffs[:, keep],
+    )
+
+
+async def _context(conn: asyncpg.Connection) -> ReadingColumns:
+    """The context readings of every window in `WINDOWS`, in one binary COPY."""
+    await conn.execute(_CONTEXT_BOUNDS)
+    bounds = await conn.fetchrow("SELECT min(lo) AS lo, max(hi) AS hi FROM derive_context")
+    assert bounds is not None
+    chunks: list[bytes] = []
+
+    async def collect(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    query = _CONTEXT.format(lo=bounds["lo"].isoformat(), hi=bounds["hi"].isoformat())
+    await conn.copy_from_query(query, output=collect, format="binary")
+    meter_id, ts, *registers = pgcopy.decode(b"".join(chunks), _CONTEXT_KINDS)
+    return ReadingColumns(
+        meter_id=meter_id.astype(np.int64),
+        ts=ts.astype(np.int64),
+        energy=registers[0].astype(np.float64),
+        tariffs=np.array(registers[1:], dtype=np.float64).reshape(4, len(ts)),
+    )
 
 
 async def _store(
-    conn: asyncpg.Connection, windows: list[_Window], derivations: list[Derivation]
-) -> tuple[int, int]:
-    await conn.execute(CREATE_WINDOWS)
-    await conn.copy_records_to_table(
-        WINDOWS, records=[(w.meter_id, w.start, w.end) for w in windows]
-    )
-    lo, hi = min(w.start for w in windows), max(w.end for w in windows)
+    conn: asyncpg.Connection, spans: list[tuple[int, datetime, datetime]], result: BulkDerivation
+) -> None:
+    lo, hi = min(ws for _, ws, _ in spans), max(we for _, _, we in spans)
     await conn.execute(_DELETE_INTERVALS, lo, hi)
     await conn.execute(_DELETE_EVENTS)
-    records = [
-        (i.meter_id, i.start, i.energy, i.sharp, i.peak, i.flat, i.valley, i.estimated, i.complete)
-        for d in derivations
-        for i in d.intervals
-    ]
-    if records:
-        await conn.copy_records_to_table("intervals", records=records, columns=_INTERVAL_COLUMNS)
-    events = [e for d in derivations for e in d.events]
-    if events:
+    if len(result.meter_id):
+        kind = pgcopy.Kind
+        nan = np.isnan(result.tariffs)
+        columns = [
+            pgcopy.Column(kind.BIGINT, result.meter_id),
+            pgcopy.Column(kind.TIMESTAMPTZ, result.start),
+            pgcopy.Column(kind.DOUBLE, result.energy),
+            *[pgcopy.Column(kind.DOUBLE, result.tariffs[j], nan[j]) for j in range(4)],
+            pgcopy.Column(kind.BOOLEAN, result.estimated),
+            pgcopy.Column(kind.BOOLEAN, result.complete),
+        ]
+        data = memoryview(pgcopy.encode(columns))  # a buffer, sent as it is (see writer)
+        await conn.copy_to_table(
+            "intervals",
+            source=data,  # type: ignore[arg-type]
+            columns=list(_INTERVAL_COLUMNS),
+            format="binary",
+        )
+    if result.events:
         await conn.executemany(
             _INSERT_EVENT,
-            [(e.meter_id, e.kind, e.start, e.end, orjson.dumps(e.detail).decode()) for e in events],
+            [
+                (e.meter_id, e.kind, e.start, e.end, orjson.dumps(e.detail).decode())
+                for e in result.events
+            ],
         )
-        for e in events:
+        for e in result.events:
             INTERVAL_EVENTS.labels(e.kind).inc()
     await refresh_rollups(conn)
-    return len(records), len(events)
 
 
 async def derive_pending(
     conn: asyncpg.Connection, registry: MeterRegistry, *, limit: int = 20_000
 ) -> DeriveStats:
-    """One run: claim up to ``limit`` dirty marks and bring their intervals and rollups up
-    to date. Returns what was done (``marks == 0`` means nothing was pending)."""
+    """One pass: claim up to ``limit`` dirty marks and bring their intervals, events and
+    rollups up to date. Returns what was done (``marks == 0``: nothing was free to take)."""
     started = time.perf_counter()
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
-        marks = await conn.fetch(_CLAIM, limit)
-        if not marks:
-            return DeriveStats(0, 0, 0, 0)
-        ranges = _merge_marks(marks)
-        await registry.refresh(conn, ranges)
-        windows = [w for w in await _windows(conn, ranges) if registry.get(w.meter_id)]
-        if not windows:
-            return DeriveStats(len(marks), 0, 0, 0)
-        context = await _context(conn, windows)
-        histories = await ratio_histories(conn, (w.meter_id for w in windows))
-        derivations = []
-        for w in windows:
-            meter = registry.get(w.meter_id)
-            assert meter is not None
-            meter = with_history(meter, histories)
-            derivations.append(
-                derive(meter, context[w.meter_id], window_start=w.start, window_end=w.end)
-            )
-        n_intervals, n_events = await _store(conn, windows, derivations)
+        taken: Claim = await claim(conn, limit=limit)
+        if not taken.marks:
+            return _NOTHING
+        await registry.refresh(conn, taken.ranges)
+        rounds, spans = await _windows(conn, taken.ranges, registry)
+        n_intervals = n_events = 0
+        if spans:
+            await conn.execute(CREATE_WINDOWS)
+            await conn.copy_records_to_table(WINDOWS, records=spans)
+            result = _derive_rounds(rounds, await _context(conn))
+            await _store(conn, spans, result)
+            n_intervals, n_events = len(result.meter_id), len(result.events)
+    visible = time.time()
+    latencies = tuple(max(0.0, visible - marked) for marked in taken.marked)
+    for latency in latencies:
+        QUERYABLE_SECONDS.observe(latency)
     DERIVED_INTERVALS.inc(n_intervals)
     DERIVE_SECONDS.observe(time.perf_counter() - started)
-    return DeriveStats(len(marks), len(windows), n_intervals, n_events)
+    return DeriveStats(taken.marks, len(spans), n_intervals, n_events, latencies)
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
@@ -232,19 +330,24 @@ async def run_interval_worker(
     stop = stop or asyncio.Event()
     registry = MeterRegistry()
     conn: asyncpg.Connection | None = None
+    measured = 0.0
+    started = RUNNING.enter()
     try:
         while not stop.is_set():
             try:
                 if conn is None or conn.is_closed():
                     conn = await asyncpg.connect(settings.dsn(), timeout=5)
                     await prepare_connection(conn)
-                stats = await derive_pending(conn, registry)
+                stats = await derive_pending(conn, registry, limit=settings.derive_marks_per_pass)
+                if stats.marks == 0 or time.monotonic() - measured > BACKLOG_EVERY:
+                    await backlog(conn)
+                    measured = time.monotonic()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("interval derivation failed; retrying", error=repr(exc))
                 if conn is not None:
                     conn.terminate()
                 conn = None
-                stats = DeriveStats(0, 0, 0, 0)
+                stats = _NOTHING
             if stats.marks == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle)
@@ -252,5 +355,7 @@ async def run_interval_worker(
         if conn is not None:
             conn.terminate()  # no connection left behind by a crash or a cancellation
         raise
+    finally:
+        RUNNING.leave(started)
     if conn is not None:
         await conn.close()

@@ -52,3 +52,15 @@ REPLAY_SKIPPED_RECORDS = Counter(
     "Spool records not replayed again because an earlier, interrupted replay committed them",
 )
 DATABASE_UP = Gauge("meterhub_ingest_database_up", "1 while the writers reach the database")
+DIRTY_RANGES = Gauge(
+    "meterhub_intervals_dirty_ranges", "Dirty reading ranges waiting for interval derivation"
+)
+DIRTY_OLDEST_AGE = Gauge(
+    "meterhub_intervals_dirty_oldest_age_seconds",
+    "Age of the oldest dirty range waiting for derivation (0 when none)",
+)
+QUERYABLE_SECONDS = Histogram(
+    "meterhub_intervals_queryable_latency_seconds",
+    "From a reading batch's commit (its dirty mark) to its intervals and rollups being visible",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 1800),
+)

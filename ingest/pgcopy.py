@@ -28,6 +28,7 @@ class Kind(enum.Enum):
     INTEGER = "integer"
     SMALLINT = "smallint"
     DOUBLE = "double precision"
+    BOOLEAN = "boolean"
     #: ``data``: microseconds since the Unix epoch (`ingest.interval_grid.to_micros`).
     TIMESTAMPTZ = "timestamptz"
     #: ``data`` holds codes into ``texts``.
@@ -40,6 +41,7 @@ _WIRE = {
     Kind.INTEGER: ">i4",
     Kind.SMALLINT: ">i2",
     Kind.DOUBLE: ">f8",
+    Kind.BOOLEAN: "u1",
     Kind.TIMESTAMPTZ: ">i8",
 }
 #: PostgreSQL counts binary timestamps from 2000-01-01 UTC.
@@ -114,3 +116,31 @@ def _encode_group(columns: Sequence[Column], members: NDArray[np.intp]) -> bytes
     for name, value in values:
         out[name] = value
     return out.tobytes()
+
+
+def decode(data: bytes, kinds: Sequence[Kind]) -> list[NDArray[np.generic]]:
+    """The columns of binary COPY output whose rows all have the fixed-size ``kinds`` and no
+    NULL (coalesce them away in the query); TIMESTAMPTZ as epoch microseconds.
+
+    ValueError when ``data`` is not such output.
+    """
+    if not data.startswith(HEADER[:11]) or not data.endswith(TRAILER):
+        raise ValueError("not binary COPY data")
+    extension = int.from_bytes(data[15:19], "big")
+    body = memoryview(data)[19 + extension : len(data) - len(TRAILER)]
+    fields: list[tuple[str, str]] = [("count", ">i2")]
+    for i, kind in enumerate(kinds):
+        fields += [(f"n{i}", ">i4"), (f"v{i}", _WIRE[kind])]
+    layout = np.dtype(fields)
+    if len(body) % layout.itemsize:
+        raise ValueError("binary COPY rows are not of the expected fixed layout")
+    rows = np.frombuffer(body, dtype=layout)
+    if np.any(rows["count"] != len(kinds)) or any(
+        np.any(rows[f"n{i}"] != np.dtype(_WIRE[k]).itemsize) for i, k in enumerate(kinds)
+    ):
+        raise ValueError("binary COPY rows hold NULLs or other types than expected")
+    out: list[NDArray[np.generic]] = []
+    for i, kind in enumerate(kinds):
+        column = rows[f"v{i}"].astype(np.dtype(_WIRE[kind]).newbyteorder("="))
+        out.append(column + _PG_EPOCH_US if kind is Kind.TIMESTAMPTZ else column)
+    return out

@@ -16,6 +16,9 @@ import asyncpg
 from ingest.features import refresh_features
 
 WINDOWS = "rollup_windows"
+#: The advisory lock space of the per-firm locks: passes deriving different meters of one
+#: firm refresh its rollups one after the other (taken in firm order, held to commit).
+FIRM_LOCK_SPACE = 0x6D686672
 
 CREATE_WINDOWS = f"""
 CREATE TEMP TABLE IF NOT EXISTS {WINDOWS} (
@@ -23,8 +26,7 @@ CREATE TEMP TABLE IF NOT EXISTS {WINDOWS} (
 ) ON COMMIT DELETE ROWS
 """
 
-# Grains summed straight from intervals; months are summed from days.
-_GRAINS = (("hour", timedelta(hours=1)), ("day", timedelta(days=1)))
+# Hours are summed straight from intervals, days from hours, months from days.
 
 _BUCKETS = """
 CREATE TEMP TABLE IF NOT EXISTS rollup_buckets (
@@ -57,17 +59,28 @@ WHERE b.granularity = $1 AND i.start >= $3 AND i.start < $4
 GROUP BY i.meter_id, bucket
 """
 
-_MONTHS_FROM_DAYS = """
+# Days summed from hours, months from days: each level reads 24 or ~30 rows, not 96+.
+_ROLL_UP = """
 INSERT INTO meter_rollups
     (granularity, meter_id, bucket, energy, sharp, peak, flat, valley, estimated, intervals)
-SELECT 'month', d.meter_id, time_bucket('1 month', d.bucket, 'Asia/Shanghai') AS bucket,
+SELECT $1, d.meter_id, time_bucket($2::interval, d.bucket, 'Asia/Shanghai') AS bucket,
        sum(d.energy), sum(d.sharp), sum(d.peak), sum(d.flat), sum(d.valley),
        sum(d.estimated), sum(d.intervals)
 FROM rollup_buckets b
-JOIN meter_rollups d ON d.granularity = 'day' AND d.meter_id = b.meter_id
+JOIN meter_rollups d ON d.granularity = $3 AND d.meter_id = b.meter_id
                     AND d.bucket >= b.b0 AND d.bucket < b.b1
-WHERE b.granularity = 'month'
+WHERE b.granularity = $1
 GROUP BY d.meter_id, 3
+"""
+
+_ROLL_UP_MONTHS = (
+    _ROLL_UP.replace("$1", "'month'").replace("$2::interval", "'1 month'").replace("$3", "'day'")
+)
+
+_LOCK_FIRMS = """
+SELECT count(pg_advisory_xact_lock($1, (f.firm_id % 2147483647)::int))
+FROM (SELECT DISTINCT m.firm_id FROM rollup_buckets b JOIN meters m ON m.id = b.meter_id
+      WHERE m.firm_id IS NOT NULL ORDER BY 1) AS f
 """
 
 # Firm buckets to refresh: the union, per firm, utility and grain, of its meters' ranges.
@@ -110,8 +123,9 @@ async def refresh_rollups(conn: asyncpg.Connection) -> None:
         "SELECT min(b0) AS lo, max(b1) AS hi FROM rollup_buckets WHERE granularity = 'day'"
     )
     assert span is not None
-    for granularity, width in _GRAINS:
-        await conn.execute(_FROM_INTERVALS, granularity, width, span["lo"], span["hi"])
-    await conn.execute(_MONTHS_FROM_DAYS)
+    await conn.execute(_FROM_INTERVALS, "hour", timedelta(hours=1), span["lo"], span["hi"])
+    await conn.execute(_ROLL_UP, "day", timedelta(days=1), "hour")
+    await conn.execute(_ROLL_UP_MONTHS)
+    await conn.fetchval(_LOCK_FIRMS, FIRM_LOCK_SPACE)
     await conn.execute(_FIRM_RANGES)
     await refresh_features(conn)

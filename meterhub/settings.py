@@ -74,6 +74,15 @@ class Settings(BaseSettings):
         description="derive intervals and rollups inside `meterhub serve`; turn off when a "
         "separate `meterhub derive` process does it",
     )
+    derive_marks_per_pass: int = Field(
+        default=20_000, ge=1, description="dirty ranges one interval derivation pass claims"
+    )
+    interval_stall_after: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds the oldest dirty range may wait before /readyz reports the "
+        "interval derivation stalled",
+    )
     dtu_port: int | None = Field(
         default=None, description="port where 4G DTUs dial in (meterhub collect); off if unset"
     )

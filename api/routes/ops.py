@@ -16,6 +16,7 @@ from api.health import (
     Check,
     check_collectors,
     check_database,
+    check_intervals,
     check_spool,
     check_workers,
 )
@@ -36,7 +37,7 @@ def _check(check: Check, *, detailed: bool) -> dict[str, Any]:
 
 @router.get(
     "/readyz",
-    summary="The database, the broker and the collectors answer; no worker is down",
+    summary="The database, the broker and the collectors answer; no worker is down or stalled",
     description=(
         "Anyone gets each check's `ok`; a caller with a valid API key (any role) also gets "
         "its `detail` and `latency_ms`. The broker check is shared by all probes for "
@@ -47,8 +48,14 @@ def _check(check: Check, *, detailed: bool) -> dict[str, Any]:
 async def readyz(request: Request, principal: OptionalPrincipalDep) -> JSONResponse:
     pool = request.app.state.pool
     broker: BrokerProbe = request.app.state.broker
+    stall_after = request.app.state.settings.interval_stall_after
     checks = [
-        *await asyncio.gather(check_database(pool), broker.check(), check_collectors(pool)),
+        *await asyncio.gather(
+            check_database(pool),
+            broker.check(),
+            check_collectors(pool),
+            check_intervals(pool, stall_after=stall_after),
+        ),
         check_spool(getattr(request.app.state, "sink", None)),
         check_workers(getattr(request.app.state, "supervisor", None)),
     ]

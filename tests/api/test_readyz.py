@@ -15,7 +15,7 @@ from tests.api.conftest import Keys
 
 pytestmark = pytest.mark.integration
 
-CHECKS = {"database", "broker", "collectors", "spool", "workers"}
+CHECKS = {"database", "broker", "collectors", "intervals", "spool", "workers"}
 
 
 async def test_anonymous_gets_status_words_only(client: httpx.AsyncClient) -> None:
@@ -99,3 +99,28 @@ async def test_a_worker_waiting_to_restart_makes_the_api_unready(
         keyed = (await http.get("/readyz", headers=keys.headers("bureau"))).json()
         detail = keyed["checks"]["workers"]["detail"]
         assert "test-worker restarting after RuntimeError: a derivation bug" in detail
+
+
+async def test_a_stalled_interval_backlog_makes_the_api_unready(api_settings: Settings) -> None:
+    """No interval worker here (a separate `meterhub derive` expected) and a range marked an
+    hour ago: stalled past a one-minute limit, not past a longer one."""
+    alone = api_settings.model_copy(update={"interval_worker": False})
+    app = create_app(alone.model_copy(update={"interval_stall_after": 60.0}))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        pool = app.state.pool
+        mark = await pool.fetchval(
+            "INSERT INTO interval_dirty (meter_id, ts_min, ts_max, marked_at) "
+            "VALUES (-1, now(), now(), now() - interval '1 hour') RETURNING id"
+        )
+        try:
+            anonymous = await http.get("/readyz")
+            assert anonymous.status_code == 503
+            assert anonymous.json()["checks"]["intervals"] == {"ok": False}
+            app.state.settings = alone.model_copy(update={"interval_stall_after": 86_400.0})
+            relaxed = (await http.get("/readyz")).json()["checks"]["intervals"]
+            assert relaxed == {"ok": True}
+        finally:
+            await pool.execute("DELETE FROM interval_dirty WHERE id = $1", mark)

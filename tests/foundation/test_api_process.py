@@ -75,6 +75,7 @@ async def test_readyz_checks_database_and_broker(api_url: str, settings: Setting
             "database": {"ok": True},
             "broker": {"ok": True},
             "collectors": {"ok": True},
+            "intervals": {"ok": True},
             "spool": {"ok": True},
             "workers": {"ok": True},
         },

@@ -98,3 +98,22 @@ def test_micros_round_trip() -> None:
         ts = from_micros(us)
         assert ts.tzinfo is LOCAL_TZ
         assert to_micros(ts) == us
+
+
+def test_decode_reads_back_fixed_rows() -> None:
+    kinds = (pgcopy.Kind.BIGINT, pgcopy.Kind.TIMESTAMPTZ, pgcopy.Kind.DOUBLE)
+    ids = np.array([7, -3, 2**40], dtype=np.int64)
+    stamps = np.array([0, 1_700_000_000_123_456, -5], dtype=np.int64)
+    values = np.array([1.5, np.nan, -0.25])
+    data = pgcopy.encode(
+        [pgcopy.Column(k, d) for k, d in zip(kinds, (ids, stamps, values), strict=True)]
+    )
+    got_ids, got_stamps, got_values = pgcopy.decode(data, kinds)
+    assert got_ids.tolist() == ids.tolist()
+    assert got_stamps.tolist() == stamps.tolist()
+    assert np.array_equal(got_values, values, equal_nan=True)
+    with pytest.raises(ValueError, match=r"fixed layout|NULL"):
+        nulls = np.array([False, True, False])
+        pgcopy.decode(pgcopy.encode([pgcopy.Column(kinds[2], values, nulls)]), kinds[2:])
+    with pytest.raises(ValueError, match="not binary COPY"):
+        pgcopy.decode(b"PGCOPY", kinds)
