@@ -26,7 +26,8 @@ from prometheus_client import Counter, Histogram
 from ingest import pgcopy
 from ingest.bulk_intervals import BulkDerivation, ReadingColumns, Windows, derive_bulk
 from ingest.dirty_marks import Claim, backlog, claim
-from ingest.interval_grid import to_micros
+from ingest.hour_rollups import HOUR, hour_sums
+from ingest.interval_grid import ceil_to_grid, floor_to_grid, to_micros
 from ingest.interval_ratios import RatioPiece, ratio_pieces
 from ingest.intervals import DERIVED_EVENT_KINDS, affected_window
 from ingest.meter_ratios import ratio_histories, with_history
@@ -168,7 +169,9 @@ async def _windows(
     for m in ids:
         (a, b), (prev, nxt) = ranges[m], found[m]
         ws, we = affected_window(batch_start=a, batch_end=b, previous=prev, following=nxt)
-        spans.append((m, ws, we))
+        # Whole hours: the pass then writes every interval of the hours it touches and
+        # sums their rollups itself (any grid window derives what whole history does).
+        spans.append((m, floor_to_grid(ws, HOUR), ceil_to_grid(we, HOUR)))
     histories = await ratio_histories(conn, ids)
     rounds: list[list[tuple[MeterInfo, RatioPiece]]] = []
     for m, ws, we in spans:
@@ -285,7 +288,7 @@ async def _store(
         )
         for e in result.events:
             INTERVAL_EVENTS.labels(e.kind).inc()
-    await refresh_rollups(conn)
+    await refresh_rollups(conn, hours=hour_sums(result))
 
 
 async def derive_pending(

@@ -13,7 +13,10 @@ from datetime import timedelta
 
 import asyncpg
 
+from ingest import pgcopy
 from ingest.features import refresh_features
+from ingest.hour_rollups import COLUMNS as HOUR_COLUMNS
+from ingest.hour_rollups import HourSums
 
 WINDOWS = "rollup_windows"
 #: The advisory lock space of the per-firm locks: passes deriving different meters of one
@@ -108,10 +111,13 @@ GROUP BY r.granularity, r.firm_id, r.utility, mr.bucket;
 """
 
 
-async def refresh_rollups(conn: asyncpg.Connection) -> None:
+async def refresh_rollups(conn: asyncpg.Connection, *, hours: HourSums | None = None) -> None:
     """Re-aggregate every bucket touched by the windows in the ``rollup_windows`` table.
 
     Must run inside the transaction that filled ``rollup_windows`` and replaced intervals.
+    ``hours``: the hourly rollups of those windows, already summed from the intervals just
+    written (`ingest.hour_rollups`); only when every window starts and ends on whole hours,
+    so that the pass wrote every interval of every hour it touches.
     """
     bounds = await conn.fetchrow(f"SELECT min(ws) AS lo, max(we) AS hi FROM {WINDOWS}")
     if bounds is None or bounds["lo"] is None:
@@ -123,7 +129,16 @@ async def refresh_rollups(conn: asyncpg.Connection) -> None:
         "SELECT min(b0) AS lo, max(b1) AS hi FROM rollup_buckets WHERE granularity = 'day'"
     )
     assert span is not None
-    await conn.execute(_FROM_INTERVALS, "hour", timedelta(hours=1), span["lo"], span["hi"])
+    if hours is None:
+        await conn.execute(_FROM_INTERVALS, "hour", timedelta(hours=1), span["lo"], span["hi"])
+    elif len(hours.meter_id):
+        data = memoryview(pgcopy.encode(hours.copy_columns()))  # sent as it is
+        await conn.copy_to_table(
+            "meter_rollups",
+            source=data,  # type: ignore[arg-type]
+            columns=list(HOUR_COLUMNS),
+            format="binary",
+        )
     await conn.execute(_ROLL_UP, "day", timedelta(days=1), "hour")
     await conn.execute(_ROLL_UP_MONTHS)
     await conn.fetchval(_LOCK_FIRMS, FIRM_LOCK_SPACE)
