@@ -51,7 +51,7 @@ soak: services  ## 10,000 terminals through every path for 30 min (SOAK_ARGS="--
 
 BENCH_ARGS ?=
 bench: services  ## the benchmarks (BENCH_ARGS=--quick for a short run); see README Performance
-	@for b in ingest api collect alerts; do echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py $(BENCH_ARGS) || exit 1; done
+	@for b in ingest backfill api collect alerts; do echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py $(BENCH_ARGS) || exit 1; done
 
 clean:  ## stop everything and delete .venv, .run and caches
 	-@bash deploy/demo.sh stop 2>/dev/null
