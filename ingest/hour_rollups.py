@@ -17,25 +17,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingest import pgcopy
-from ingest.bulk_intervals import BulkDerivation
+from ingest.bulk_intervals import TARIFFS, BulkDerivation
 from ingest.interval_grid import OFFSET_US
 
 HOUR = timedelta(hours=1)
 _HOUR_US = 3_600_000_000
 
 #: `meter_rollups` columns in the order `copy_columns` gives them.
-COLUMNS = (
-    "granularity",
-    "meter_id",
-    "bucket",
-    "energy",
-    "sharp",
-    "peak",
-    "flat",
-    "valley",
-    "estimated",
-    "intervals",
-)
+COLUMNS = ("granularity", "meter_id", "bucket", "energy", *TARIFFS, "estimated", "intervals")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from prometheus_client import Counter, Histogram
 
 from ingest import pgcopy
-from ingest.bulk_intervals import BulkDerivation, ReadingColumns, Windows, derive_bulk
+from ingest.bulk_intervals import TARIFFS, BulkDerivation, ReadingColumns, Windows, derive_bulk
 from ingest.dirty_marks import Claim, backlog, claim
 from ingest.hour_rollups import HOUR, hour_sums
 from ingest.interval_grid import ceil_to_grid, floor_to_grid, to_micros
@@ -103,17 +103,7 @@ VALUES ($1, $2, $3, $4, $5::jsonb)
 ON CONFLICT (meter_id, kind, start) DO UPDATE SET "end" = EXCLUDED."end",
     detail = EXCLUDED.detail, found_at = now()
 """
-_INTERVAL_COLUMNS = (
-    "meter_id",
-    "start",
-    "energy",
-    "sharp",
-    "peak",
-    "flat",
-    "valley",
-    "estimated",
-    "complete",
-)
+_INTERVAL_COLUMNS = ("meter_id", "start", "energy", *TARIFFS, "estimated", "complete")
 
 
 @dataclass(frozen=True, slots=True)
