@@ -31,6 +31,15 @@ def _meter(firm_id: object, protocol: str, address: dict[str, Any]) -> dict[str,
     }
 
 
+async def _register(
+    client: httpx.AsyncClient, keys: Keys, protocol: str, address: dict[str, Any]
+) -> tuple[httpx.Response, dict[str, Any]]:
+    """A new firm's meter at ``address``, registered with a field key; the answer, the body."""
+    firm = await make_firm(client, keys)
+    body = _meter(firm["id"], protocol, address)
+    return await client.post("/v1/meters", json=body, headers=keys.headers("field")), body
+
+
 #: The allow-list of the refusal tests: one loopback address.
 NARROW = "127.0.0.2/32"
 
@@ -59,9 +68,7 @@ async def test_an_address_outside_the_networks_is_a_422_naming_the_setting(
     protocol: str,
     address: Any,
 ) -> None:
-    firm = await make_firm(narrow_client, keys)
-    body = _meter(firm["id"], protocol, address)
-    response = await narrow_client.post("/v1/meters", json=body, headers=keys.headers("field"))
+    response, body = await _register(narrow_client, keys, protocol, address)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
@@ -73,47 +80,32 @@ async def test_an_address_outside_the_networks_is_a_422_naming_the_setting(
 
 
 @pytest.mark.parametrize(
-    ("protocol", "address"),
+    ("networks", "protocol", "address"),
     [
-        ("modbus", {"host": "127.0.0.2", "port": 502, "unit_id": 1}),
-        ("dlt645", {"address": "000102030425", "bus": "tcp://127.0.0.2:8899"}),
-        ("dlt645", {"address": "000102030425", "bus": "dtu://yw-0001"}),
+        (NARROW, "modbus", {"host": "127.0.0.2", "port": 502, "unit_id": 1}),
+        (NARROW, "dlt645", {"address": "000102030425", "bus": "tcp://127.0.0.2:8899"}),
+        (NARROW, "dlt645", {"address": "000102030425", "bus": "dtu://yw-0001"}),
+        (None, "modbus", {"host": "127.0.0.1", "port": 502, "unit_id": 1}),
+        (None, "modbus", {"host": "localhost", "port": 502, "unit_id": 1}),
+        (None, "dlt645", {"address": "000102030425", "bus": "tcp://127.0.0.1:8899"}),
+        (None, "dlt645", {"address": "000102030425", "bus": "dtu://yw-0001"}),
     ],
 )
-async def test_an_address_inside_the_networks_registers(
-    narrow_client: httpx.AsyncClient, keys: Keys, protocol: str, address: Any
+async def test_an_address_inside_the_networks_or_dialling_in_registers(
+    api_settings: Settings, keys: Keys, networks: str | None, protocol: str, address: Any
 ) -> None:
-    firm = await make_firm(narrow_client, keys)
-    body = _meter(firm["id"], protocol, address)
-    response = await narrow_client.post("/v1/meters", json=body, headers=keys.headers("field"))
+    """Under ``networks`` (None: the default, loopback)."""
+    update = {} if networks is None else {"collect_networks": networks}
+    async with in_process_api(api_settings.model_copy(update=update)) as client:
+        response, _ = await _register(client, keys, protocol, address)
     assert response.status_code == 201, response.text
     assert response.json()["address"] == address
 
 
 async def test_the_default_networks_are_loopback(client: httpx.AsyncClient, keys: Keys) -> None:
-    firm = await make_firm(client, keys)
-    body = _meter(firm["id"], "modbus", {"host": "", "port": 502, "unit_id": 1})
-    response = await client.post("/v1/meters", json=body, headers=keys.headers("field"))
+    response, _ = await _register(client, keys, "modbus", {"host": "", "port": 502, "unit_id": 1})
     assert response.status_code == 422, response.text
     assert response.json()["allowed"] == ["127.0.0.0/8", "::1/128"]
-
-
-@pytest.mark.parametrize(
-    ("protocol", "address"),
-    [
-        ("modbus", {"host": "127.0.0.1", "port": 502, "unit_id": 1}),
-        ("modbus", {"host": "localhost", "port": 502, "unit_id": 1}),
-        ("dlt645", {"address": "000102030425", "bus": "tcp://127.0.0.1:8899"}),
-        ("dlt645", {"address": "000102030425", "bus": "dtu://yw-0001"}),
-    ],
-)
-async def test_loopback_and_dial_in_addresses_register(
-    client: httpx.AsyncClient, keys: Keys, protocol: str, address: Any
-) -> None:
-    firm = await make_firm(client, keys)
-    body = _meter(firm["id"], protocol, address)
-    response = await client.post("/v1/meters", json=body, headers=keys.headers("field"))
-    assert response.status_code == 201, response.text
 
 
 def _swap(code: object, address: dict[str, Any] | None, **more: Any) -> dict[str, Any]:
