@@ -61,20 +61,26 @@ class MeterFields(BaseModel):
     installed_at: Instant
 
 
+def address_problem(protocol: Protocol, address: dict[str, Any]) -> str | None:
+    """Why ``address`` does not fit ``protocol`` as a new address (None: it fits)."""
+    missing = [k for k in _ADDRESS_KEYS[protocol] if k not in address]
+    if missing:
+        return f"a {protocol} address needs {', '.join(missing)}"
+    number = address.get("address")
+    if protocol == "dlt645" and not DLT645_ADDRESS.fullmatch(str(number)):
+        return (
+            f"a dlt645 address is the meter's 12-digit number (e.g. 000102030425), not {number!r}"
+        )
+    return None
+
+
 class MeterIn(MeterFields):
     """A meter to register; its address must fit its protocol."""
 
     @model_validator(mode="after")
     def _address_fits_protocol(self) -> MeterIn:
-        missing = [k for k in _ADDRESS_KEYS[self.protocol] if k not in self.address]
-        if missing:
-            raise ValueError(f"a {self.protocol} address needs {', '.join(missing)}")
-        number = self.address.get("address")
-        if self.protocol == "dlt645" and not DLT645_ADDRESS.fullmatch(str(number)):
-            raise ValueError(
-                f"a dlt645 address is the meter's 12-digit number (e.g. 000102030425), "
-                f"not {number!r}"
-            )
+        if (problem := address_problem(self.protocol, self.address)) is not None:
+            raise ValueError(problem)
         if self.installed_at.tzinfo is None:
             raise ValueError("installed_at needs a UTC offset")
         return self
@@ -134,7 +140,7 @@ async def list_meters(
     return [_meter(r) for r in rows]
 
 
-async def _insert(conn: Conn, meter: MeterIn, replaces: int | None) -> int:
+async def _insert(conn: Conn, meter: MeterFields, replaces: int | None) -> int:
     try:
         meter_id: int = await conn.fetchval(
             "INSERT INTO meters (firm_id, code, utility, protocol, address, model, ct_ratio, "
@@ -220,6 +226,33 @@ async def create_meter(
         return await get_meter(conn, meter_id)
 
 
+async def check_swap(protocol: Protocol, swap: Replacement, *, policy: DialPolicy) -> None:
+    """What ``swap`` brings is input, checked as at registration: a new address must fit
+    ``protocol`` (`InvalidError`) and be one collectors may dial (`AddressNotAllowedError`),
+    a new model must be a known one."""
+    if swap.address is not None:
+        if (problem := address_problem(protocol, swap.address)) is not None:
+            raise InvalidError(problem)
+        await check_address(protocol, swap.address, policy=policy)
+    check_model(protocol, swap.model)
+
+
+def successor(old: Meter, swap: Replacement) -> MeterFields:
+    """The meter that replaces ``old``: the values ``swap`` gives over ``old``'s. The stored
+    values are taken as they are, never validated again: they may predate today's rules
+    (an older address format, a narrower ``MHUB_COLLECT_NETWORKS``)."""
+    given = {
+        "code": swap.code,
+        "installed_at": swap.at,
+        "address": swap.address,
+        "model": swap.model,
+        "ct_ratio": swap.ct_ratio,
+        "pt_ratio": swap.pt_ratio,
+    }
+    kept = old.model_dump(include=set(MeterFields.model_fields))
+    return MeterFields.model_construct(**(kept | {k: v for k, v in given.items() if v is not None}))
+
+
 async def replace_meter(
     conn: Conn,
     *,
@@ -230,29 +263,18 @@ async def replace_meter(
 ) -> Meter:
     """Close ``meter_id`` at ``swap.at`` and open its successor; the firm's series stays
     continuous because rollups sum both meters and the swap's register readings close and
-    open their series (`Replacement`). A new address must be one collectors may
-    dial (``policy``)."""
+    open their series (`Replacement`). Only what ``swap`` gives is checked (`check_swap`:
+    a new address must be one collectors may dial under ``policy``); what the successor
+    keeps of the old meter is not (`successor`)."""
     async with conn.transaction():
         old = await get_meter(conn, meter_id)
-        if swap.address is not None:
-            await check_address(old.protocol, swap.address, policy=policy)
+        await check_swap(old.protocol, swap, policy=policy)
         if old.removed_at is not None:
             raise ConflictError(f"meter {meter_id} was already removed at {old.removed_at}")
         if swap.at <= old.installed_at:
             raise InvalidError("the replacement time is before the old meter's installation")
         await conn.execute("UPDATE meters SET removed_at = $2 WHERE id = $1", meter_id, swap.at)
-        new = MeterIn(
-            **{
-                **old.model_dump(include=set(MeterIn.model_fields)),
-                "code": swap.code,
-                "installed_at": swap.at,
-                "address": swap.address or old.address,
-                "model": swap.model or old.model,
-                "ct_ratio": swap.ct_ratio or old.ct_ratio,
-                "pt_ratio": swap.pt_ratio or old.pt_ratio,
-            }
-        )
-        new_id = await _insert(conn, new, meter_id)
+        new_id = await _insert(conn, successor(old, swap), meter_id)
         await meter_history.record_swap(
             conn,
             old_id=meter_id,

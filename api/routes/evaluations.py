@@ -20,16 +20,7 @@ from api.deps import Bureau, PoolDep, Reader
 from api.formats import FormatDep, Table, render, table_responses
 from api.params import IdPath
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.routes.sheets import (
-    PARTIAL_DOC,
-    SHEET_RESPONSES,
-    ImportResult,
-    PartialQuery,
-    SheetType,
-    answer,
-    read_upload,
-    sheet_body,
-)
+from api.routes.sheets import PARTIAL_DOC, add_sheet_import
 from api.trends.params import Lang, LangQuery
 from meterhub.settings import Settings
 from registry.fields import Text
@@ -232,26 +223,18 @@ async def run_evaluations(
 _OFFICIAL_EXAMPLE = "统一社会信用代码,年度,评价类别,综合得分\n91330782MA0000005K,2025,B,78.5\n"
 
 
-@router.post(
+add_sheet_import(
+    router,
     "/v1/evaluations/official/import",
+    run=import_official,
+    columns=OFFICIAL_COLUMNS,
+    name="import_official_classes",
     summary="Import officially published classes (CSV or XLSX)",
     description="Columns: credit_code (统一社会信用代码), year (年度), class (评价类别: A-D), "
     "score (综合得分, optional). Stored beside the computed classes (source official). "
     f"{PARTIAL_DOC}",
-    responses=SHEET_RESPONSES,
-    openapi_extra=sheet_body(_OFFICIAL_EXAMPLE),
+    example=_OFFICIAL_EXAMPLE,
 )
-async def import_official_classes(
-    request: Request,
-    principal: Bureau,
-    pool: PoolDep,
-    partial: PartialQuery = False,
-    content_type: SheetType = None,
-) -> ImportResult:
-    sheet = await read_upload(request, content_type, OFFICIAL_COLUMNS)
-    async with pool.acquire() as conn:
-        report = await import_official(conn, sheet=sheet, principal=principal, partial=partial)
-    return answer(report)
 
 
 class HistoryOut(BaseModel):

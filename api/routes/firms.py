@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
-import asyncpg
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import Bureau, PoolDep, Reader, RegistryReader
 from api.params import IdPath, OffsetQuery
 from api.problems import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, responses
-from api.routes.sheets import (
-    PARTIAL_DOC,
-    SHEET_RESPONSES,
-    SHEET_TYPES,
-    ImportResult,
-    PartialQuery,
-    SheetType,
-    answer,
-    read_upload,
-    sheet_body,
-)
-from meterhub.db import Conn
+from api.routes.sheets import PARTIAL_DOC, SHEET_TYPES, add_sheet_import
 from registry import firms as service
 from registry import imports
-from registry.keys import Principal
 from registry.output import list_output_figures
 from registry.scope import town_filter
-from registry.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS, Sheet
+from registry.sheets import FIRM_COLUMNS, OUTPUT_COLUMNS
 from registry.towns import optional_town
 
 router = APIRouter(prefix="/v1/firms", tags=["registry"])
@@ -39,14 +25,6 @@ _READ = responses(Unauthorized, Forbidden)
 class FirmPage(BaseModel):
     total: int
     items: list[service.Firm]
-
-
-class Importer(Protocol):
-    """`imports.import_firms` or `imports.import_output_figures`."""
-
-    def __call__(
-        self, conn: Conn, *, principal: Principal, sheet: Sheet, partial: bool
-    ) -> Awaitable[imports.ImportReport]: ...
 
 
 @router.get("", summary="List and search firms", responses=_READ)
@@ -107,22 +85,6 @@ async def update_firm(
         return await service.update_firm(conn, principal=principal, firm_id=firm_id, patch=body)
 
 
-async def _import(
-    run: Importer,
-    columns: Mapping[str, str],
-    request: Request,
-    content_type: str | None,
-    principal: Principal,
-    pool: asyncpg.Pool,
-    partial: bool,
-) -> ImportResult:
-    """Read the body as a sheet with ``columns`` and import it with ``run``."""
-    sheet = await read_upload(request, content_type, columns)
-    async with pool.acquire() as conn:
-        report = await run(conn, principal=principal, sheet=sheet, partial=partial)
-    return answer(report)
-
-
 _FIRMS_EXAMPLE = (
     "统一社会信用代码,企业名称,行业代码,镇街,用地面积(亩),规上企业,标签\n"
     "91330782MA0000005K,义乌市示例针织有限公司,C1762,苏溪,12.5,是,D-class\n"
@@ -133,54 +95,32 @@ _OUTPUT_EXAMPLE = (
 )
 
 
-@router.post(
+add_sheet_import(
+    router,
     "/import",
+    run=imports.import_firms,
+    columns=FIRM_COLUMNS,
+    name="import_firms",
     summary="Bulk import firms from the bureau's sheet",
     description=f"Body: the sheet ({SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
     "name (企业名称), industry (行业代码), town (镇街: 苏溪 or 苏溪镇, see GET /v1/towns), "
     "land_mu (用地面积(亩)), above_scale (规上企业: 是/否), tags (标签, separated by ; or ,). "
     f"Existing firms (same credit code) are updated. {PARTIAL_DOC}",
-    responses=SHEET_RESPONSES,
-    openapi_extra=sheet_body(_FIRMS_EXAMPLE),
+    example=_FIRMS_EXAMPLE,
 )
-async def import_firms(
-    request: Request,
-    principal: Bureau,
-    pool: PoolDep,
-    partial: PartialQuery = False,
-    content_type: SheetType = None,
-) -> ImportResult:
-    return await _import(
-        imports.import_firms, FIRM_COLUMNS, request, content_type, principal, pool, partial
-    )
-
-
-@router.post(
+add_sheet_import(
+    router,
     "/output-figures/import",
+    run=imports.import_output_figures,
+    columns=OUTPUT_COLUMNS,
+    name="import_output_figures",
     summary="Bulk import monthly output figures",
     description=f"Body: the sheet ({SHEET_TYPES}). Columns: credit_code (统一社会信用代码), "
     "month (月份: 2026-03 or 2026年3月), output_value (工业总产值), value_added (工业增加值), "
     "tax_paid (税收), employees (从业人员), rnd_spend (研发费用), main_revenue (主营业务收入); "
     f"amounts in yuan. A firm's month is replaced when imported again. {PARTIAL_DOC}",
-    responses=SHEET_RESPONSES,
-    openapi_extra=sheet_body(_OUTPUT_EXAMPLE),
+    example=_OUTPUT_EXAMPLE,
 )
-async def import_output_figures(
-    request: Request,
-    principal: Bureau,
-    pool: PoolDep,
-    partial: PartialQuery = False,
-    content_type: SheetType = None,
-) -> ImportResult:
-    return await _import(
-        imports.import_output_figures,
-        OUTPUT_COLUMNS,
-        request,
-        content_type,
-        principal,
-        pool,
-        partial,
-    )
 
 
 @router.get(

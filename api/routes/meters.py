@@ -81,7 +81,10 @@ async def create_meter(
     "interval pair and `new_initial_energy` opens the new one's, both stored as readings with "
     "source `swap`. Leave one out only when it is unknown: that side's energy is then lost and "
     "an `unknown_swap_energy` interval event at `at` says so. 409 if a meter already has a "
-    "different reading at `at`.",
+    "different reading at `at`. What the body gives is checked as at registration: a new "
+    "`address` must fit the protocol and lie in `MHUB_COLLECT_NETWORKS` (else 422 "
+    "`address_not_allowed`), a new `model` must be a known one. What the successor keeps of "
+    "the old meter is taken as stored, not checked again (it may predate today's rules).",
     responses=responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidRequest),
 )
 async def replace_meter(

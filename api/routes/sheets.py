@@ -9,8 +9,8 @@ good rows are written and the answer is 200, the bad rows listed in ``errors``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Awaitable, Mapping
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
@@ -25,7 +25,9 @@ from api.problems import (
     UnsupportedSheetType,
     responses,
 )
+from meterhub.db import Conn
 from registry.imports import ImportReport
+from registry.keys import Principal
 from registry.reference.kinds import KINDS
 from registry.sheets import XLSX_TYPES, Sheet, read_sheet
 
@@ -47,6 +49,14 @@ PartialQuery = Annotated[
     bool, Query(description="write the good rows and answer 200 even if some rows are bad")
 ]
 SheetType = Annotated[str | None, Header(description=SHEET_TYPES)]
+
+
+class SheetImporter(Protocol):
+    """The import of a read sheet (`registry.imports.import_firms`, a `KINDS` run...)."""
+
+    def __call__(
+        self, conn: Conn, *, principal: Principal, sheet: Sheet, partial: bool
+    ) -> Awaitable[ImportReport]: ...
 
 
 class ImportResult(BaseModel):
@@ -109,6 +119,45 @@ def answer(report: ImportReport) -> ImportResult:
     )
 
 
+def add_sheet_import(
+    router: APIRouter,
+    path: str,
+    *,
+    run: SheetImporter,
+    columns: Mapping[str, str],
+    name: str,
+    summary: str,
+    description: str,
+    example: str,
+) -> None:
+    """Register ``POST path`` (a bureau key's): read the body as a sheet whose header names
+    ``columns`` (`read_upload`) and import it with ``run``, answering with the counts and
+    every bad row (`answer`). ``name`` makes the operation id."""
+
+    async def import_sheet(
+        request: Request,
+        principal: Bureau,
+        pool: PoolDep,
+        partial: PartialQuery = False,
+        content_type: SheetType = None,
+    ) -> ImportResult:
+        sheet = await read_upload(request, content_type, columns)
+        async with pool.acquire() as conn:
+            report = await run(conn, principal=principal, sheet=sheet, partial=partial)
+        return answer(report)
+
+    router.add_api_route(
+        path,
+        import_sheet,
+        methods=["POST"],
+        summary=summary,
+        description=description,
+        responses=SHEET_RESPONSES,
+        openapi_extra=sheet_body(example),
+        name=name,
+    )
+
+
 def add_import(router: APIRouter, path: str, *, kind: str, summary: str, example: str) -> None:
     """Register ``POST path``: import a sheet of ``kind`` (all-or-nothing unless
     ``partial=true``), answering with the counts and every bad row."""
@@ -117,28 +166,15 @@ def add_import(router: APIRouter, path: str, *, kind: str, summary: str, example
         f"{field} ({'/'.join(h for h, f in spec.columns.items() if f == field) or '-'})"
         for field in sorted(spec.fields)
     )
-
-    async def run(
-        request: Request,
-        principal: Bureau,
-        pool: PoolDep,
-        partial: PartialQuery = False,
-        content_type: SheetType = None,
-    ) -> ImportResult:
-        sheet = await read_upload(request, content_type, spec.columns)
-        async with pool.acquire() as conn:
-            report = await spec.run(conn, principal=principal, sheet=sheet, partial=partial)
-        return answer(report)
-
-    router.add_api_route(
+    add_sheet_import(
+        router,
         path,
-        run,
-        methods=["POST"],
+        run=spec.run,
+        columns=spec.columns,
+        name=f"import_{kind.replace('-', '_')}",
         summary=summary,
         description=f"Body: the sheet ({SHEET_TYPES}); the header row names the columns "
         f"by field or Chinese header: {headers}. {PARTIAL_DOC} Audited. "
         "Columns and values: docs/import.md.",
-        responses=SHEET_RESPONSES,
-        openapi_extra=sheet_body(example),
-        name=f"import_{kind.replace('-', '_')}",
+        example=example,
     )

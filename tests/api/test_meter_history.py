@@ -3,12 +3,14 @@ through the API, the ingest sink and the interval worker on the real database.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from ingest.interval_worker import derive_pending, prepare_connection
@@ -17,7 +19,8 @@ from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
 from meterhub.settings import Settings
 from tests.api.conftest import Keys
-from tests.support import create_meters
+from tests.api.test_registry import make_firm
+from tests.support import create_meters, in_process_api
 
 pytestmark = pytest.mark.integration
 
@@ -58,21 +61,27 @@ async def swap_day(
     sink: IngestSink,
     db: asyncpg.Connection,
     readings_at_swap: dict[str, str],
+    *,
+    old: int | None = None,
+    address: dict[str, str] | None = FEED,
 ) -> tuple[int, int]:
-    """Old meter (CT 1): 1 kWh per quarter 00:00 -> 10:00 (100 -> 140); the swap at 10:07;
-    new meter (CT 2): 5.2 at 10:15, then 0.5 per quarter to 24:00 (32.7)."""
-    (old,) = await create_meters(db, 1)
+    """Old meter (CT 1; ``old``, default a new grid-feed one): 1 kWh per quarter 00:00 ->
+    10:00 (100 -> 140); the swap at 10:07 to ``address`` (None: the old one's); new meter
+    (CT 2): 5.2 at 10:15, then 0.5 per quarter to 24:00 (32.7)."""
+    if old is None:
+        (old,) = await create_meters(db, 1)
     await sink.submit(
         [Reading(meter_id=old, ts=DAY + i * Q, energy=100.0 + i, source="t") for i in range(41)]
     )
     code = await db.fetchval("SELECT code FROM meters WHERE id = $1", old)
+    new_address = {} if address is None else {"address": address}
     swap = await client.post(
         f"/v1/meters/{old}/replace",
         json={
             "code": code + "-new",
             "at": SWAP.isoformat(),
             "ct_ratio": "2",
-            "address": FEED,
+            **new_address,
             **readings_at_swap,
         },
         headers=keys.headers("field"),
@@ -90,11 +99,11 @@ async def swap_day(
     return old, new
 
 
-async def test_a_swap_with_its_register_readings_keeps_the_energy(
-    client: httpx.AsyncClient, keys: Keys, sink: IngestSink, db: asyncpg.Connection
-) -> None:
-    at_swap = {"old_final_energy": "140.5", "new_initial_energy": "5.0"}
-    old, new = await swap_day(client, keys, sink, db, at_swap)
+AT_SWAP = {"old_final_energy": "140.5", "new_initial_energy": "5.0"}
+
+
+async def assert_swap_energy_kept(db: asyncpg.Connection, old: int, new: int) -> None:
+    """The day of `swap_day` with `AT_SWAP`: both sides of the swap counted."""
     # Old: 140.5 - 100 = 40.5 kWh; new: (32.7 - 5.0) x 2 = 55.4 kWh.
     assert await firm_day(db, old, DAY) == pytest.approx(95.9, abs=1e-6)
     ten = DAY + timedelta(hours=10)
@@ -116,6 +125,78 @@ async def test_a_swap_with_its_register_readings_keeps_the_energy(
         "SELECT count(*) FROM interval_events WHERE meter_id = ANY($1::bigint[])", [old, new]
     )
     assert events == 0
+
+
+async def test_a_swap_with_its_register_readings_keeps_the_energy(
+    client: httpx.AsyncClient, keys: Keys, sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    old, new = await swap_day(client, keys, sink, db, AT_SWAP)
+    await assert_swap_energy_kept(db, old, new)
+
+
+async def test_a_meter_registered_under_older_rules_is_replaced_keeping_its_energy(
+    client: httpx.AsyncClient, keys: Keys, sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    # A grid-feed meter stored without the feed today's registration requires (as a city
+    # upsert or an older release stored it): its address is not input, the swap keeps it.
+    old, new = await swap_day(client, keys, sink, db, AT_SWAP, address=None)
+    await assert_swap_energy_kept(db, old, new)
+    stored = await db.fetch(
+        "SELECT address FROM meters WHERE id = ANY($1::bigint[]) ORDER BY id", [old, new]
+    )
+    assert [orjson.loads(r["address"]) for r in stored] == [{}, {}]
+
+
+def _modbus(firm_id: object, host: str) -> dict[str, object]:
+    return {
+        "firm_id": firm_id,
+        "code": f"SWAP-{uuid.uuid4().hex[:8]}",
+        "protocol": "modbus",
+        "address": {"host": host, "port": 502, "unit_id": 1},
+        "installed_at": "2026-01-01T00:00:00+08:00",
+    }
+
+
+async def test_a_meter_outside_todays_networks_is_replaced_keeping_its_energy(
+    api_settings: Settings, keys: Keys, sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    """Registered at 127.0.0.2 under MHUB_COLLECT_NETWORKS=127.0.0.0/30, replaced after the
+    list shrank to 127.0.0.1/32: the stored address is kept, a new one is checked."""
+    wide = api_settings.model_copy(update={"collect_networks": "127.0.0.0/30"})
+    narrow = api_settings.model_copy(update={"collect_networks": "127.0.0.1/32"})
+    async with in_process_api(wide) as client:
+        firm = await make_firm(client, keys)
+        body = _modbus(firm["id"], "127.0.0.2")
+        created = await client.post("/v1/meters", json=body, headers=keys.headers("field"))
+        assert created.status_code == 201, created.text
+    old = int(created.json()["id"])
+    async with in_process_api(narrow) as client:
+        outside = await client.post(
+            f"/v1/meters/{old}/replace",
+            json={
+                "code": f"{body['code']}-out",
+                "at": SWAP.isoformat(),
+                "address": {"host": "127.0.0.3", "port": 502, "unit_id": 1},
+                **AT_SWAP,
+            },
+            headers=keys.headers("field"),
+        )
+        assert outside.status_code == 422, outside.text
+        assert outside.headers["content-type"].startswith("application/problem+json")
+        problem = outside.json()
+        assert problem["type"] == "/problems/address_not_allowed"
+        assert problem["setting"] == "MHUB_COLLECT_NETWORKS"
+        assert problem["allowed"] == ["127.0.0.1/32"]
+        assert "127.0.0.3" in problem["detail"] and "MHUB_COLLECT_NETWORKS" in problem["detail"]
+        assert await db.fetchval("SELECT removed_at FROM meters WHERE id = $1", old) is None
+        assert not await db.fetchval(
+            "SELECT count(*) FROM readings WHERE meter_id = $1 AND source = 'swap'", old
+        )
+        old_again, new = await swap_day(client, keys, sink, db, AT_SWAP, old=old, address=None)
+    assert old_again == old
+    await assert_swap_energy_kept(db, old, new)
+    address = await db.fetchval("SELECT address FROM meters WHERE id = $1", new)
+    assert orjson.loads(address) == body["address"]
 
 
 async def test_a_swap_without_readings_says_the_energy_is_lost_and_invents_none(

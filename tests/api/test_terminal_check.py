@@ -119,25 +119,36 @@ async def test_an_address_registered_in_wire_order_is_named_with_the_right_one(
 
 @pytest.fixture
 async def walled_client(settings: Settings, tmp_path: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with ``MHUB_COLLECT_NETWORKS=127.0.0.2/32``: 127.0.0.1 is outside."""
     walled = settings.model_copy(
-        update={"spool_dir": tmp_path / "spool", "collect_networks": "10.20.0.0/16"}
+        update={"spool_dir": tmp_path / "spool", "collect_networks": "127.0.0.2/32"}
     )
     async with in_process_api(walled) as http:
         yield http
 
 
+async def _check_simulated(
+    client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection, host: str
+) -> tuple[dict[str, Any], int]:
+    """The check of a Modbus meter simulated on ``host``; the requests the meter received."""
+    model = load_model("eastron_sdm630")
+    async with ModbusMeterSimulator({1: model}, provider=LinearProvider(), host=host) as sim:
+        port = int(sim.url.rsplit(":", 1)[1])
+        meter = await _register(db, "modbus", {"host": host, "port": port, "unit_id": 1})
+        return await _check(client, keys, meter), sim.requests[1]
+
+
 async def test_a_terminal_outside_the_collect_networks_is_not_dialled(
     walled_client: httpx.AsyncClient, keys: Keys, db: asyncpg.Connection
 ) -> None:
-    model = load_model("eastron_sdm630")
-    async with ModbusMeterSimulator({1: model}, provider=LinearProvider()) as sim:
-        host, port = sim.url.removeprefix("tcp://").split(":")
-        meter = await _register(db, "modbus", {"host": host, "port": int(port), "unit_id": 1})
-        report = await _check(walled_client, keys, meter)
-        assert sim.requests[1] == 0
+    report, requests = await _check_simulated(walled_client, keys, db, "127.0.0.1")
+    assert requests == 0
     assert report["ok"] is False
-    assert report["error"].startswith("DialRefusedError: ")
-    assert "MHUB_COLLECT_NETWORKS" in report["error"]
+    assert report["error"] == (
+        "DialRefusedError: 127.0.0.1 is not in MHUB_COLLECT_NETWORKS (127.0.0.2/32): not dialled"
+    )
+    inside, requests = await _check_simulated(walled_client, keys, db, "127.0.0.2")
+    assert inside["ok"] is True and requests > 0, inside
 
 
 async def test_pushing_and_removed_meters_are_not_checked(

@@ -1,11 +1,16 @@
 """MHUB_COLLECT_NETWORKS: collectors dial only allowed networks, checked at each dial
-(a meter written straight into the database is refused too), and nothing leaves."""
+(a meter written straight into the database is refused too), and nothing leaves.
+
+Every address here is on loopback: the refusals run under an allow-list of 127.0.0.2 alone,
+so 127.0.0.1 (where a listener counts who connects), ::1 and localhost are outside it."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
@@ -24,7 +29,11 @@ from meterhub.settings import Settings, parse_networks
 from tests import loopback_guard
 from tests.support import create_meters
 
-OUTSIDE = "10.20.0.7"
+#: The allow-list of the refusal tests, and a loopback address outside it.
+ALLOWED, OUTSIDE = "127.0.0.2/32", "127.0.0.1"
+#: A name whose lookup fails with no query leaving this machine: the IDNA encoder refuses a
+#: label past 63 characters (a ``.invalid`` name would ask the configured DNS server).
+UNRESOLVABLE = "x" * 64 + ".test"
 
 
 def test_the_setting_is_comma_separated_cidrs_defaulting_to_loopback() -> None:
@@ -32,10 +41,10 @@ def test_the_setting_is_comma_separated_cidrs_defaulting_to_loopback() -> None:
         ipaddress.ip_network("127.0.0.0/8"),
         ipaddress.ip_network("::1"),
     )
-    custom = Settings(collect_networks=" 127.0.0.1/32, fd00::/8 ")
-    assert [str(n) for n in custom.collect_network_list] == ["127.0.0.1/32", "fd00::/8"]
+    custom = Settings(collect_networks=" 127.0.0.2/32, ::1/128 ")
+    assert [str(n) for n in custom.collect_network_list] == ["127.0.0.2/32", "::1/128"]
     with pytest.raises(ValueError, match="MHUB_COLLECT_NETWORKS"):
-        Settings(collect_networks="127.0.0.0/8,10.0.0.1/8")  # host bits set: a typo
+        Settings(collect_networks="127.0.0.2/32,127.0.0.1/8")  # host bits set: a typo
 
 
 @pytest.mark.parametrize(
@@ -60,28 +69,53 @@ async def test_the_policy_resolves_and_pins() -> None:
     assert await policy.pinned("tcp://[::1]:502") == "tcp://[::1]:502"
     pinned = await policy.pinned("rtu+tcp://localhost:4001")  # a name: the checked address
     assert pinned in ("rtu+tcp://127.0.0.1:4001", "rtu+tcp://[::1]:4001")
-    for url in (f"tcp://{OUTSIDE}:8899", "tcp://[2001:db8::1]:502", "tcp://0.0.0.0:1"):
-        with pytest.raises(DialRefusedError, match="not in MHUB_COLLECT_NETWORKS"):
-            await policy.pinned(url)
-    with pytest.raises(DialRefusedError, match="does not resolve"):
-        await policy.pinned("tcp://no-such-host.invalid:502")
     with pytest.raises(DialRefusedError, match="not in MHUB_COLLECT_NETWORKS"):
-        await DialPolicy(parse_networks("192.0.2.0/24")).pinned("tcp://localhost:502")
+        await policy.pinned("tcp://0.0.0.0:1")  # "any address": never a dial target
+    with pytest.raises(DialRefusedError, match="does not resolve"):
+        await policy.pinned(f"tcp://{UNRESOLVABLE}:502")
+    narrow = DialPolicy(parse_networks(ALLOWED))
+    assert await narrow.pinned("tcp://127.0.0.2:8899") == "tcp://127.0.0.2:8899"
+    for url in (f"tcp://{OUTSIDE}:8899", "tcp://127.0.0.3:8899", "tcp://[::1]:502"):
+        with pytest.raises(
+            DialRefusedError, match=r"not in MHUB_COLLECT_NETWORKS \(127\.0\.0\.2/32\)"
+        ):
+            await narrow.pinned(url)
+    with pytest.raises(DialRefusedError, match=r"localhost \(.*\) is not in MHUB_COLLECT_NETWORKS"):
+        await narrow.pinned("tcp://localhost:502")  # a name: every address it stands for
+
+
+@dataclass
+class Listener:
+    """A TCP listener that counts the connections it accepts (and closes them)."""
+
+    host: str
+    port: int = 0
+    accepted: list[int] = field(default_factory=list)
+
+    def dialled(self, attempts: list[tuple[str, int]]) -> bool:
+        """Whether ``attempts`` (of `loopback_guard.ATTEMPTS`) include a connect to it."""
+        return (self.host, self.port) in attempts
+
+
+@asynccontextmanager
+async def _listening(host: str) -> AsyncIterator[Listener]:
+    listener = Listener(host)
+
+    async def on_connect(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        listener.accepted.append(1)
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, host, 0)
+    listener.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield listener
 
 
 @pytest.fixture
-async def listener() -> AsyncIterator[tuple[int, list[int]]]:
-    """A TCP listener on 127.0.0.1 that counts the connections it accepts."""
-    accepted: list[int] = []
-
-    async def on_connect(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(1)
-        writer.close()
-
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield port, accepted
+async def listeners() -> AsyncIterator[tuple[Listener, Listener]]:
+    """Listeners on 127.0.0.1 (outside `ALLOWED`) and on 127.0.0.2 (inside)."""
+    async with _listening(OUTSIDE) as outside, _listening("127.0.0.2") as inside:
+        yield outside, inside
 
 
 async def _register(db: asyncpg.Connection, meter_id: int, protocol: str, address: object) -> None:
@@ -131,41 +165,36 @@ async def _cycle(
 
 @pytest.mark.integration
 async def test_a_meter_outside_the_networks_is_never_dialled(
-    sink: IngestSink, db: asyncpg.Connection, listener: tuple[int, list[int]]
+    sink: IngestSink, db: asyncpg.Connection, listeners: tuple[Listener, Listener]
 ) -> None:
-    port, accepted = listener
+    outside, inside = listeners
     modbus, dlt645, local = await create_meters(db, 3)
-    await _register(db, modbus, "modbus", {"host": OUTSIDE, "port": port, "unit_id": 1})
-    await _register(
-        db, dlt645, "dlt645", {"address": "000000000001", "bus": f"tcp://{OUTSIDE}:{port}"}
-    )
-    await _register(
-        db, local, "dlt645", {"address": "000000000002", "bus": f"tcp://127.0.0.1:{port}"}
-    )
+    await _register(db, modbus, "modbus", {"host": OUTSIDE, "port": outside.port, "unit_id": 1})
+    bus = f"tcp://{OUTSIDE}:{outside.port}"
+    await _register(db, dlt645, "dlt645", {"address": "000000000001", "bus": bus})
+    bus = f"tcp://127.0.0.2:{inside.port}"
+    await _register(db, local, "dlt645", {"address": "000000000002", "bus": bus})
     before = len(loopback_guard.ATTEMPTS)
 
-    # Loopback is allowed (the default): only the local meter is dialled.
-    status = await _cycle(db, sink, [modbus, dlt645, local], DialPolicy())
+    # Only 127.0.0.2 is allowed: the meters at 127.0.0.1 are refused, the one at .2 dialled.
+    status = await _cycle(db, sink, [modbus, dlt645, local], DialPolicy(parse_networks(ALLOWED)))
     for meter in (modbus, dlt645):
         assert status[meter]["consecutive_failures"] == 1
         assert status[meter]["last_error"] == (
-            f"DialRefusedError: {OUTSIDE} is not in MHUB_COLLECT_NETWORKS "
-            "(127.0.0.0/8, ::1/128): not dialled"
+            f"DialRefusedError: {OUTSIDE} is not in MHUB_COLLECT_NETWORKS ({ALLOWED}): not dialled"
         )
-    assert not any(host == OUTSIDE for host, _ in loopback_guard.ATTEMPTS[before:])
-    assert accepted  # the listener does see a dial that happens ...
-
-    # ... and with loopback outside the networks, nothing reaches it.
-    accepted.clear()
-    before = len(loopback_guard.ATTEMPTS)
-    status = await _cycle(db, sink, [local], DialPolicy(parse_networks("192.0.2.0/24")))
-    assert status[local]["last_error"].startswith("DialRefusedError: 127.0.0.1 is not in")
-    assert "MHUB_COLLECT_NETWORKS (192.0.2.0/24)" in status[local]["last_error"]
+    assert not status[local]["last_error"].startswith("DialRefusedError")
     await asyncio.sleep(0.1)
-    assert accepted == []
-    assert loopback_guard.ATTEMPTS[before:] == [] or all(
-        port != p for _, p in loopback_guard.ATTEMPTS[before:]
-    )
+    assert outside.accepted == []
+    assert not outside.dialled(loopback_guard.ATTEMPTS[before:])
+    assert inside.accepted and inside.dialled(loopback_guard.ATTEMPTS[before:])
+
+    # The listener at 127.0.0.1 does see a dial once its network is allowed (the default).
+    before = len(loopback_guard.ATTEMPTS)
+    for meter in (modbus, dlt645):  # one at a time: they share a link, not a protocol
+        status = await _cycle(db, sink, [meter], DialPolicy())
+        assert not status[meter]["last_error"].startswith("DialRefusedError")
+    assert len(outside.accepted) == 2 and outside.dialled(loopback_guard.ATTEMPTS[before:])
     assert not await db.fetchval(
         "SELECT count(*) FROM readings WHERE meter_id = ANY($1)", [modbus, dlt645, local]
     )
@@ -174,6 +203,9 @@ async def test_a_meter_outside_the_networks_is_never_dialled(
 def test_the_test_suite_cannot_reach_beyond_this_machine() -> None:
     import socket
 
+    # The first address past loopback's network, computed so that no test holds a literal
+    # off this machine: the guard refuses the connect before a packet leaves.
+    beyond = str(ipaddress.ip_network("127.0.0.0/8").broadcast_address + 1)
     with socket.socket() as sock, pytest.raises(loopback_guard.OutboundConnectError):
-        sock.connect((OUTSIDE, 9))
-    assert loopback_guard.ATTEMPTS[-1] == (OUTSIDE, 9)
+        sock.connect((beyond, 9))
+    assert loopback_guard.ATTEMPTS[-1] == (beyond, 9)

@@ -1,5 +1,5 @@
 """A real `meterhub serve` on 127.0.0.1 for the fuzzers: its log in a file, one key per role,
-no collector running, collectors allowed to dial loopback only."""
+no collector running, collectors allowed to dial 127.0.0.1 only (so 127.0.0.2 is outside)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ async def live_api(
             made = await create_key(conn, name=f"fuzz {role}", role=role, scope=scopes.get(role))
             keys[str(role)] = made.key
         # Something for the ids and listings to find, registered as the API would (a grid-feed
-        # meter names its feed: `registry.meters.MeterIn` checks it on a replacement too).
+        # meter names its feed).
         listed = await create_meters(conn, 2)
         await conn.execute(
             "UPDATE meters SET address = jsonb_build_object('feed', 'fuzz-elsewhere') "
@@ -76,7 +76,7 @@ async def live_api(
         "MHUB_API_HOST": "127.0.0.1",
         "MHUB_API_PORT": str(port),
         "MHUB_SPOOL_DIR": str(home / "spool"),
-        "MHUB_COLLECT_NETWORKS": "127.0.0.0/8",
+        "MHUB_COLLECT_NETWORKS": "127.0.0.1/32",  # 127.0.0.2 is outside
         "MHUB_LOG_LEVEL": "DEBUG",  # the most the log can say: no key in it even then
         "MHUB_INTERVAL_WORKER": "false",
         "MHUB_ALERTS_SCHEDULE": "false",

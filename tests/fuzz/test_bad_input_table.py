@@ -204,7 +204,7 @@ CASES = [
         "invalid_request",
     ),
     Case(
-        "body: a Modbus meter at 10.20.0.7 (outside MHUB_COLLECT_NETWORKS; never dialled)",
+        "body: a Modbus meter at 127.0.0.2 (outside MHUB_COLLECT_NETWORKS=127.0.0.1/32)",
         "field",
         lambda h, f: h.post(
             "/v1/meters",
@@ -212,7 +212,7 @@ CASES = [
                 "firm_id": f["firm"],
                 "code": "ssrf-modbus",
                 "protocol": "modbus",
-                "address": {"host": "10.20.0.7", "port": 502, "unit_id": 1},
+                "address": {"host": "127.0.0.2", "port": 502, "unit_id": 1},
                 "installed_at": "2026-01-01T00:00:00+08:00",
             },
         ),

@@ -4,10 +4,6 @@ Retry-After) and is not stored."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -30,6 +26,7 @@ from meterhub.reading import LOCAL_TZ, Reading
 from meterhub.settings import Settings
 from registry.keys import Role, create_key
 from tests.ingest.conftest import create_meters
+from tests.tmpfs import tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -41,19 +38,8 @@ Key = tuple[int, datetime]
 @pytest.fixture
 def tiny_disk() -> Iterator[Path]:
     """A 4 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount_point = Path(tempfile.mkdtemp(prefix="meterhub-full-"))
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
-        check=True,
-        capture_output=True,
-    )
-    try:
+    with tmpfs(4, prefix="meterhub-full-") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount_point)], check=True, capture_output=True)
-        shutil.rmtree(mount_point, ignore_errors=True)
 
 
 def _assert_no_torn_or_corrupt_record(spool_dir: Path) -> None:

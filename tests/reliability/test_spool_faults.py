@@ -8,10 +8,6 @@ replayed."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +21,7 @@ from tests.pg_cluster import PrivatePostgres
 from tests.reliability.accounting import Key, Ledger, assert_exact
 from tests.reliability.api_process import STEP, T0, ApiProcess, FeedClient, wait_ready
 from tests.reliability.support import FEED, connection, grid_codes
+from tests.tmpfs import tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +29,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def tiny_disk() -> Iterator[Path]:
     """A 1 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount_point = Path(tempfile.mkdtemp(prefix="meterhub-rel-full-"))
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-        check=True,
-        capture_output=True,
-    )
-    try:
+    with tmpfs(1, prefix="meterhub-rel-full-") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount_point)], check=True, capture_output=True)
-        shutil.rmtree(mount_point, ignore_errors=True)
 
 
 async def _feed(cluster: PrivatePostgres, meters: int) -> tuple[str, list[str]]:

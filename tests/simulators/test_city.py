@@ -128,9 +128,9 @@ def test_faults_are_sprinkled() -> None:
 
 
 def test_options() -> None:
-    city = generate_city(firms=60, seed=2, bus_size=4, host="0.0.0.0", dlt645_port=20000)
+    city = generate_city(firms=60, seed=2, bus_size=4, host="127.0.0.2", dlt645_port=20000)
     dlt = [g for g in city.gateways if g.protocol == "dlt645"]
-    assert dlt[0].port == 20000 and dlt[0].id == "dlt-001" and dlt[0].host == "0.0.0.0"
+    assert dlt[0].port == 20000 and dlt[0].id == "dlt-001" and dlt[0].host == "127.0.0.2"
     assert all(len(city.meters_on(g.id)) <= 4 for g in dlt)
     assert generate_city(firms=0, seed=1).firms == ()
     with pytest.raises(ValueError, match="bus_size"):
