@@ -16,7 +16,7 @@ from alerts import rulebook
 from alerts.notices import config as notice_config
 from alerts.schedule import run_schedule
 from api import openapi, problems
-from api.health import BrokerProbe
+from api.health import INTERVAL_WORKER_TASK, BrokerProbe
 from api.params import STRICT_QUERY
 from api.routes import (
     campaign,
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker = None
                 if settings.interval_worker:
                     worker = supervisor.start(
-                        "interval-worker", lambda: run_interval_worker(settings, stop=stop)
+                        INTERVAL_WORKER_TASK, lambda: run_interval_worker(settings, stop=stop)
                     )
                 if settings.alerts_schedule:
                     supervisor.start("weekly-analytics", lambda: _weekly_clock(app, settings, stop))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 import asyncpg
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.dirty_marks import backlog
+from ingest.dirty_marks import BACKLOG_COUNT_LIMIT, backlog
 from ingest.interval_worker import RUNNING
 from ingest.sink import IngestSink
 from meterhub.supervise import Supervisor
@@ -23,6 +25,8 @@ class Check:
     ok: bool
     detail: str
     latency_ms: float
+    #: Figures behind ``detail`` for a keyed caller (the dashboard shows them), e.g. a backlog.
+    figures: Mapping[str, object] = field(default_factory=dict)
 
 
 async def check_database(pool: asyncpg.Pool | None, *, timeout: float = 2.0) -> Check:
@@ -162,12 +166,86 @@ def check_workers(supervisor: Supervisor | None) -> Check:
     return Check("workers", not down, detail, 0.0)
 
 
+#: The supervised task name of the API's own interval worker (`api.app`).
+INTERVAL_WORKER_TASK = "interval-worker"
+
+
+class WorkerRun(StrEnum):
+    RUNNING = "running"
+    RESTARTING = "restarting"  # crashed, waiting for its back-off
+    DEAD = "dead"
+    STOPPED = "stopped"  # configured here, not running (the process is stopping)
+    ELSEWHERE = "elsewhere"  # not configured in this process: `meterhub derive` does it
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalWorkerState:
+    run: WorkerRun
+    uptime: float | None = None  # seconds, while running
+    since_pass: float | None = None  # seconds since its last pass ended
+    restarts: int = 0
+    last_error: str = ""
+
+    def figures(self) -> dict[str, object]:
+        return {
+            "state": self.run.value,
+            "uptime_seconds": _rounded(self.uptime),
+            "last_pass_age_seconds": _rounded(self.since_pass),
+            "restarts": self.restarts,
+            "last_error": self.last_error or None,
+        }
+
+    def describe(self) -> str:
+        if self.run is WorkerRun.RUNNING:
+            since = "no pass yet" if self.since_pass is None else f"{self.since_pass:.0f} s"
+            return f"worker running for {self.uptime or 0:.0f} s, last pass {since}"
+        if self.run is WorkerRun.ELSEWHERE:
+            return "no worker in this process (meterhub derive expected)"
+        if self.last_error:
+            return f"worker {self.run.value} after {self.last_error}"
+        return f"worker {self.run.value}"
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
+def interval_worker_state(
+    supervisor: Supervisor | None, *, configured: bool
+) -> IntervalWorkerState:
+    """The interval worker of this process: running, waiting to restart, dead, or not
+    configured here."""
+    uptime = RUNNING.uptime()
+    task = next(
+        (s for s in (supervisor.states() if supervisor else []) if s.name == INTERVAL_WORKER_TASK),
+        None,
+    )
+    restarts, error = (task.restarts, task.last_error) if task else (0, "")
+    if task is not None and task.dead:
+        run = WorkerRun.DEAD
+    elif task is not None and task.restarting:
+        run = WorkerRun.RESTARTING
+    elif uptime is not None:
+        run = WorkerRun.RUNNING
+    elif configured:
+        run = WorkerRun.STOPPED
+    else:
+        return IntervalWorkerState(WorkerRun.ELSEWHERE)
+    return IntervalWorkerState(run, uptime, RUNNING.since_pass(), restarts, error)
+
+
 async def check_intervals(
-    pool: asyncpg.Pool | None, *, stall_after: float, timeout: float = 2.0
+    pool: asyncpg.Pool | None,
+    *,
+    stall_after: float,
+    worker: IntervalWorkerState,
+    timeout: float = 2.0,
 ) -> Check:
     """Interval derivation keeps up: not ready when the oldest dirty range has waited over
     ``stall_after`` seconds although a worker has been running that long (a dead worker is
-    the workers check's; with none in this process, `meterhub derive` is expected to run)."""
+    the workers check's; with none in this process, `meterhub derive` is expected to run).
+    Its figures: the dirty backlog (``ranges``, counted up to `BACKLOG_COUNT_LIMIT`, and
+    ``oldest_age_seconds``) and the ``worker``'s state."""
     started = time.perf_counter()
     if pool is None:
         return Check("intervals", False, "database unreachable", 0.0)
@@ -176,9 +254,18 @@ async def check_intervals(
             pending = await backlog(pool)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         return Check("intervals", False, f"{type(exc).__name__}: {exc}", 0.0)
-    uptime = RUNNING.uptime()
+    uptime = worker.uptime
     stalled = pending.oldest_age > stall_after and (uptime is None or uptime > stall_after)
-    detail = f"{pending.ranges} dirty range(s), oldest {pending.oldest_age:.0f} s"
+    capped = pending.ranges >= BACKLOG_COUNT_LIMIT
+    count = f"at least {pending.ranges}" if capped else str(pending.ranges)
+    detail = f"{count} dirty range(s), oldest {pending.oldest_age:.0f} s; {worker.describe()}"
     if stalled:
         detail = f"stalled: {detail} (limit {stall_after:.0f} s)"
-    return Check("intervals", not stalled, detail, (time.perf_counter() - started) * 1000)
+    figures = {
+        "ranges": pending.ranges,
+        "ranges_capped": capped,
+        "oldest_age_seconds": round(pending.oldest_age, 1),
+        "worker": worker.figures(),
+    }
+    latency = (time.perf_counter() - started) * 1000
+    return Check("intervals", not stalled, detail, latency, figures)

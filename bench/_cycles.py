@@ -1,5 +1,6 @@
 """Watching the scheduler's cycles from outside: when each link's cycle starts (the first
-poll attempt) and when its readings are committed, and the scheduler's own poll counters."""
+poll attempt) and when the last of its readings is committed, and the scheduler's own poll
+counters."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY
 
-from bench._registry import INTERVAL, PROTOCOLS
+from bench._registry import INTERVAL, PROTOCOLS, Row
 from collectors.scheduler import next_tick
-from collectors.targets import Poller, PollResult, PollTarget
+from collectors.targets import Poller, PollResult, PollTarget, link_of
 from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord
 from ingest.sink import IngestSink
@@ -25,48 +26,77 @@ def tick_of(started: float) -> float:
 
 
 @dataclass(slots=True)
+class Cycle:
+    """One cycle of a link (epoch seconds): its first poll attempt, its readings committed
+    so far (each meter's reading is handed to the sink as soon as it is read, in batches
+    shared by links) and when the latest of them was."""
+
+    started: float
+    readings: int = 0
+    committed: float | None = None
+
+
+@dataclass(slots=True)
 class LinkLog:
-    """One link's cycles (epoch seconds): a cycle starts at its first poll attempt and ends
-    when the sink has committed its readings (`LinkWorker.cycle` submits once per cycle)."""
+    """One link's cycles by tick. A cycle is finished when every meter of the link has a
+    reading committed in it, or when the link has started a later cycle."""
 
     protocol: str
-    started: float | None = None
-    ticks: list[float] = field(default_factory=list)
-    starts: list[float] = field(default_factory=list)
-    commits: list[float] = field(default_factory=list)
-    readings: list[int] = field(default_factory=list)
+    meters: int = 0
+    cycles: dict[float, Cycle] = field(default_factory=dict)
     accepted: int = 0
-    refused: int = 0
+
+    def finished(self) -> list[tuple[float, Cycle]]:
+        """The finished cycles, by tick."""
+        ticks = sorted(self.cycles)
+        return [
+            (tick, cycle)
+            for n, tick in enumerate(ticks)
+            if (cycle := self.cycles[tick]).committed is not None
+            and (cycle.readings >= self.meters > 0 or n + 1 < len(ticks))
+        ]
 
 
 class CycleLog:
     def __init__(self) -> None:
         self.links: dict[str, LinkLog] = {}
         self.spooled = 0
+        self.refused = 0
+
+    def expect(self, protocol: str, rows: Sequence[Row]) -> None:
+        """The meters registered on each link of ``protocol``."""
+        for address, _ in rows:
+            self._link(protocol, link_of(protocol, address)).meters += 1
+
+    def _link(self, protocol: str, link: str) -> LinkLog:
+        log = self.links.get(link)
+        if log is None:
+            log = self.links[link] = LinkLog(protocol)
+        return log
 
     def poll_started(self, target: PollTarget) -> None:
-        log = self.links.get(target.link)
-        if log is None:
-            log = self.links[target.link] = LinkLog(target.protocol)
-        if log.started is None:
-            log.started = time.time()
-
-    def committed(self, link: str, readings: int, result: SubmitResult) -> None:
         now = time.time()
-        log = self.links[link]
-        started = now if log.started is None else log.started
-        log.started = None
-        log.ticks.append(tick_of(started))
-        log.starts.append(started)
-        log.commits.append(now)
-        log.readings.append(readings)
-        log.accepted += result.accepted
-        log.refused += result.duplicates + result.conflicts + len(result.rejected)
+        self._link(target.protocol, target.link).cycles.setdefault(tick_of(now), Cycle(now))
+
+    def committed(self, readings: Sequence[Reading], result: SubmitResult) -> None:
+        """A batch is durable: each reading counts in its link's cycle (by its timestamp,
+        when its poll began)."""
+        now = time.time()
+        rejected = {r.index for r in result.rejected}
+        for i, reading in enumerate(readings):
+            protocol, link = reading.source.split(":", 1)
+            log = self._link(protocol, link)
+            tick = tick_of(reading.ts.timestamp())
+            cycle = log.cycles.setdefault(tick, Cycle(reading.ts.timestamp()))
+            cycle.readings += 1
+            cycle.committed = now
+            log.accepted += not result.spooled and i not in rejected
+        self.refused += result.duplicates + result.conflicts + len(rejected)
         self.spooled += result.spooled
 
     def done(self, cycles: int) -> int:
         """Links that have finished ``cycles`` cycles."""
-        return sum(len(log.commits) >= cycles for log in self.links.values())
+        return sum(len(log.finished()) >= cycles for log in self.links.values())
 
 
 class TimedPoller:
@@ -84,7 +114,7 @@ class TimedPoller:
 
 
 class TimedSink(IngestSink):
-    """The real sink; notes when each link's readings of a cycle are committed."""
+    """The real sink; notes when the readings of each link's cycles are committed."""
 
     def __init__(self, settings: Settings, *, log: CycleLog) -> None:
         super().__init__(settings)
@@ -94,9 +124,7 @@ class TimedSink(IngestSink):
         self, readings: Sequence[Reading], *, rejects: Sequence[QuarantineRecord] = ()
     ) -> SubmitResult:
         result = await super().submit(readings, rejects=rejects)
-        source = readings[0].source if readings else rejects[0].source if rejects else ""
-        if ":" in source:  # "<protocol>:<link>"
-            self._log.committed(source.split(":", 1)[1], len(readings), result)
+        self._log.committed(readings, result)  # sources "<protocol>:<link>"
         return result
 
 

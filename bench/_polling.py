@@ -63,17 +63,18 @@ class PollFigures:
         """Take in what the benchmark saw of each link's first ``cycles`` cycles."""
         self.durations = {p: [[] for _ in range(self.cycles)] for p in PROTOCOLS}
         self.spooled = log.spooled
+        self.refused = log.refused
         for link in log.links.values():
             self.accepted[link.protocol] += link.accepted
-            self.refused += link.refused
-            for k in range(min(len(link.commits), self.cycles)):
-                took = link.commits[k] - link.ticks[k]
-                self.polled[link.protocol] += link.readings[k]
+            for k, (tick, cycle) in enumerate(link.finished()[: self.cycles]):
+                assert cycle.committed is not None
+                took = cycle.committed - tick
+                self.polled[link.protocol] += cycle.readings
                 self.durations[link.protocol][k].append(took)
                 self.overran += took > INTERVAL
-                self.start_lag = max(self.start_lag, link.starts[k] - link.ticks[k])
+                self.start_lag = max(self.start_lag, cycle.started - tick)
                 first, last = self.span.get(link.protocol, (math.inf, -math.inf))
-                first, last = min(first, link.ticks[k]), max(last, link.commits[k])
+                first, last = min(first, tick), max(last, cycle.committed)
                 self.span[link.protocol] = first, last
 
     @property
@@ -176,6 +177,8 @@ async def polling_phase(settings: Settings, dsn: str, args: argparse.Namespace) 
         drows = dlt645_rows(dl[0] if dl else [], count=args.dlt645, gap_ms=args.dlt645_gap_ms)
         await register(dsn, protocol="modbus", rows=rows)
         await register(dsn, protocol="dlt645", rows=drows)
+        log.expect("modbus", rows)
+        log.expect("dlt645", drows)
         links = {"modbus": len(mb[0]) if mb else 0, "dlt645": len(dl[0]) if dl else 0}
         before = polls_counted()
         try:

@@ -1,7 +1,9 @@
 """`meterhub collect`: polls every registered terminal on its clock-aligned cycle.
 
 One task per link (a Modbus endpoint or an RS-485 bus) polls the meters due at each tick
-one at a time; thousands of links run concurrently. A failed poll is retried with backoff;
+one at a time; thousands of links run concurrently. Each meter's reading goes to the sink as
+soon as it is read, in batches shared by all links and bounded by time (`Handoff`); a
+link's cycle ends when all of its readings are durable. A failed poll is retried with backoff;
 after ``offline_after`` consecutive failures the terminal is offline (an event). Meter
 clocks are read every ``clock_every`` and drift beyond the tolerance is flagged. The
 registry is reloaded every ``reload_every`` without a restart.
@@ -20,6 +22,7 @@ import asyncpg
 from prometheus_client import Counter, Histogram
 
 from collectors.errors import CollectorError
+from collectors.handoff import DEFAULT_DELAY, DEFAULT_SIZE, Handoff
 from collectors.networks import DialPolicy, DialRefusedError
 from collectors.targets import Poller, PollResult, PollTarget, load_targets, nothing_read
 from collectors.terminals import TerminalBook
@@ -52,7 +55,9 @@ class ScheduleOptions:
     clock_every: timedelta = timedelta(hours=1)
     drift_tolerance: timedelta = timedelta(seconds=30)
     reload_every: float = 60.0
-    flush_every: float = 5.0
+    flush_every: float = 5.0  # terminal health to the database
+    handoff_delay: float = DEFAULT_DELAY  # seconds a reading waits for its batch
+    handoff_size: int = DEFAULT_SIZE  # readings that make a batch go at once
 
 
 def next_tick(now: float, interval: float) -> float:
@@ -65,7 +70,9 @@ def is_due(tick: float, interval: float) -> bool:
 
 
 class LinkWorker:
-    """Polls the meters of one link at their ticks, one request at a time."""
+    """Polls the meters of one link at their ticks, one request at a time, and hands each
+    reading to ``handoff`` (shared by the links of a `Scheduler`) as soon as it is read.
+    Without one it has a handoff of its own, which it flushes at the end of each cycle."""
 
     def __init__(
         self,
@@ -76,10 +83,15 @@ class LinkWorker:
         book: TerminalBook,
         options: ScheduleOptions,
         policy: DialPolicy | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.targets = targets
-        self._poller, self._sink, self._book, self._options = poller, sink, book, options
+        self._poller, self._book, self._options = poller, book, options
         self._policy = policy or DialPolicy()
+        self._own_handoff = handoff is None
+        self._handoff = handoff or Handoff(
+            sink, delay=options.handoff_delay, size=options.handoff_size
+        )
         self.missed = 0
 
     def _next(self, now: float) -> float:
@@ -105,18 +117,25 @@ class LinkWorker:
             tick = following
 
     async def cycle(self, due: list[PollTarget]) -> None:
-        """Poll ``due`` now, one after another, and hand the readings to the sink."""
-        readings: list[Reading] = []
-        rejects: list[QuarantineRecord] = []
-        for target in due:
-            polled = await self._poll(target)
-            if polled is not None:
-                reading, bad = polled
-                if reading is not None:
-                    readings.append(reading)
-                rejects += bad
-        if readings or rejects:
-            await self._sink.submit(readings, rejects=rejects)
+        """Poll ``due`` now, one after another, handing each meter's reading (and its
+        garbage) to the sink as soon as it is read; returns when all of them are durable,
+        raises the sink's error if a batch of them failed."""
+        durable: set[asyncio.Future[None]] = set()
+        try:
+            for target in due:
+                polled = await self._poll(target)
+                if polled is not None:
+                    reading, bad = polled
+                    if reading is not None or bad:
+                        durable.add(self._handoff.add([reading] if reading else [], bad))
+        finally:  # what was read goes to the sink even if this cycle is cancelled
+            if self._own_handoff:
+                self._handoff.flush()
+        if durable:  # a wait that a cancellation of this cycle does not pass on to a batch
+            await asyncio.wait(durable)
+        for batch in durable:
+            if (error := batch.exception()) is not None:
+                raise error
 
     async def _poll(
         self, target: PollTarget
@@ -198,6 +217,9 @@ class Scheduler:
             offline_after=self._options.offline_after, drift_tolerance=self._options.drift_tolerance
         )
         self._policy = DialPolicy(settings.collect_network_list)
+        self._handoff = Handoff(
+            sink, delay=self._options.handoff_delay, size=self._options.handoff_size
+        )
         self._links: dict[str, tuple[tuple[PollTarget, ...], asyncio.Task[None]]] = {}
         self._workers: dict[str, LinkWorker] = {}
         self._conn: asyncpg.Connection | None = None
@@ -225,6 +247,7 @@ class Scheduler:
             await asyncio.gather(
                 flush, *(t for _, t in self._links.values()), return_exceptions=True
             )
+            await self._handoff.drain()  # the readings of cycles cut short are stored too
             await self._try(self.book.flush, "could not record terminal state")
             await self._try(self._sign_off, "could not remove the heartbeat")
             if self._conn is not None:
@@ -266,6 +289,7 @@ class Scheduler:
                 book=self.book,
                 options=self._options,
                 policy=self._policy,
+                handoff=self._handoff,
             )
             self._workers[link] = worker
             task = self._supervisor.start(f"link {link}", worker.run, label="collector-link")

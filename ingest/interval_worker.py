@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -120,22 +121,40 @@ _NOTHING = DeriveStats(0, 0, 0, 0)
 
 
 class _Running:
-    """When the interval workers of this process started (for `/readyz`)."""
+    """When the interval workers of this process started and last ended a pass (for
+    `/readyz`)."""
 
     def __init__(self) -> None:
-        self._started: list[float] = []
+        self._workers: dict[int, tuple[float, float | None]] = {}  # started, last pass
+        self._tokens = itertools.count()
+        self._passed: float | None = None  # the last pass of any worker
 
-    def enter(self) -> float:
-        started = time.monotonic()
-        self._started.append(started)
-        return started
+    def enter(self) -> int:
+        token = next(self._tokens)
+        self._workers[token] = (time.monotonic(), None)
+        return token
 
-    def leave(self, started: float) -> None:
-        self._started.remove(started)
+    def leave(self, token: int) -> None:
+        del self._workers[token]
+
+    def passed(self, token: int) -> None:
+        """A pass of worker ``token`` has ended (committed, or found nothing to do)."""
+        self._passed = time.monotonic()
+        self._workers[token] = (self._workers[token][0], self._passed)
 
     def uptime(self) -> float | None:
         """Seconds since the newest running worker started; None when none runs here."""
-        return time.monotonic() - self._started[-1] if self._started else None
+        if not self._workers:
+            return None
+        return time.monotonic() - max(started for started, _ in self._workers.values())
+
+    def since_pass(self) -> float | None:
+        """Seconds since the running workers' latest pass ended (with none running, any
+        worker's of this process); None before the first."""
+        if self._workers:
+            passes = [p for _, p in self._workers.values() if p is not None]
+            return time.monotonic() - max(passes) if passes else None
+        return None if self._passed is None else time.monotonic() - self._passed
 
 
 RUNNING = _Running()
@@ -324,7 +343,7 @@ async def run_interval_worker(
     registry = MeterRegistry()
     conn: asyncpg.Connection | None = None
     measured = 0.0
-    started = RUNNING.enter()
+    token = RUNNING.enter()
     try:
         while not stop.is_set():
             try:
@@ -332,6 +351,7 @@ async def run_interval_worker(
                     conn = await asyncpg.connect(settings.dsn(), timeout=5)
                     await prepare_connection(conn)
                 stats = await derive_pending(conn, registry, limit=settings.derive_marks_per_pass)
+                RUNNING.passed(token)
                 if stats.marks == 0 or time.monotonic() - measured > BACKLOG_EVERY:
                     await backlog(conn)
                     measured = time.monotonic()
@@ -349,6 +369,6 @@ async def run_interval_worker(
             conn.terminate()  # no connection left behind by a crash or a cancellation
         raise
     finally:
-        RUNNING.leave(started)
+        RUNNING.leave(token)
     if conn is not None:
         await conn.close()

@@ -169,6 +169,8 @@ class IngestSink:
                 spool=str(self._spool.directory),
             )
             self._mark_down()
+        else:  # the writers use the database until a write fails (then `_mark_down`)
+            metrics.DATABASE_UP.set(1)
         self._update_spool_metrics()
         # A crashed batcher or writer held chunks nobody else can settle: not restartable.
         start = self._supervisor.start

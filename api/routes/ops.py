@@ -19,6 +19,7 @@ from api.health import (
     check_intervals,
     check_spool,
     check_workers,
+    interval_worker_state,
 )
 
 router = APIRouter(tags=["operations"])
@@ -32,7 +33,8 @@ async def livez() -> dict[str, str]:
 def _check(check: Check, *, detailed: bool) -> dict[str, Any]:
     if not detailed:
         return {"ok": check.ok}
-    return {"ok": check.ok, "detail": check.detail, "latency_ms": round(check.latency_ms, 1)}
+    latency = round(check.latency_ms, 1)
+    return {"ok": check.ok, "detail": check.detail, "latency_ms": latency, **check.figures}
 
 
 @router.get(
@@ -40,24 +42,30 @@ def _check(check: Check, *, detailed: bool) -> dict[str, Any]:
     summary="The database, the broker and the collectors answer; no worker is down or stalled",
     description=(
         "Anyone gets each check's `ok`; a caller with a valid API key (any role) also gets "
-        "its `detail` and `latency_ms`. The broker check is shared by all probes for "
-        f"{BROKER_CHECK_TTL:.0f} s, so probes never open a broker connection each."
+        "its `detail` and `latency_ms`, and for `intervals` the derivation backlog "
+        "(`ranges`, `ranges_capped`, `oldest_age_seconds`) and the interval worker's state "
+        "(`worker`: `state` one of running, restarting, dead, stopped, elsewhere; "
+        "`uptime_seconds`, `last_pass_age_seconds`, `restarts`, `last_error`). The broker "
+        f"check is shared by all probes for {BROKER_CHECK_TTL:.0f} s, so probes never open "
+        "a broker connection each."
     ),
     responses={503: {"description": "a dependency is down; the body says which"}},
 )
 async def readyz(request: Request, principal: OptionalPrincipalDep) -> JSONResponse:
     pool = request.app.state.pool
     broker: BrokerProbe = request.app.state.broker
-    stall_after = request.app.state.settings.interval_stall_after
+    settings = request.app.state.settings
+    supervisor = getattr(request.app.state, "supervisor", None)
+    worker = interval_worker_state(supervisor, configured=settings.interval_worker)
     checks = [
         *await asyncio.gather(
             check_database(pool),
             broker.check(),
             check_collectors(pool),
-            check_intervals(pool, stall_after=stall_after),
+            check_intervals(pool, stall_after=settings.interval_stall_after, worker=worker),
         ),
         check_spool(getattr(request.app.state, "sink", None)),
-        check_workers(getattr(request.app.state, "supervisor", None)),
+        check_workers(supervisor),
     ]
     ok = all(check.ok for check in checks)
     body: dict[str, Any] = {

@@ -124,3 +124,80 @@ async def test_a_stalled_interval_backlog_makes_the_api_unready(api_settings: Se
             assert relaxed == {"ok": True}
         finally:
             await pool.execute("DELETE FROM interval_dirty WHERE id = $1", mark)
+
+
+async def test_a_keyed_caller_gets_the_backlog_and_the_worker_state(
+    api_settings: Settings, keys: Keys
+) -> None:
+    """The figures behind the intervals check: the ranges and the oldest's age as the
+    database has them, and whose worker derives them (none here, then one crashing)."""
+    alone = api_settings.model_copy(update={"interval_worker": False})
+    app = create_app(alone)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        pool = app.state.pool
+        marks = await pool.fetch(
+            "INSERT INTO interval_dirty (meter_id, ts_min, ts_max, marked_at) "
+            "SELECT -1, now(), now(), now() - make_interval(secs => s) "
+            "FROM unnest(ARRAY[90, 30, 10]) AS s RETURNING id"
+        )
+        try:
+            expected = await pool.fetchrow(
+                "SELECT count(*) AS n, extract(epoch FROM now() - min(marked_at))::float8 AS age "
+                "FROM interval_dirty"
+            )
+            keyed = (await http.get("/readyz", headers=keys.headers("field"))).json()
+            intervals = keyed["checks"]["intervals"]
+            assert intervals["ranges"] == expected["n"] >= 3
+            assert intervals["ranges_capped"] is False
+            assert intervals["oldest_age_seconds"] == pytest.approx(expected["age"], abs=2)
+            assert intervals["oldest_age_seconds"] >= 90
+            assert intervals["worker"] == {
+                "state": "elsewhere",
+                "uptime_seconds": None,
+                "last_pass_age_seconds": None,
+                "restarts": 0,
+                "last_error": None,
+            }
+            assert f"{expected['n']} dirty range(s)" in intervals["detail"]
+            assert "meterhub derive expected" in intervals["detail"]
+            anonymous = (await http.get("/readyz")).json()["checks"]["intervals"]
+            assert set(anonymous) == {"ok"}  # no figures without a key
+
+            async def crashing() -> None:
+                raise RuntimeError("a derivation bug")
+
+            app.state.supervisor.start(
+                health.INTERVAL_WORKER_TASK, crashing, backoff=Backoff(first=30)
+            )
+            await asyncio.sleep(0.05)
+            keyed = (await http.get("/readyz", headers=keys.headers("bureau"))).json()
+            worker = keyed["checks"]["intervals"]["worker"]
+            assert (worker["state"], worker["last_error"]) == (
+                "restarting",
+                "RuntimeError: a derivation bug",
+            )
+        finally:
+            await pool.execute(
+                "DELETE FROM interval_dirty WHERE id = ANY($1)", [m["id"] for m in marks]
+            )
+
+
+async def test_a_running_worker_reports_its_passes(api_settings: Settings, keys: Keys) -> None:
+    app = create_app(api_settings.model_copy(update={"interval_worker": True}))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        async with asyncio.timeout(10):
+            while True:
+                body = (await http.get("/readyz", headers=keys.headers("grid"))).json()
+                worker = body["checks"]["intervals"]["worker"]
+                if worker["last_pass_age_seconds"] is not None:
+                    break
+                await asyncio.sleep(0.05)
+        assert worker["state"] == "running"
+        assert worker["uptime_seconds"] >= worker["last_pass_age_seconds"] >= 0
+        assert "worker running for" in body["checks"]["intervals"]["detail"]

@@ -45,7 +45,3 @@ export function total(samples, name, where = {}) {
   if (found) return sum;
   return samples.declared && samples.declared.has(name) ? 0 : null;
 }
-
-export function names(samples) {
-  return new Set(samples.map((s) => s.name));
-}
