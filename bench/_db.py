@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -14,7 +15,9 @@ from meterhub.settings import Settings
 
 @asynccontextmanager
 async def bench_database(settings: Settings, name: str) -> AsyncIterator[str]:
-    """Create database ``name`` afresh, migrate it, yield its DSN, drop it afterwards."""
+    """Create database ``name`` (suffixed with this process's id, so that two benchmark runs
+    never drop each other's) afresh, migrate it, yield its DSN, drop it afterwards."""
+    name = f"{name}_{os.getpid()}"
     admin = settings.dsn()
     conn = await asyncpg.connect(admin)
     try:

@@ -15,6 +15,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    # A connection whose protocol state broke (seen when its backend was terminated in the
+    # middle of a COPY): unusable, like a lost one; its batch is spooled, not refused.
+    asyncpg.exceptions.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
