@@ -182,9 +182,10 @@ start() {
 
 demo: meterhub is up — a simulated city of $firms firms, $months months of monthly history
       and output figures (the last $grid_months months of electricity imported as the grid
-      company's quarter-hour readings), the last weeks since $since through the protocol paths, the weekly
-      rules judged for $weeks weeks (log $demo/alerts.log), live readings every minute from
-      its Modbus, DL/T 645 and MQTT gateways and the grid feed.
+      company's quarter-hour readings), the last weeks since $since
+      through the protocol paths, the weekly rules judged for $weeks weeks (log
+      $demo/alerts.log), live readings every minute from its Modbus, DL/T 645 and MQTT
+      gateways and the grid feed.
   dashboard     $api/              (log in with a key below; Chinese, with an English switch)
   API docs      $api/docs          (authorize with the bureau key below)
   health        $api/livez  $api/readyz   metrics $api/metrics

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from meterhub.reading import LOCAL_OFFSET_S
 from simulators.errors import NotInstalledError
@@ -101,13 +102,29 @@ class Registers:
         if not keep.any():
             return []
         at, index = at[keep], index[keep]
+        now = self._cumulative_day(day, at)
+        bases = [self._base(i) for i in range(len(self.installations))]
+        base = np.asarray([b for b, _ in bases])[index]
+        initial = np.asarray([i for _, i in bases])[index]
+        raw = initial + (now - base) / self.multiplier
+        total = raw[:, 0]
+        for column in range(1, raw.shape[1]):
+            total = total + raw[:, column]
+        values = np.column_stack([total, raw]) if self.tou is not None else total[:, None]
+        units = 1.0 / self.resolution
+        out = np.floor(values % self.rollover * units + 1e-6) / units
+        out[out >= self.rollover] = 0.0
+        return list(zip(index.tolist(), out.tolist(), strict=True))
+
+    def _cumulative_day(self, day: int, at: NDArray[np.float64]) -> NDArray[np.float64]:
+        """`_cumulative` at each of ``at`` (seconds after midnight, rising), one row each:
+        the day's start, plus each whole run in order, plus the partial one."""
         dl, runs = self.load.day(day), self._runs(day)
         cum, knots = np.asarray(dl.cum), np.asarray(dl.knots)
         k = np.minimum((at // KNOT_SECONDS).astype(np.int64), SLOTS_PER_DAY - 1)
         tau = at - k * KNOT_SECONDS
         p0, p1 = knots[k], knots[k + 1]
         energy = cum[k] + (p0 * tau + (p1 - p0) * tau * tau / (2 * KNOT_SECONDS)) / 3600
-        # `_cumulative`: the day's start, plus each whole run in order, plus the partial one.
         done = [list(self._start(day))]
         for first, stop, tariff in runs:
             step = list(done[-1])
@@ -122,18 +139,7 @@ class Registers:
         rows = np.arange(len(at))
         partial = ended < len(runs)
         now[rows[partial], tariffs[partial]] += (energy - cum[firsts])[partial]
-        bases = [self._base(i) for i in range(len(self.installations))]
-        base = np.asarray([b for b, _ in bases])[index]
-        initial = np.asarray([i for _, i in bases])[index]
-        raw = initial + (now - base) / self.multiplier
-        total = raw[:, 0]
-        for column in range(1, raw.shape[1]):
-            total = total + raw[:, column]
-        values = np.column_stack([total, raw]) if self.tou is not None else total[:, None]
-        units = 1.0 / self.resolution
-        out = np.floor(values % self.rollover * units + 1e-6) / units
-        out[out >= self.rollover] = 0.0
-        return list(zip(index.tolist(), out.tolist(), strict=True))
+        return now
 
     def quantized(self, raw: list[float]) -> list[float]:
         """[total, *raw] truncated to the register step and wrapped; total is sum(raw)."""
