@@ -331,7 +331,9 @@ def backfill(
         raise fail(str(exc)) from exc
 
 
-# The demo's analytics steps live beside: older history, waiting for ingest, findings.
+# The demo's analytics steps live beside: older history, the grid export of the last year,
+# waiting for ingest, findings.
 app.command()(simulate_history.history)
+app.command("export-history")(simulate_history.export_history)
 app.command()(simulate_history.settle)
 app.command()(simulate_history.findings)

@@ -74,6 +74,22 @@ def api_url(api: str | None, settings: Settings) -> str:
 
 
 @contextmanager
+def backlog_bar(what: str) -> Iterator[Callable[[int], None]]:
+    """A bar of a backlog being worked off: call it with what is left; the largest count
+    seen is the total."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
+        task, most = bar.add_task(what, total=None), 0
+
+        def left(pending: int) -> None:
+            nonlocal most
+            most = max(most, pending)
+            bar.update(task, total=most, completed=most - pending)
+
+        yield left
+
+
+@contextmanager
 def progress(total: int, what: str) -> Iterator[Callable[[int], None]]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
@@ -112,11 +128,17 @@ def findings_by_rule(
     return by_rule
 
 
-async def settle(conn: asyncpg.Connection, *, quiet: float, timeout: float) -> bool:
+async def settle(
+    conn: asyncpg.Connection,
+    *,
+    quiet: float,
+    timeout: float,
+    backlog: Callable[[int], None] | None = None,
+) -> bool:
     """Wait until what was handed to ingest is stored and derived: no interval work
     pending (``interval_dirty`` empty) and no row inserted in the database for ``quiet``
     seconds (the MQTT worker drains the broker's queue at its own pace). False on
-    ``timeout``."""
+    ``timeout``. ``backlog`` is told the pending marks at each look."""
     deadline = time.monotonic() + timeout
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
@@ -124,6 +146,8 @@ async def settle(conn: asyncpg.Connection, *, quiet: float, timeout: float) -> b
             "SELECT tup_inserted FROM pg_stat_database WHERE datname = current_database()"
         )
         pending = await conn.fetchval("SELECT count(*) FROM interval_dirty")
+        if backlog is not None:
+            backlog(pending)
         if inserted != last or pending:
             last, since = inserted, time.monotonic()
         elif time.monotonic() - since >= quiet:

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The demo, meterhub's main job on one machine: a simulated city of 300 firms (Modbus meters,
 # DL/T 645 meters behind RS-485 gateways, MQTT gateways, the grid company's feed) with two
-# years of monthly history and output figures, the last eight weeks through the protocol
-# paths, the weekly analytics run for those weeks, then the API with its interval worker,
-# the MQTT ingest worker and the poll scheduler, live, all against the local services.
-# `start` is idempotent (a second run reuses the city and its history); `stop` ends what it
-# started. MHUB_DEMO_FIRMS, MHUB_DEMO_WEEKS, MHUB_DEMO_HISTORY_MONTHS and MHUB_DEMO_DIR
-# change the size, the weeks through the protocol paths, the months of history before them
-# and where the demo keeps its files (default .run/demo).
+# years of monthly history and output figures (the older year as rollups, the last year of
+# electricity as the grid company's export of quarter-hour readings, imported and derived),
+# the last eight weeks through the protocol paths, the weekly analytics run for those weeks,
+# then the API with its interval worker, the MQTT ingest worker and the poll scheduler,
+# live, all against the local services. `start` is idempotent (a second run reuses the city
+# and its history); `stop` ends what it started. MHUB_DEMO_FIRMS, MHUB_DEMO_WEEKS,
+# MHUB_DEMO_HISTORY_MONTHS, MHUB_DEMO_GRID_MONTHS and MHUB_DEMO_DIR change the size, the
+# weeks through the protocol paths, the months of history before them, how many of those
+# months come as imported readings and where the demo keeps its files (default .run/demo).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=${MHUB_RUN_DIR:-$root/.run}
@@ -20,6 +22,7 @@ api="http://$host:$port"
 firms=${MHUB_DEMO_FIRMS:-300}
 weeks=${MHUB_DEMO_WEEKS:-8}
 months=${MHUB_DEMO_HISTORY_MONTHS:-24}
+grid_months=${MHUB_DEMO_GRID_MONTHS:-12}
 
 say() { printf 'demo: %s\n' "$*"; }
 running() { [ -f "$demo/$1.pid" ] && kill -0 "$(cat "$demo/$1.pid")" 2>/dev/null; }
@@ -114,12 +117,30 @@ start() {
   MHUB_ALERTS_SCHEDULE=false start_bg api "$mhub" serve --host "$host" --port "$port"
   wait_ready
   start_bg ingest-mqtt "$mhub" ingest-mqtt --group demo
-  local since first_week
+  local since first_week grid_from export="$demo/grid-history.csv.gz"
   since=$(city_start)
+  # The grid company's export starts on the first of the month $grid_months months before
+  # the city's start; the rollups of electricity end there (no day counted twice).
+  grid_from="$(date -d "$(date -d "${since%%T*}" +%Y-%m-01) -$grid_months months" +%F)T00:00:00+08:00"
   if [ ! -f "$demo/history" ]; then
-    say "writing $months months of history before $since (rollups and output figures)"
-    timed history "$mhub" simulate history "$demo/city.toml" --months "$months" --until "$since"
+    say "writing $months months of history before $since (rollups and output figures;" \
+      "electricity until $grid_from)"
+    timed history "$mhub" simulate history "$demo/city.toml" --months "$months" --until "$since" \
+      --readings-from "$grid_from"
     touch "$demo/history"
+  fi
+  if [ ! -f "$demo/grid-imported" ]; then
+    if [ ! -f "$export" ]; then
+      say "exporting the grid company's readings of the $grid_months months before $since"
+      timed grid-export "$mhub" simulate export-history "$demo/city.toml" \
+        --months "$grid_months" --until "$since" --out "$demo/grid-history.part.csv.gz"
+      mv "$demo/grid-history.part.csv.gz" "$export"
+    fi
+    say "importing them through the grid path (meterhub import readings; the API derives)"
+    timed grid-import "$mhub" import readings "$export" --source grid-export
+    timed grid-derive "$mhub" simulate settle
+    touch "$demo/grid-imported"
+    rm -f "$export"
   fi
   if [ ! -f "$demo/backfilled" ]; then
     say "fast-forwarding since $since through the feed, MQTT and polling paths"
@@ -160,9 +181,11 @@ start() {
   cat <<MSG
 
 demo: meterhub is up — a simulated city of $firms firms, $months months of monthly history
-      and output figures, the last weeks since $since through the protocol paths, the weekly
-      rules judged for $weeks weeks (log $demo/alerts.log), live readings every minute from
-      its Modbus, DL/T 645 and MQTT gateways and the grid feed.
+      and output figures (the last $grid_months months of electricity imported as the grid
+      company's quarter-hour readings), the last weeks since $since
+      through the protocol paths, the weekly rules judged for $weeks weeks (log
+      $demo/alerts.log), live readings every minute from its Modbus, DL/T 645 and MQTT
+      gateways and the grid feed.
   dashboard     $api/              (log in with a key below; Chinese, with an English switch)
   API docs      $api/docs          (authorize with the bureau key below)
   health        $api/livez  $api/readyz   metrics $api/metrics

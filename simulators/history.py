@@ -12,7 +12,11 @@ meters'. Hourly rollups and daily features are left to the protocol paths.
 
 Run it before the protocol-path backfill that starts at ``until``: the month holding
 ``until`` is summed from these days plus any day rollups already stored from ``until``
-on, and the interval worker re-sums it again as the later readings arrive.
+on, and the interval worker re-sums it again as the later readings arrive. When the last
+months of electricity come as readings through the grid company's export instead
+(`simulators.history_export`, `meterhub import readings`), ``readings_from`` ends the
+electricity meters' rollups where those readings start (water and gas go on to ``until``),
+so that no day is counted twice.
 
 Example::
 
@@ -30,6 +34,7 @@ from datetime import date, datetime, timedelta
 import asyncpg
 
 from ingest.features import refresh_features_for
+from meterhub.reading import Utility
 from simulators.config import CityConfig
 from simulators.figures import DailyEnergy, local_day, local_midnight, month_range, next_month
 from simulators.firm_registry import FirmDataSummary, register_firm_data
@@ -142,12 +147,14 @@ async def _replace(
 ) -> None:
     meters = list(owner)
     firms = sorted({f for f, _ in owner.values()})
+    utilities = sorted({u for _, u in owner.values()})
     for table, key, keys in (
         ("meter_rollups", "meter_id", meters),
         ("firm_rollups", "firm_id", firms),
     ):
+        only = " AND utility = ANY($6::text[])" if table == "firm_rollups" else ""
         await conn.execute(
-            f"DELETE FROM {table} WHERE {key} = ANY($1::bigint[]) AND ("
+            f"DELETE FROM {table} WHERE {key} = ANY($1::bigint[]){only} AND ("
             "(granularity = 'day' AND bucket >= $2 AND bucket < $3) OR "
             "(granularity = 'month' AND bucket >= $4 AND bucket < $5))",
             keys,
@@ -155,6 +162,7 @@ async def _replace(
             until,
             local_midnight(local_day(first).replace(day=1)),
             months_end,
+            *([utilities] if only else []),
         )
     await conn.copy_records_to_table("meter_rollups", records=meter_rows, columns=_METER_COLUMNS)
     firm_sum: dict[tuple[str, int, str, datetime], float] = defaultdict(float)
@@ -167,6 +175,8 @@ async def _replace(
     await conn.copy_records_to_table("firm_rollups", records=firm_rows, columns=_FIRM_COLUMNS)
     # The weekly rules read the month (and day) features the interval worker keeps: refresh
     # them for what was written here, as a derivation pass would.
+    if "electricity" not in utilities:
+        return
     month_start = local_midnight(local_day(first).replace(day=1))
     await refresh_features_for(
         conn,
@@ -185,6 +195,17 @@ class FastForward:
     data: FirmDataSummary
 
 
+def _groups(
+    meters: Sequence[SimulatedMeter], *, until: datetime, readings_from: datetime | None
+) -> list[tuple[list[SimulatedMeter], datetime]]:
+    """The meters whose rollups end at the same time, with that time."""
+    if readings_from is None or readings_from == until:
+        return [(list(meters), until)]
+    power = [m for m in meters if m.spec.utility is Utility.ELECTRICITY]
+    others = [m for m in meters if m.spec.utility is not Utility.ELECTRICITY]
+    return [(group, last) for group, last in ((power, readings_from), (others, until)) if group]
+
+
 def history_start(until: datetime, months: int) -> date:
     """The first day of the month ``months`` months before ``until``'s month."""
     month = local_day(until).replace(day=1)
@@ -200,17 +221,29 @@ async def fast_forward(
     months: int,
     until: datetime,
     now: datetime,
+    readings_from: datetime | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> FastForward:
-    """The rollups of the ``months`` months before ``until`` (`write_history`), and the
-    firms' output figures from then through the last whole month before ``now``, with
-    their lists, projects and classes (`register_firm_data`). ``progress`` is called after
-    each meter's days are computed."""
+    """The rollups of the ``months`` months before ``until`` (`write_history`; the
+    electricity meters' only up to ``readings_from`` when given, a local midnight from which
+    their readings are imported), and the firms' output figures from then through the last
+    whole month before ``now``, with their lists, projects and classes
+    (`register_firm_data`). ``progress`` is called after each meter's days are computed."""
     first = history_start(until, months)
+    if readings_from is not None and not local_midnight(first) <= readings_from <= until:
+        raise ValueError(
+            f"readings_from must lie between {first} and {until.isoformat()}, "
+            f"got {readings_from.isoformat()}"
+        )
     this_month = local_day(now).replace(day=1)
     figure_months = month_range(first, this_month - timedelta(days=1))
     end = max(local_day(until), this_month)
     book = DailyEnergy.of(meters, first=first, end=end, progress=progress)
-    history = await write_history(conn, city, meters, first=first, until=until, book=book)
+    history = HistorySummary()
+    for group, last in _groups(meters, until=until, readings_from=readings_from):
+        part = await write_history(conn, city, group, first=first, until=last, book=book)
+        history.meters += part.meters
+        history.days += part.days
+        history.months += part.months
     data = await register_firm_data(conn, city, book=book, months=figure_months)
     return FastForward(first, figure_months, history, data)

@@ -9,13 +9,18 @@ wrap at ``rollover``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Final
 
+import numpy as np
+from numpy.typing import NDArray
+
+from meterhub.reading import LOCAL_OFFSET_S
 from simulators.errors import NotInstalledError
 from simulators.faults import Rollover
-from simulators.profile import DayLoad, LoadProfile, split_time
+from simulators.profile import KNOT_SECONDS, DayLoad, LoadProfile, split_time
 from simulators.tariff import SLOTS_PER_DAY, Run, TouTable
 
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
@@ -83,6 +88,58 @@ class Registers:
         """Per-tariff secondary registers at ``ts`` before truncation and wrapping."""
         day, seconds = split_time(ts)
         return self.raw(self.installation(ts), day, seconds, self.load.day(day))
+
+    def read_day(self, day: int, seconds: Sequence[float]) -> list[tuple[int, list[float]]]:
+        """`read` at each of ``seconds`` (rising) after local day number ``day``'s midnight,
+        as (installation index, values): the same numbers from the same operations in the
+        same order, array by array (for exports of many ticks). Ticks before the first
+        installation are left out."""
+        midnight = day * 86400 - LOCAL_OFFSET_S
+        starts = [i.installed_at.timestamp() for i in self.installations]
+        at = np.asarray(seconds, dtype=np.float64)
+        index = np.searchsorted(np.asarray(starts), midnight + at, side="right") - 1
+        keep = index >= 0
+        if not keep.any():
+            return []
+        at, index = at[keep], index[keep]
+        now = self._cumulative_day(day, at)
+        bases = [self._base(i) for i in range(len(self.installations))]
+        base = np.asarray([b for b, _ in bases])[index]
+        initial = np.asarray([i for _, i in bases])[index]
+        raw = initial + (now - base) / self.multiplier
+        total = raw[:, 0]
+        for column in range(1, raw.shape[1]):
+            total = total + raw[:, column]
+        values = np.column_stack([total, raw]) if self.tou is not None else total[:, None]
+        units = 1.0 / self.resolution
+        out = np.floor(values % self.rollover * units + 1e-6) / units
+        out[out >= self.rollover] = 0.0
+        return list(zip(index.tolist(), out.tolist(), strict=True))
+
+    def _cumulative_day(self, day: int, at: NDArray[np.float64]) -> NDArray[np.float64]:
+        """`_cumulative` at each of ``at`` (seconds after midnight, rising), one row each:
+        the day's start, plus each whole run in order, plus the partial one."""
+        dl, runs = self.load.day(day), self._runs(day)
+        cum, knots = np.asarray(dl.cum), np.asarray(dl.knots)
+        k = np.minimum((at // KNOT_SECONDS).astype(np.int64), SLOTS_PER_DAY - 1)
+        tau = at - k * KNOT_SECONDS
+        p0, p1 = knots[k], knots[k + 1]
+        energy = cum[k] + (p0 * tau + (p1 - p0) * tau * tau / (2 * KNOT_SECONDS)) / 3600
+        done = [list(self._start(day))]
+        for first, stop, tariff in runs:
+            step = list(done[-1])
+            step[tariff] += dl.cum[stop] - dl.cum[first]
+            done.append(step)
+        stops = np.asarray([stop for _, stop, _ in runs])
+        ended = np.searchsorted(stops, k, side="right")  # whole runs before knot k
+        now = np.asarray(done)[ended]
+        part = np.minimum(ended, len(runs) - 1)
+        firsts = np.asarray([first for first, _, _ in runs])[part]
+        tariffs = np.asarray([tariff for _, _, tariff in runs])[part]
+        rows = np.arange(len(at))
+        partial = ended < len(runs)
+        now[rows[partial], tariffs[partial]] += (energy - cum[firsts])[partial]
+        return now
 
     def quantized(self, raw: list[float]) -> list[float]:
         """[total, *raw] truncated to the register step and wrapped; total is sum(raw)."""
