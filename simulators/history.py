@@ -8,7 +8,8 @@ only the last weeks' daily features. So the demo fast-forwards the last weeks th
 protocol paths (`simulators.backfill`) and, before them, writes per meter and local day
 its energy (`LoadProfile.day_energy`, the same load model without the 5-minute noise) with
 96 intervals, and the months summed from those days; firm rollups are summed from the
-meters'. Hourly rollups and daily features are left to the protocol paths.
+meters', town rollups from the firms'. Hourly rollups and daily features are left to the
+protocol paths.
 
 Run it before the protocol-path backfill that starts at ``until``: the month holding
 ``until`` is summed from these days plus any day rollups already stored from ``until``
@@ -30,6 +31,7 @@ from datetime import date, datetime, timedelta
 import asyncpg
 
 from ingest.features import refresh_features_for
+from ingest.town_rollups import refresh_town_rollups_for
 from simulators.config import CityConfig
 from simulators.figures import DailyEnergy, local_day, local_midnight, month_range, next_month
 from simulators.firm_registry import FirmDataSummary, register_firm_data
@@ -172,6 +174,12 @@ async def _replace(
         conn,
         [("month", firm, "electricity", month_start, months_end) for firm in firms]
         + [("day", firm, "electricity", first, until) for firm in firms],
+    )
+    kinds = sorted(set(owner.values()))
+    await refresh_town_rollups_for(
+        conn,
+        [("month", firm, utility, month_start, months_end) for firm, utility in kinds]
+        + [("day", firm, utility, first, until) for firm, utility in kinds],
     )
 
 
