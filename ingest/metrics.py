@@ -7,6 +7,12 @@ READINGS = Counter(
     "Readings handled by the ingest path, by outcome",
     ["outcome"],
 )
+COPIED = Counter(
+    "meterhub_ingest_copied_readings_total",
+    "Readings sent to the database by path: fast (COPY straight into readings: newer than "
+    "anything this process committed for the meter) or merge (staging + ON CONFLICT)",
+    ["path"],
+)
 QUARANTINED = Counter(
     "meterhub_ingest_quarantined_total", "Readings or payloads quarantined, by reason", ["reason"]
 )

@@ -3,8 +3,9 @@
 TimescaleDB's Apache edition has no continuous aggregates, so the interval worker calls
 `refresh_rollups` in the same transaction that replaces intervals: the buckets touching each
 changed window are re-aggregated from `intervals` (hour, day) and from daily rollups
-(month); firm rollups are re-summed from their meters' rollups. Buckets start at
-Asia/Shanghai boundaries.
+(month); firm rollups are re-summed from their meters' rollups, and the day and month
+rollups of the towns those firms were in from the firm rollups (`ingest.town_rollups`).
+Buckets start at Asia/Shanghai boundaries.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from ingest import pgcopy
 from ingest.features import refresh_features
 from ingest.hour_rollups import COLUMNS as HOUR_COLUMNS
 from ingest.hour_rollups import HourSums
+from ingest.town_rollups import refresh_town_rollups
 
 WINDOWS = "rollup_windows"
-#: The advisory lock space of the per-firm locks: passes deriving different meters of one
-#: firm refresh its rollups one after the other (taken in firm order, held to commit).
-FIRM_LOCK_SPACE = 0x6D686672
 
 CREATE_WINDOWS = f"""
 CREATE TEMP TABLE IF NOT EXISTS {WINDOWS} (
@@ -80,10 +79,11 @@ _ROLL_UP_MONTHS = (
     _ROLL_UP.replace("$1", "'month'").replace("$2::interval", "'1 month'").replace("$3", "'day'")
 )
 
+# Passes deriving different meters of one firm refresh its rollups one after the other
+# (per-firm advisory locks in firm order, held to commit: migration 0013).
 _LOCK_FIRMS = """
-SELECT count(pg_advisory_xact_lock($1, (f.firm_id % 2147483647)::int))
-FROM (SELECT DISTINCT m.firm_id FROM rollup_buckets b JOIN meters m ON m.id = b.meter_id
-      WHERE m.firm_id IS NOT NULL ORDER BY 1) AS f
+SELECT lock_firm_rollups(array_agg(m.firm_id))
+FROM rollup_buckets b JOIN meters m ON m.id = b.meter_id
 """
 
 # Firm buckets to refresh: the union, per firm, utility and grain, of its meters' ranges.
@@ -141,6 +141,7 @@ async def refresh_rollups(conn: asyncpg.Connection, *, hours: HourSums | None = 
         )
     await conn.execute(_ROLL_UP, "day", timedelta(days=1), "hour")
     await conn.execute(_ROLL_UP_MONTHS)
-    await conn.fetchval(_LOCK_FIRMS, FIRM_LOCK_SPACE)
+    await conn.fetchval(_LOCK_FIRMS)
     await conn.execute(_FIRM_RANGES)
+    await refresh_town_rollups(conn)
     await refresh_features(conn)

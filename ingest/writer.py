@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from ingest import pgcopy
+from ingest import metrics, pgcopy
 from ingest import quarantine as q
 from ingest.columns import ReadingColumns, from_readings
 from ingest.interval_grid import to_micros
@@ -252,6 +252,8 @@ async def write(
                 ],
             )
     registry.note_committed(spans.meter_id, spans.last)
+    metrics.COPIED.labels("fast").inc(len(prepared.fresh))
+    metrics.COPIED.labels("merge").inc(len(prepared.staged))
     return prepared.results
 
 

@@ -8,7 +8,8 @@ only the last weeks' daily features. So the demo fast-forwards the last weeks th
 protocol paths (`simulators.backfill`) and, before them, writes per meter and local day
 its energy (`LoadProfile.day_energy`, the same load model without the 5-minute noise) with
 96 intervals, and the months summed from those days; firm rollups are summed from the
-meters'. Hourly rollups and daily features are left to the protocol paths.
+meters', town rollups from the firms'. Hourly rollups and daily features are left to the
+protocol paths.
 
 Run it before the protocol-path backfill that starts at ``until``: the month holding
 ``until`` is summed from these days plus any day rollups already stored from ``until``
@@ -34,6 +35,7 @@ from datetime import date, datetime, timedelta
 import asyncpg
 
 from ingest.features import refresh_features_for
+from ingest.town_rollups import refresh_town_rollups_for
 from meterhub.reading import Utility
 from simulators.config import CityConfig
 from simulators.figures import DailyEnergy, local_day, local_midnight, month_range, next_month
@@ -173,11 +175,17 @@ async def _replace(
         firm_meters[granularity, firm_id, utility, bucket] += 1
     firm_rows = [(*key, energy, 0.0, firm_meters[key]) for key, energy in firm_sum.items()]
     await conn.copy_records_to_table("firm_rollups", records=firm_rows, columns=_FIRM_COLUMNS)
+    month_start = local_midnight(local_day(first).replace(day=1))
+    kinds = sorted(set(owner.values()))
+    await refresh_town_rollups_for(
+        conn,
+        [("month", firm, utility, month_start, months_end) for firm, utility in kinds]
+        + [("day", firm, utility, first, until) for firm, utility in kinds],
+    )
     # The weekly rules read the month (and day) features the interval worker keeps: refresh
     # them for what was written here, as a derivation pass would.
     if "electricity" not in utilities:
         return
-    month_start = local_midnight(local_day(first).replace(day=1))
     await refresh_features_for(
         conn,
         [("month", firm, "electricity", month_start, months_end) for firm in firms]

@@ -1,15 +1,18 @@
 """SQL for trend series, built from the target, granularity and breakdown.
 
-Sources, cheapest first: a meter's hours, days and months come from `meter_rollups`; a set
-of firms' from `firm_rollups`; weeks are summed from day rollups; 15-minute series read
-`intervals`. Week buckets use `WEEK_BUCKET`: ``date_bin`` from Monday 2000-01-03 00:00
-+08:00 is pure arithmetic (three times cheaper than a time-zone-aware ``time_bucket``) and
-exact because Asia/Shanghai keeps +08:00 all year (no daylight saving since 1991). Only the
-conditions a query needs are written out, so every statement gets a plan for its own shape.
+Sources, cheapest first: a meter's hours, days and months come from `meter_rollups`; the
+days and months of a town or the city (alone or by town) from `town_rollups` (one row per
+town and bucket: `ingest.town_rollups`); any other set of firms' from `firm_rollups`;
+weeks are summed from day rollups; 15-minute series read `intervals`. Week buckets use
+`WEEK_BUCKET`: ``date_bin`` from Monday 2000-01-03 00:00 +08:00 is pure arithmetic (three
+times cheaper than a time-zone-aware ``time_bucket``) and exact because Asia/Shanghai keeps
++08:00 all year (no daylight saving since 1991). Only the conditions a query needs are
+written out, so every statement gets a plan for its own shape.
 
 Towns are attributed by period: a town filter or breakdown of firms reads `firm_towns` (the
 town each firm belonged to over time) at each bucket's start (a week: at each of its days),
-so a firm that moves does not take its past weeks along to its new town.
+so a firm that moves does not take its past weeks along to its new town. Town rollups hold
+the same attribution, summed (their buckets start where the firm rollups' do).
 """
 
 from __future__ import annotations
@@ -98,6 +101,43 @@ def _rollup_grain(granularity: Granularity) -> str:
     return "day" if granularity is Granularity.WEEK else str(granularity)
 
 
+def _reads_town_rollups(
+    target: Target, granularity: Granularity, breakdown: Breakdown | None
+) -> bool:
+    """A town or the city, alone or by town, by day, week or month."""
+    return (
+        target.firm_id is None
+        and target.industry is None
+        and breakdown in (None, Breakdown.TOWN)
+        and granularity in (Granularity.DAY, Granularity.WEEK, Granularity.MONTH)
+    )
+
+
+def _town_series(
+    target: Target,
+    sql: Sql,
+    *,
+    utility: Utility,
+    granularity: Granularity,
+    span: tuple[datetime, datetime],
+    by_town: bool,
+) -> str:
+    conditions = [
+        f"r.granularity = {sql.arg(_rollup_grain(granularity))}",
+        f"r.utility = {sql.arg(str(utility))}",
+        f"r.bucket >= {sql.arg(span[0])}",
+        f"r.bucket < {sql.arg(span[1])}",
+    ]
+    if target.town is not None:
+        conditions.append(f"r.town = {sql.arg(target.town)}")
+    group = "r.town AS grp, " if by_town else ""
+    return (
+        f"SELECT {group}{_bucket(granularity)} AS bucket, sum(r.energy) AS energy, "
+        f"sum(r.estimated) AS estimated FROM town_rollups r "
+        f"WHERE {' AND '.join(conditions)} GROUP BY {'1, 2' if by_town else '1'}"
+    )
+
+
 def series_sql(
     target: Target,
     *,
@@ -130,6 +170,13 @@ def series_sql(
             "sum(r.estimated) AS estimated FROM meter_rollups r "
             f"WHERE r.granularity = {grain} AND r.meter_id = {meter} "
             f"AND r.bucket >= {lo} AND r.bucket < {hi} GROUP BY 1"
+        )
+        return text, sql.args
+    if _reads_town_rollups(target, granularity, breakdown):
+        by_town = breakdown is Breakdown.TOWN
+        span = (start, end)
+        text = _town_series(
+            target, sql, utility=utility, granularity=granularity, span=span, by_town=by_town
         )
         return text, sql.args
     kind, lo, hi = sql.arg(str(utility)), sql.arg(start), sql.arg(end)

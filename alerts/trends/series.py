@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,12 +22,13 @@ from alerts.calendar import Compare, Granularity
 from alerts.errors import InvalidQueryError
 from alerts.trends.queries import Breakdown, series_sql
 from alerts.trends.scope import Target
-from meterhub.reading import Utility
+from meterhub.reading import LOCAL_TZ, Utility
 
 #: The most buckets one series may have (about 104 days of 15-minute buckets).
 MAX_BUCKETS = 10_000
 
 UTC_TIME = pl.Datetime("us", "UTC")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LABELS = {
     "group": "分组",
     "bucket": "时间",
@@ -76,6 +77,29 @@ async def _fetch(
 
 def _times(values: list[datetime | None]) -> pl.Series:
     return pl.Series(values, dtype=UTC_TIME)
+
+
+def _grid(start: datetime, end: datetime, granularity: Granularity) -> pl.Series:
+    """`calendar.grid` as a column of UTC instants ("bucket"). Fixed-width buckets are
+    absolute steps (Asia/Shanghai has no daylight saving, as `calendar.step` says); months
+    are stepped in local time."""
+    if granularity is Granularity.MONTH:
+        local = pl.datetime_range(
+            start, end, interval="1mo", closed="left", time_unit="us",
+            time_zone=str(LOCAL_TZ), eager=True,
+        )  # fmt: skip
+        return local.dt.convert_time_zone("UTC").alias("bucket")
+    width = calendar.step(start, granularity) - start
+    micros = pl.int_range(_micros(start), _micros(end), _micros_of(width), eager=True)
+    return micros.cast(UTC_TIME).alias("bucket")
+
+
+def _micros(t: datetime) -> int:
+    return _micros_of(t - EPOCH)
+
+
+def _micros_of(span: timedelta) -> int:
+    return span // timedelta(microseconds=1)
 
 
 def _share(part: str, whole: str) -> pl.Expr:
@@ -198,19 +222,22 @@ async def series(
         granularity=granularity,
         breakdown=breakdown,
     )
-    buckets = calendar.grid(start, end, granularity)
     groups = sorted(set(current["grp"]) | set(earlier["grp"])) or [""]
-    frame = pl.DataFrame({"grp": groups}).join(
-        pl.DataFrame({"bucket": _times(list(buckets))}), how="cross"
+    frame = (
+        pl.LazyFrame({"grp": groups})
+        .join(_grid(start, end, granularity).to_frame().lazy(), how="cross")
+        .join(current.lazy(), on=["grp", "bucket"], how="left")
     )
-    frame = frame.join(current, on=["grp", "bucket"], how="left")
     columns = ["grp", "bucket", "energy", "estimated_share"]
     if compare is not None:
-        frame = _compared(frame, earlier, buckets=buckets, granularity=granularity, compare=compare)
+        buckets = calendar.grid(start, end, granularity)
+        frame = _compared(
+            frame.collect(), earlier, buckets=buckets, granularity=granularity, compare=compare
+        ).lazy()
         columns += ["compare_bucket", "compare_energy", "change", "change_ratio"]
     frame = frame.with_columns(
         estimated_share=_share("estimated", "energy").round(6), energy=pl.col("energy").round(3)
     )
     frame = frame.select(columns).sort("grp", "bucket")
     frame = frame.drop("grp") if breakdown is None else frame.rename({"grp": "group"})
-    return Series(frame, start, end, _totals(current, previous))
+    return Series(frame.collect(), start, end, _totals(current, previous))

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import asyncpg
 import polars as pl
@@ -17,6 +18,7 @@ import polars as pl
 from alerts import rulebook
 from alerts.daytypes import DayType, day_types
 from alerts.weekly import run_week
+from ingest.town_rollups import refresh_town_rollups_for
 from meterhub.reading import LOCAL_TZ
 from meterhub.settings import Settings
 from tests.support import credit_code
@@ -102,6 +104,21 @@ async def _firm(db: asyncpg.Connection, plan: FirmPlan, town: str) -> tuple[int,
         INSTALLED,
     )
     return firm, meter
+
+
+async def _sum_towns(db: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The town rollups of firm rollups written here, as the interval worker keeps them."""
+    buckets: dict[tuple[str, int, str], list[datetime]] = {}
+    for granularity, firm, utility, bucket, *_ in rows:
+        buckets.setdefault((granularity, firm, utility), []).append(bucket)
+    async with db.transaction():
+        await refresh_town_rollups_for(
+            db,
+            [
+                (g, firm, u, min(b), max(b) + timedelta(microseconds=1))
+                for (g, firm, u), b in buckets.items()
+            ],
+        )
 
 
 async def seed_city(
@@ -197,6 +214,7 @@ async def seed_city(
         records=month_rows,
         columns=["granularity", "firm_id", "utility", "bucket", "energy", "estimated", "meters"],
     )
+    await _sum_towns(db, month_rows)
     await db.copy_records_to_table(
         "firm_month_features",
         records=month_features,

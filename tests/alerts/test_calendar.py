@@ -20,6 +20,7 @@ from alerts.calendar import (
     year_earlier,
     year_earlier_bound,
 )
+from alerts.trends.series import _grid as series_grid
 from meterhub.reading import LOCAL_TZ
 
 G = Granularity
@@ -85,6 +86,20 @@ def test_grid_matches_count_and_covers_the_instant(
     end = step(start, granularity, 3)
     assert grid(when, end, granularity) == [step(start, granularity, i) for i in range(3)]
     assert count(when, end, granularity) == 3
+
+
+@given(  # from 1992: Asia/Shanghai kept daylight saving time until 1991
+    st.datetimes(min_value=datetime(1992, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.sampled_from(list(Granularity)),
+    st.integers(min_value=0, max_value=40),
+)
+def test_the_series_grid_in_polars_is_the_calendar_grid(
+    when: datetime, granularity: Granularity, buckets: int
+) -> None:
+    start = floor(when, granularity)
+    end = step(start, granularity, buckets)
+    expected = [b.astimezone(UTC) for b in grid(start, end, granularity)]
+    assert series_grid(start, end, granularity).to_list() == expected
 
 
 def test_year_on_year_counterparts() -> None:
