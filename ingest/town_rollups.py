@@ -15,10 +15,8 @@ from datetime import datetime
 
 import asyncpg
 
-#: Granularities kept per town; a town's hours are summed from firm rollups when asked.
-GRANULARITIES = ("day", "month")
-
-# Buckets of firm range [b0, b1) belong to each town period they start in.
+# Buckets of firm range [b0, b1) belong to each town period they start in. Towns keep days
+# and months; a town's hours are summed from firm rollups when asked.
 _REFRESH = """
 SELECT refresh_town_rollups(array_agg(r.granularity), array_agg(ft.town), array_agg(r.utility),
                             array_agg(greatest(r.b0, ft.valid_from)),
