@@ -262,7 +262,7 @@ class Deriver:
                 stats = await derive_pending(
                     conn, registry, limit=self.settings.derive_marks_per_pass
                 )
-                self.latencies.extend(stats.latencies)
+                self.latencies.extend(np.repeat(stats.latencies, stats.weights).tolist())
                 if stats.marks == 0:
                     await asyncio.sleep(0.05)
         finally:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import numpy as np
+from numpy.typing import NDArray
 
 from ingest.metrics import DIRTY_OLDEST_AGE, DIRTY_RANGES
 
@@ -29,9 +31,14 @@ WITH head AS (
     SELECT meter_id FROM meters
     WHERE pg_try_advisory_xact_lock($1, (meter_id % 2147483647)::int)
 )
-DELETE FROM interval_dirty d USING head h, claimed c
-WHERE d.id = h.id AND h.meter_id = c.meter_id
-RETURNING d.meter_id, d.ts_min, d.ts_max, extract(epoch FROM d.marked_at)::float8 AS marked
+, taken AS (
+    DELETE FROM interval_dirty d USING head h, claimed c
+    WHERE d.id = h.id AND h.meter_id = c.meter_id
+    RETURNING d.meter_id, d.ts_min, d.ts_max, d.marked_at
+)
+SELECT meter_id, min(ts_min) AS ts_min, max(ts_max) AS ts_max,
+       array_agg(extract(epoch FROM marked_at)::float8) AS marked
+FROM taken GROUP BY meter_id
 """
 
 #: Ranges pending (counted up to a bound: a probe must stay cheap) and the oldest's age.
@@ -46,10 +53,10 @@ BACKLOG_COUNT_LIMIT = 1_000_000
 @dataclass(frozen=True, slots=True)
 class Claim:
     """The marks one pass took: merged into one range per meter, and when each was marked
-    (epoch seconds)."""
+    (epoch seconds, one value per mark)."""
 
     ranges: dict[int, tuple[datetime, datetime]]
-    marked: list[float]
+    marked: NDArray[np.float64]
 
     @property
     def marks(self) -> int:
@@ -57,13 +64,14 @@ class Claim:
 
 
 async def claim(conn: asyncpg.Connection, *, limit: int) -> Claim:
-    """Take up to ``limit`` of the oldest marks free for this pass; call in its transaction."""
+    """Take up to ``limit`` of the oldest marks free for this pass; call in its transaction.
+
+    The marks are merged per meter by the server: a pass of 200,000 marks receives one row
+    per meter, not one per mark."""
     rows = await conn.fetch(_CLAIM, METER_LOCK_SPACE, limit)
-    ranges: dict[int, tuple[datetime, datetime]] = {}
-    for row in rows:
-        lo, hi = ranges.get(row["meter_id"], (row["ts_min"], row["ts_max"]))
-        ranges[row["meter_id"]] = (min(lo, row["ts_min"]), max(hi, row["ts_max"]))
-    return Claim(ranges, [row["marked"] for row in rows])
+    ranges = {row["meter_id"]: (row["ts_min"], row["ts_max"]) for row in rows}
+    marked = [t for row in rows for t in row["marked"]]
+    return Claim(ranges, np.array(marked, dtype=np.float64))
 
 
 @dataclass(frozen=True, slots=True)

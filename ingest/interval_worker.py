@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -113,8 +113,10 @@ class DeriveStats:
     meters: int
     intervals: int
     events: int
-    #: Seconds from each claimed mark's commit to this pass's (committed -> queryable).
-    latencies: tuple[float, ...] = ()
+    #: Seconds from the commit of each reading batch whose marks this pass claimed to this
+    #: pass's commit (committed -> queryable), and how many of its marks the pass took.
+    latencies: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    weights: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 _NOTHING = DeriveStats(0, 0, 0, 0)
@@ -319,13 +321,14 @@ async def derive_pending(
             result = _derive_rounds(rounds, await _context(conn))
             await _store(conn, spans, result)
             n_intervals, n_events = len(result.meter_id), len(result.events)
-    visible = time.time()
-    latencies = tuple(max(0.0, visible - marked) for marked in taken.marked)
-    for latency in latencies:
+    # The marks of one reading batch share its transaction's time: one observation each.
+    batches, weights = np.unique(taken.marked, return_counts=True)
+    latencies = np.maximum(0.0, time.time() - batches)
+    for latency in latencies.tolist():
         QUERYABLE_SECONDS.observe(latency)
     DERIVED_INTERVALS.inc(n_intervals)
     DERIVE_SECONDS.observe(time.perf_counter() - started)
-    return DeriveStats(taken.marks, len(spans), n_intervals, n_events, latencies)
+    return DeriveStats(taken.marks, len(spans), n_intervals, n_events, latencies, weights)
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:

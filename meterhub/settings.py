@@ -75,7 +75,10 @@ class Settings(BaseSettings):
         "separate `meterhub derive` process does it",
     )
     derive_marks_per_pass: int = Field(
-        default=20_000, ge=1, description="dirty ranges one interval derivation pass claims"
+        default=200_000,
+        ge=1,
+        description="dirty ranges one interval derivation pass claims at most (much of a "
+        "pass's cost is per meter, not per reading: large passes keep up with ingest)",
     )
     interval_stall_after: float = Field(
         default=300.0,
