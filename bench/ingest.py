@@ -276,7 +276,7 @@ def _p99(values: list[float]) -> float:
 
 
 async def _backlog(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM interval_dirty"))
+    return int(await conn.fetchval("SELECT coalesce(sum(ranges), 0) FROM interval_dirty"))
 
 
 async def derived_rate(settings: Settings, work: Workload, *, producers: int = 4) -> float:

@@ -226,7 +226,7 @@ class Soak:
                         except httpx.HTTPError:
                             s[f"queue.{name}"] = math.nan
                     s["dirty_rows"] = float(
-                        await conn.fetchval("SELECT count(*) FROM interval_dirty")
+                        await conn.fetchval("SELECT coalesce(sum(ranges), 0) FROM interval_dirty")
                     )
                     self.samples.append(s)
                     await asyncio.sleep(SAMPLE_EVERY)

@@ -1,11 +1,14 @@
 """Dirty ranges (`interval_dirty`): claiming them for one derivation pass, and the backlog.
 
-Several derivation workers may run at once. A pass claims, inside its transaction, the
-oldest unclaimed marks (``FOR UPDATE SKIP LOCKED``) of the meters whose per-meter advisory
-lock it gets without waiting, and deletes exactly those marks; it holds the meter locks until
-it commits. So no two passes derive one meter at the same time, every mark is derived by the
-pass that deleted it (a crash rolls the delete back), and marks left behind (of a meter
-another pass holds, or past the limit) wait for a later pass.
+A mark is what one reading batch changed: its meters and each one's time range, as
+parallel arrays in one row (migration 0015). Several derivation workers may run at once. A
+pass claims, inside its transaction, the oldest marks no other pass has locked
+(``FOR UPDATE SKIP LOCKED``), up to a number of ranges, deletes them, and keeps the ranges of
+the meters whose per-meter advisory lock it gets without waiting; the others' ranges it puts
+back as new marks with their original time. It holds the meter locks until it commits. So
+no two passes derive one meter at the same time, every range is derived by the pass that
+kept it (a crash rolls the delete and the put-back back), and ranges left behind (of a
+meter another pass holds, or past the limit) wait for a later pass.
 """
 
 from __future__ import annotations
@@ -22,32 +25,45 @@ from ingest.metrics import DIRTY_OLDEST_AGE, DIRTY_RANGES
 #: The advisory lock space (first key) of the per-meter derivation locks.
 METER_LOCK_SPACE = 0x6D687563
 
+# A mark is one reading batch's meters and ranges (migration 0015). The pass takes the oldest
+# marks no other pass holds until they hold ``$2`` ranges (`take_dirty_marks`; at least one
+# mark), keeps up to ``$2`` of their
+# meters whose lock it gets (`lock_dirty_meters`) and puts the other meters' ranges back as
+# new marks (same marked_at) for a later pass.
 _CLAIM = """
 WITH head AS (
-    SELECT id, meter_id FROM interval_dirty ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-), meters AS (
-    SELECT DISTINCT meter_id FROM head
-), claimed AS (
-    SELECT meter_id FROM meters
-    WHERE pg_try_advisory_xact_lock($1, (meter_id % 2147483647)::int)
+    SELECT unnest(take_dirty_marks($2::integer)) AS id
+), taken AS (
+    DELETE FROM interval_dirty d USING head h WHERE d.id = h.id
+    RETURNING d.marked_at, d.meter_ids, d.ts_mins, d.ts_maxs
+), ranges AS (
+    SELECT t.marked_at, u.meter_id, u.ts_min, u.ts_max
+    FROM taken t, unnest(t.meter_ids, t.ts_mins, t.ts_maxs) AS u(meter_id, ts_min, ts_max)
+), mine AS (
+    SELECT unnest(lock_dirty_meters($1::integer, coalesce(
+        (SELECT array_agg(DISTINCT meter_id ORDER BY meter_id) FROM ranges), '{}'), $2::integer))
+        AS meter_id
+), put_back AS (
+    INSERT INTO interval_dirty (marked_at, meter_ids, ts_mins, ts_maxs)
+    SELECT r.marked_at, array_agg(r.meter_id), array_agg(r.ts_min), array_agg(r.ts_max)
+    FROM ranges r WHERE NOT EXISTS (SELECT FROM mine WHERE mine.meter_id = r.meter_id)
+    GROUP BY r.marked_at
 )
-, taken AS (
-    DELETE FROM interval_dirty d USING head h, claimed c
-    WHERE d.id = h.id AND h.meter_id = c.meter_id
-    RETURNING d.meter_id, d.ts_min, d.ts_max, d.marked_at
-)
-SELECT meter_id, min(ts_min) AS ts_min, max(ts_max) AS ts_max,
-       array_agg(extract(epoch FROM marked_at)::float8) AS marked
-FROM taken GROUP BY meter_id
+SELECT r.meter_id, min(r.ts_min) AS ts_min, max(r.ts_max) AS ts_max,
+       array_agg(extract(epoch FROM r.marked_at)::float8) AS marked
+FROM ranges r JOIN mine USING (meter_id)
+GROUP BY r.meter_id
 """
 
-#: Ranges pending (counted up to a bound: a probe must stay cheap) and the oldest's age.
+#: Ranges pending (summed over a bounded number of marks: a probe must stay cheap) and the
+#: oldest's age.
 _BACKLOG = """
-SELECT (SELECT count(*) FROM (SELECT 1 FROM interval_dirty LIMIT $1) AS c) AS ranges,
-       coalesce(extract(epoch FROM now() - (SELECT marked_at FROM interval_dirty
-                                             ORDER BY id LIMIT 1)), 0)::float8 AS oldest_age
+SELECT (SELECT coalesce(sum(ranges), 0) FROM (SELECT ranges FROM interval_dirty LIMIT $1) AS c)
+           AS ranges,
+       coalesce(extract(epoch FROM now() - (SELECT min(marked_at) FROM interval_dirty)),
+                0)::float8 AS oldest_age
 """
-BACKLOG_COUNT_LIMIT = 1_000_000
+BACKLOG_COUNT_LIMIT = 100_000  # marks (reading batches)
 
 
 @dataclass(frozen=True, slots=True)

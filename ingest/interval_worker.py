@@ -269,7 +269,11 @@ async def _store(
     conn: asyncpg.Connection, spans: list[tuple[int, datetime, datetime]], result: BulkDerivation
 ) -> None:
     lo, hi = min(ws for _, ws, _ in spans), max(we for _, _, we in spans)
+    # A chunk filled since its last ANALYZE looks empty to the planner, which then joins
+    # every interval of it to every window in a nested loop (seen: 2.8 s for 8,000 rows).
+    await conn.execute("SET LOCAL enable_nestloop = off")
     await conn.execute(_DELETE_INTERVALS, lo, hi)
+    await conn.execute("SET LOCAL enable_nestloop = on")
     await conn.execute(_DELETE_EVENTS)
     if len(result.meter_id):
         kind = pgcopy.Kind
@@ -332,8 +336,9 @@ async def derive_pending(
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
-    """Calendar arithmetic (month buckets) must happen in local time."""
-    await conn.execute("SET timezone = 'Asia/Shanghai'")
+    """Calendar arithmetic (month buckets) must happen in local time; a pass's hashes
+    (a claim's ranges grouped by meter, rollup sums) fit in memory instead of spilling."""
+    await conn.execute("SET timezone = 'Asia/Shanghai'; SET work_mem = '64MB'")
 
 
 async def run_interval_worker(

@@ -199,6 +199,17 @@ def _spans(columns: ReadingColumns, kept: NDArray[np.intp]) -> _Spans:
     return _Spans(meter_id[starts], ts[starts], ts[ends])
 
 
+#: The batch's one dirty mark: its meters and each one's range (epoch microseconds).
+MARK_BATCH = """
+INSERT INTO interval_dirty (meter_ids, ts_mins, ts_maxs)
+SELECT $1::bigint[],
+       array(SELECT timestamptz 'epoch' + t * interval '1 microsecond'
+             FROM unnest($2::bigint[]) WITH ORDINALITY AS u(t, i) ORDER BY i),
+       array(SELECT timestamptz 'epoch' + t * interval '1 microsecond'
+             FROM unnest($3::bigint[]) WITH ORDINALITY AS u(t, i) ORDER BY i)
+"""
+
+
 def _jsonb(reading: Reading) -> str:
     return orjson.dumps(reading._asdict()).decode()
 
@@ -230,13 +241,9 @@ async def write(
                 await _account_not_inserted(conn, prepared)
         spans = prepared.spans
         if mark_dirty and len(spans.meter_id):
-            kind = pgcopy.Kind
-            dirty = [
-                pgcopy.Column(kind.BIGINT, spans.meter_id),
-                pgcopy.Column(kind.TIMESTAMPTZ, spans.first),
-                pgcopy.Column(kind.TIMESTAMPTZ, spans.last),
-            ]
-            await _copy(conn, "interval_dirty", ("meter_id", "ts_min", "ts_max"), dirty)
+            await conn.execute(
+                MARK_BATCH, spans.meter_id.tolist(), spans.first.tolist(), spans.last.tolist()
+            )
         if prepared.quarantined:
             await conn.copy_records_to_table(
                 "quarantine",

@@ -26,7 +26,10 @@ SWAP_SOURCE = "swap"
 #: The `interval_events` kind of a swap whose final or initial reading is unknown.
 UNKNOWN_SWAP_ENERGY = "unknown_swap_energy"
 
-_MARK = "INSERT INTO interval_dirty (meter_id, ts_min, ts_max) VALUES ($1, $2, $3)"
+_MARK = (
+    "INSERT INTO interval_dirty (meter_ids, ts_mins, ts_maxs) "
+    "VALUES (ARRAY[$1::bigint], ARRAY[$2::timestamptz], ARRAY[$3::timestamptz])"
+)
 _SWAP_READING = """
 WITH added AS (
     INSERT INTO readings (meter_id, ts, energy, source) VALUES ($1, $2, $3, $4)

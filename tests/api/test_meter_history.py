@@ -217,7 +217,8 @@ async def test_a_swap_without_readings_says_the_energy_is_lost_and_invents_none(
     # A late reading re-derives the old meter's last window: the event stays.
     await sink.submit([Reading(meter_id=old, ts=DAY + 40 * Q, energy=140.0, source="again")])
     await db.execute(
-        "INSERT INTO interval_dirty (meter_id, ts_min, ts_max) VALUES ($1, $2, $2)",
+        "INSERT INTO interval_dirty (meter_ids, ts_mins, ts_maxs) "
+        "VALUES (ARRAY[$1::bigint], ARRAY[$2::timestamptz], ARRAY[$2::timestamptz])",
         old,
         DAY + 40 * Q,
     )

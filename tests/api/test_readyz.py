@@ -112,8 +112,8 @@ async def test_a_stalled_interval_backlog_makes_the_api_unready(api_settings: Se
     ):
         pool = app.state.pool
         mark = await pool.fetchval(
-            "INSERT INTO interval_dirty (meter_id, ts_min, ts_max, marked_at) "
-            "VALUES (-1, now(), now(), now() - interval '1 hour') RETURNING id"
+            "INSERT INTO interval_dirty (meter_ids, ts_mins, ts_maxs, marked_at) "
+            "VALUES ('{-1}', ARRAY[now()], ARRAY[now()], now() - interval '1 hour') RETURNING id"
         )
         try:
             anonymous = await http.get("/readyz")
@@ -139,14 +139,14 @@ async def test_a_keyed_caller_gets_the_backlog_and_the_worker_state(
     ):
         pool = app.state.pool
         marks = await pool.fetch(
-            "INSERT INTO interval_dirty (meter_id, ts_min, ts_max, marked_at) "
-            "SELECT -1, now(), now(), now() - make_interval(secs => s) "
+            "INSERT INTO interval_dirty (meter_ids, ts_mins, ts_maxs, marked_at) "
+            "SELECT '{-1}', ARRAY[now()], ARRAY[now()], now() - make_interval(secs => s) "
             "FROM unnest(ARRAY[90, 30, 10]) AS s RETURNING id"
         )
         try:
             expected = await pool.fetchrow(
-                "SELECT count(*) AS n, extract(epoch FROM now() - min(marked_at))::float8 AS age "
-                "FROM interval_dirty"
+                "SELECT sum(ranges) AS n, "
+                "extract(epoch FROM now() - min(marked_at))::float8 AS age FROM interval_dirty"
             )
             keyed = (await http.get("/readyz", headers=keys.headers("field"))).json()
             intervals = keyed["checks"]["intervals"]

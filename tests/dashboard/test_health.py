@@ -28,8 +28,9 @@ async def dirty_marks(settings: Settings) -> AsyncIterator[list[int]]:
     db = await asyncpg.connect(settings.dsn())
     try:
         rows = await db.fetch(
-            "INSERT INTO interval_dirty (meter_id, ts_min, ts_max, marked_at) "
-            "SELECT -7, now() - interval '1 hour', now(), now() - make_interval(secs => a) "
+            "INSERT INTO interval_dirty (meter_ids, ts_mins, ts_maxs, marked_at) "
+            "SELECT '{-7}', ARRAY[now() - interval '1 hour'], ARRAY[now()], "
+            "now() - make_interval(secs => a) "
             "FROM unnest($1::int[]) WITH ORDINALITY AS m(a, n) ORDER BY n RETURNING id",
             list(AGES),
         )

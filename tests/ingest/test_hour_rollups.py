@@ -139,7 +139,8 @@ async def test_stored_hours_equal_the_sql_aggregate_after_late_and_out_of_order_
         T0 + timedelta(hours=9, minutes=30),
     )
     await db.execute(
-        "INSERT INTO interval_dirty (meter_id, ts_min, ts_max) VALUES ($1, $2, $2)",
+        "INSERT INTO interval_dirty (meter_ids, ts_mins, ts_maxs) "
+        "VALUES (ARRAY[$1::bigint], ARRAY[$2::timestamptz], ARRAY[$2::timestamptz])",
         meters[0],
         T0 + timedelta(hours=9, minutes=31),
     )

@@ -83,7 +83,9 @@ async def test_intervals_and_rollups_match_hand_computed_values(
         (at(1, 0), 280.0, 2),
         (at(2, 0), 280.0, 2),
     ]
-    assert await db.fetchval("SELECT count(*) FROM interval_dirty WHERE meter_id = $1", m1) == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM interval_dirty_ranges WHERE meter_id = $1", m1) == 0
+    )
 
 
 async def test_late_reading_recomputes_exactly_the_affected_intervals(

@@ -119,7 +119,7 @@ async def test_two_workers_on_one_backlog_equal_whole_history(
     assert sum(s.marks for s in first) > 0 and sum(s.marks for s in second) > 0
     assert (
         await db.fetchval(
-            "SELECT count(*) FROM interval_dirty WHERE meter_id = ANY($1::bigint[])", meters
+            "SELECT count(*) FROM interval_dirty_ranges WHERE meter_id = ANY($1::bigint[])", meters
         )
         == 0
     )
@@ -156,7 +156,7 @@ async def test_a_claimed_meter_is_not_claimed_by_another_pass(
         await other.close()
     # Rolled back: every mark is there again, for whoever comes next.
     pending = await db.fetch(
-        "SELECT meter_id, min(ts_min) AS lo, max(ts_max) AS hi FROM interval_dirty "
+        "SELECT meter_id, min(ts_min) AS lo, max(ts_max) AS hi FROM interval_dirty_ranges "
         "WHERE meter_id = ANY($1::bigint[]) GROUP BY meter_id ORDER BY meter_id",
         meters,
     )

@@ -152,7 +152,8 @@ async def test_dirty_ranges_are_marked_for_interval_derivation(
     (meter,) = await create_meters(db, 1)
     await sink.submit(series(meter, 8))
     row = await db.fetchrow(
-        "SELECT min(ts_min) AS lo, max(ts_max) AS hi FROM interval_dirty WHERE meter_id = $1",
+        "SELECT min(ts_min) AS lo, max(ts_max) AS hi FROM interval_dirty_ranges "
+        "WHERE meter_id = $1",
         meter,
     )
     assert row is not None
