@@ -17,6 +17,8 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 
+import uvloop
+
 from simulators.dlt645_gateway import Dlt645GatewaySimulator, SimulatedBus
 from simulators.dlt645_meter import Dlt645Meter, LinearProvider, ValueProvider
 from simulators.line_speed import DLT645_TURNAROUND
@@ -118,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     with suppress(KeyboardInterrupt):
-        asyncio.run(_serve(parser.parse_args(argv)))
+        uvloop.run(_serve(parser.parse_args(argv)))  # a fleet of thousands of sockets
 
 
 if __name__ == "__main__":

@@ -119,11 +119,11 @@ class SimulatedBus:
         if request.address == BROADCAST:
             return
         now = self.clock()
-        answers = [
-            (meter, meter.respond(request, now, self.provider))
-            for address, meter in self.meters.items()
-            if address_matches(request.address, address)
-        ]
+        if "A" in request.address:  # a wildcard: every meter it matches answers
+            matching = [m for a, m in self.meters.items() if address_matches(request.address, a)]
+        else:
+            matching = [m] if (m := self.meters.get(request.address)) is not None else []
+        answers = [(meter, meter.respond(request, now, self.provider)) for meter in matching]
         sent = [(meter, reply) for meter, reply in answers if reply is not None]
         if not sent:
             return

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Literal
 
+import uvloop
+
 from collectors.modbus import MeterModel, list_models, load_model
 from simulators.line_speed import MODBUS_TURNAROUND, LineTiming, modbus_rtu
 from simulators.modbus_server import FaultHook, ModbusMeterSimulator, ValueProvider
@@ -88,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     with suppress(KeyboardInterrupt):
-        asyncio.run(_serve(parser.parse_args(argv)))
+        uvloop.run(_serve(parser.parse_args(argv)))  # a fleet of thousands of sockets
 
 
 if __name__ == "__main__":
