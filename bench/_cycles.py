@@ -62,6 +62,8 @@ class CycleLog:
         self.links: dict[str, LinkLog] = {}
         self.spooled = 0
         self.refused = 0
+        #: Poll attempts per protocol and tick: [attempts, those that read the clock too].
+        self.attempts: dict[tuple[str, float], list[int]] = {}
 
     def expect(self, protocol: str, rows: Sequence[Row]) -> None:
         """The meters registered on each link of ``protocol``."""
@@ -74,8 +76,11 @@ class CycleLog:
             log = self.links[link] = LinkLog(protocol)
         return log
 
-    def poll_started(self, target: PollTarget) -> None:
+    def poll_started(self, target: PollTarget, *, read_clock: bool = False) -> None:
         now = time.time()
+        counts = self.attempts.setdefault((target.protocol, tick_of(now)), [0, 0])
+        counts[0] += 1
+        counts[1] += read_clock
         self._link(target.protocol, target.link).cycles.setdefault(tick_of(now), Cycle(now))
 
     def committed(self, readings: Sequence[Reading], result: SubmitResult) -> None:
@@ -94,9 +99,22 @@ class CycleLog:
         self.refused += result.duplicates + result.conflicts + len(rejected)
         self.spooled += result.spooled
 
+    def clock_share(self, protocol: str, tick: float) -> float:
+        """The share of ``protocol``'s poll attempts at ``tick`` that read the clock too."""
+        attempts, clock = self.attempts.get((protocol, tick), (0, 0))
+        return clock / attempts if attempts else 0.0
+
     def done(self, cycles: int) -> int:
         """Links that have finished ``cycles`` cycles."""
-        return sum(len(log.finished()) >= cycles for log in self.links.values())
+        return self.done_by_cycle(cycles)[-1]
+
+    def done_by_cycle(self, cycles: int) -> list[int]:
+        """Links that have finished 1, 2 ... ``cycles`` cycles."""
+        counts = [0] * cycles
+        for log in self.links.values():
+            for k in range(min(len(log.finished()), cycles)):
+                counts[k] += 1
+        return counts
 
 
 class TimedPoller:
@@ -106,7 +124,7 @@ class TimedPoller:
         self._inner, self._log = inner, log
 
     async def poll(self, target: PollTarget, *, read_clock: bool) -> PollResult:
-        self._log.poll_started(target)
+        self._log.poll_started(target, read_clock=read_clock)
         return await self._inner.poll(target, read_clock=read_clock)
 
     async def close(self) -> None:

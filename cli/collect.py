@@ -51,6 +51,7 @@ def collect(
         offline_after=offline_after,
         drift_tolerance=timedelta(seconds=drift_tolerance),
         reload_every=reload_every,
+        clock_spread=True,  # a start must not read every meter's clock in one cycle
     )
 
     async def main(stop: asyncio.Event) -> None:
@@ -73,4 +74,4 @@ def collect(
             if listener is not None:
                 await listener.aclose()
 
-    run_until_signalled(main)
+    run_until_signalled(main, fast_loop=True)

@@ -8,13 +8,18 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import typer
+import uvloop
 from rich.console import Console
 
 T = TypeVar("T")
 
 
-def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """``main(stop)`` runs until a signal sets ``stop``; it should then finish its work."""
+def run_until_signalled(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *, fast_loop: bool = False
+) -> None:
+    """``main(stop)`` runs until a signal sets ``stop``; it should then finish its work.
+    ``fast_loop``: on uvloop's event loop (a service whose CPU goes to the event loop itself,
+    thousands of sockets at once: the collector)."""
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -23,7 +28,10 @@ def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    asyncio.run(runner())
+    if fast_loop:
+        uvloop.run(runner())
+    else:
+        asyncio.run(runner())
 
 
 def run_command(

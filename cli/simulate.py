@@ -44,6 +44,7 @@ from simulators.errors import CityConfigError
 from simulators.fleet import wall_clock
 from simulators.grid_feed import GridFeedClient
 from simulators.industry import SEED_INDUSTRIES
+from simulators.line_speed import DLT645_BAUD, MODBUS_BAUD
 from simulators.meter import SimulatedMeter
 from simulators.mqtt_publisher import broker_url
 from simulators.registry import RegistrySummary, meter_ids, register_city
@@ -51,8 +52,9 @@ from simulators.runner import ALL_PROTOCOLS, CityRunner, FeedTarget
 from simulators.schedule import history_ticks
 
 app = typer.Typer(
-    help="Simulated meters, gateways and grid feed: make a city, register it, run it, "
-    "or fast-forward weeks of its history (docs/simulate.md).",
+    help="Simulated meters, gateways and grid feed: make a city, register it, run it "
+    "(`run --line-speed`: polled meters at RS-485 line speed, DL/T 645 at 2400 and Modbus RTU "
+    "at 9600 baud), or fast-forward weeks of its history (docs/simulate.md).",
     no_args_is_help=True,
 )
 GRID_KEY = typer.Option(None, help="a grid API key of the feed (see `register --grid-key-out`)")
@@ -200,9 +202,22 @@ def run(
     protocol: list[str] = typer.Option(
         [], help="only these: modbus, dlt645, mqtt, grid-feed (repeatable; default all)"
     ),
+    line_speed: bool = typer.Option(
+        False,
+        "--line-speed",
+        help="meters answer at RS-485 line speed (--dlt645-baud, --modbus-baud) instead of at once",
+    ),
+    dlt645_baud: int = typer.Option(
+        DLT645_BAUD, min=1, help="DL/T 645 bus speed with --line-speed (8E1)"
+    ),
+    modbus_baud: int = typer.Option(
+        MODBUS_BAUD, min=1, help="Modbus RTU bus speed behind each gateway with --line-speed (8E1)"
+    ),
 ) -> None:
     """Run every gateway of the city until SIGINT/SIGTERM: Modbus TCP and DL/T 645 gateways
-    listen, MQTT gateways publish, the grid feed pushes to the API."""
+    listen, MQTT gateways publish, the grid feed pushes to the API. With --line-speed the
+    polled meters answer as on a real RS-485 bus: one request at a time, each frame taking
+    its time on the wire at --dlt645-baud / --modbus-baud (docs/simulate.md)."""
     (fleet, feed_id), settings = load_fleet(city_file, feed), get_settings()
     configure_logging(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
@@ -223,6 +238,8 @@ def run(
                 feed=target,
                 interval=timedelta(seconds=interval),
                 protocols=protocols,
+                dlt645_baud=dlt645_baud if line_speed else 0,
+                modbus_baud=modbus_baud if line_speed else 0,
             )
             async with runner:
                 rows = [(e.gateway, e.protocol, e.where, e.meters) for e in runner.endpoints]

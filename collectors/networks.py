@@ -18,7 +18,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +36,9 @@ LOOPBACK: tuple[IPNetwork, ...] = (
 )
 #: Seconds a name may take to resolve before the dial (or registration) is refused.
 RESOLVE_TIMEOUT = 2.0
+#: URLs with an IP literal a policy remembers as checked (a lookup-free check, but one per
+#: poll of tens of thousands of meters a minute costs a collector a good share of its CPU).
+_MAX_PINS = 100_000
 
 
 class DialRefusedError(CollectorError):
@@ -65,9 +68,11 @@ def url_host(url: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class DialPolicy:
-    """The networks collectors may connect to."""
+    """The networks collectors may connect to. URLs whose host is an IP literal are checked
+    once and remembered (the answer cannot change); names are resolved at every dial."""
 
     networks: Sequence[IPNetwork] = LOOPBACK
+    _literal_pins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def allows(self, ip: IPAddress) -> bool:
         return any(ip in network for network in self.networks)
@@ -97,6 +102,8 @@ class DialPolicy:
     async def pinned(self, url: str) -> str:
         """``url`` (``scheme://host:port``) with its host replaced by a checked address,
         so that the connection goes where the check looked."""
+        if (known := self._literal_pins.get(url)) is not None:
+            return known
         parts = urlsplit(url)
         host = parts.hostname
         if host is None:
@@ -104,14 +111,28 @@ class DialPolicy:
         ip = (await self.resolve(host))[0]
         literal = f"[{ip}]" if ip.version == 6 else str(ip)
         netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-        return parts._replace(netloc=netloc).geturl()
+        pinned = parts._replace(netloc=netloc).geturl()
+        if _is_literal(host):
+            if len(self._literal_pins) >= _MAX_PINS:
+                self._literal_pins.clear()
+            self._literal_pins[url] = pinned
+        return pinned
 
     async def checked(self, target: PollTarget) -> PollTarget:
         """``target`` as it may be dialled: its link pinned to a checked address (unchanged
         if it dials nothing), else `DialRefusedError`."""
         if dialled_host(target.protocol, target.address) is None:
             return target
-        return replace(target, link=await self.pinned(target.link))
+        link = await self.pinned(target.link)
+        return target if link == target.link else replace(target, link=link)
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 async def _lookup(host: str) -> list[IPAddress]:

@@ -5,7 +5,9 @@ one at a time; thousands of links run concurrently. Each meter's reading goes to
 soon as it is read, in batches shared by all links and bounded by time (`Handoff`); a
 link's cycle ends when all of its readings are durable. A failed poll is retried with backoff;
 after ``offline_after`` consecutive failures the terminal is offline (an event). Meter
-clocks are read every ``clock_every`` and drift beyond the tolerance is flagged. The
+clocks are read every ``clock_every`` (with ``clock_spread``, as `meterhub collect` runs, the
+first reads spread over the first ``clock_every`` rather than all in one cycle) and drift
+beyond the tolerance is flagged. The
 registry is reloaded every ``reload_every`` without a restart.
 """
 
@@ -53,6 +55,8 @@ class ScheduleOptions:
     backoff: float = 0.2
     offline_after: int = 3
     clock_every: timedelta = timedelta(hours=1)
+    #: Spread the first clock reads over the first clock_every (`meterhub collect` does).
+    clock_spread: bool = False
     drift_tolerance: timedelta = timedelta(seconds=30)
     reload_every: float = 60.0
     flush_every: float = 5.0  # terminal health to the database
@@ -141,7 +145,10 @@ class LinkWorker:
         self, target: PollTarget
     ) -> tuple[Reading | None, list[QuarantineRecord]] | None:
         now = datetime.now(LOCAL_TZ)
-        read_clock = self._book.clock_due(target.meter_id, now, self._options.clock_every)
+        opts = self._options
+        read_clock = self._book.clock_due(
+            target.meter_id, now, opts.clock_every, spread=opts.clock_spread
+        )
         try:  # checked again at each dial: the registry may hold an older address
             dialled = await self._policy.checked(target)
         except DialRefusedError as exc:
@@ -197,6 +204,20 @@ class LinkWorker:
         return reading, bad
 
 
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again those still running after a
+    second: a cancellation that meets an expiring `asyncio.timeout` can come out as the
+    timeout's `TimeoutError` (Python 3.11), which a poll takes for a silent meter."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+    for task in tasks:  # their errors are the supervisor's to report: retrieved here
+        if not task.cancelled():
+            task.exception()
+
+
 class Scheduler:
     """All links of the registry, reloaded periodically; terminal health flushed to the DB."""
 
@@ -241,12 +262,7 @@ class Scheduler:
                     await asyncio.wait_for(stop.wait(), self._options.reload_every)
             await flush
         finally:
-            flush.cancel()
-            for _, task in self._links.values():
-                task.cancel()
-            await asyncio.gather(
-                flush, *(t for _, t in self._links.values()), return_exceptions=True
-            )
+            await _cancel_all([flush, *(t for _, t in self._links.values())])
             await self._handoff.drain()  # the readings of cycles cut short are stored too
             await self._try(self.book.flush, "could not record terminal state")
             await self._try(self._sign_off, "could not remove the heartbeat")

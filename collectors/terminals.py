@@ -29,6 +29,7 @@ class _State:
     last_error: str | None = None
     drift: float | None = None
     clock_checked: datetime | None = None
+    clock_first: datetime | None = None  # when the first clock read is due
     drifting: bool = False
     dirty: bool = True
 
@@ -39,6 +40,11 @@ class TerminalEvent:
     at: datetime
     kind: str
     detail: dict[str, Any]
+
+
+def _phase(meter_id: int) -> float:
+    """A point in [0, 1) per meter; consecutive ids land far apart (golden-ratio steps)."""
+    return (meter_id * 0.6180339887498949) % 1.0
 
 
 class TerminalBook:
@@ -92,9 +98,20 @@ class TerminalBook:
             state.drifting = beyond
         return drift
 
-    def clock_due(self, meter_id: int, now: datetime, every: timedelta) -> bool:
-        checked = self._state(meter_id).clock_checked
-        return checked is None or now - checked >= every
+    def clock_due(
+        self, meter_id: int, now: datetime, every: timedelta, *, spread: bool = False
+    ) -> bool:
+        """True when the meter's clock should be read with this poll: ``every`` after the
+        last read. The first read is due at once, or with ``spread`` at a point of the first
+        ``every`` that is the meter's own (its id spread evenly over it), so that a collector
+        that starts does not read every clock in its first cycle (two more requests a meter,
+        which on a full 2400-baud bus would not fit in the minute)."""
+        state = self._state(meter_id)
+        if state.clock_checked is not None:
+            return now - state.clock_checked >= every
+        if state.clock_first is None:
+            state.clock_first = now + every * _phase(meter_id) if spread else now
+        return now >= state.clock_first
 
     def _event(self, meter_id: int, at: datetime, kind: str, detail: dict[str, Any]) -> None:
         self._events.append(TerminalEvent(meter_id, at, kind, detail))

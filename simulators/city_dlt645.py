@@ -45,10 +45,16 @@ class CityDlt645Meter(Dlt645Meter):
 
 
 def dlt645_gateway(
-    fleet: CityFleet, gateway_id: str, *, clock: Clock = wall_clock, host: str | None = None
+    fleet: CityFleet,
+    gateway_id: str,
+    *,
+    clock: Clock = wall_clock,
+    host: str | None = None,
+    baud: int = 0,
 ) -> Dlt645GatewaySimulator:
     """The TCP transparent gateway ``gateway_id`` with its bus, on its city port (not yet
-    started); ``host`` overrides the city's listening address.
+    started); ``host`` overrides the city's listening address; ``baud`` > 0 runs the bus at
+    that line speed (`simulators.line_speed.dlt645_line`; 0: the meters answer at once).
 
     Example::
 
@@ -71,6 +77,7 @@ def dlt645_gateway(
         [CityDlt645Meter(address, sim=meter) for address, meter in by_address.items()],
         provider=ReadingProvider(reading_at),
         clock=clock,
+        baud=baud,
     )
     assert spec.port is not None  # dlt645 gateways have one (the city checked it)
     return Dlt645GatewaySimulator(bus, host=host or spec.host, port=spec.port)

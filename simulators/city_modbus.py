@@ -21,6 +21,7 @@ from collectors.modbus import MeterModel, RegisterMapError, load_model
 from simulators.config import ModbusAddress
 from simulators.errors import CityConfigError
 from simulators.fleet import CityFleet, Clock, installed, misbehaviour, wall_clock
+from simulators.line_speed import modbus_rtu
 from simulators.meter import SimulatedMeter
 from simulators.modbus_server import Fault, ModbusMeterSimulator
 
@@ -43,10 +44,16 @@ def _units(fleet: CityFleet, gateway_id: str) -> dict[int, SimulatedMeter]:
 
 
 def modbus_gateway(
-    fleet: CityFleet, gateway_id: str, *, clock: Clock = wall_clock, host: str | None = None
+    fleet: CityFleet,
+    gateway_id: str,
+    *,
+    clock: Clock = wall_clock,
+    host: str | None = None,
+    baud: int = 0,
 ) -> ModbusMeterSimulator:
     """The simulator of Modbus gateway ``gateway_id``, listening on its city port (not yet
-    started); ``host`` overrides the city's listening address (e.g. ``0.0.0.0``).
+    started); ``host`` overrides the city's listening address (e.g. ``0.0.0.0``). ``baud``
+    > 0 puts its meters on an RS-485 bus at that line speed (`simulators.line_speed.modbus_rtu`).
 
     Raises `CityConfigError` when a meter names a model without a register map.
 
@@ -89,4 +96,5 @@ def modbus_gateway(
         offline=offline,
         host=host or spec.host,
         port=spec.port,
+        line=modbus_rtu(baud) if baud else None,
     )

@@ -23,6 +23,7 @@ from collectors.dlt645.codec import BROADCAST, Frame, FrameReader, Function, add
 from meterhub.reading import LOCAL_TZ
 
 from .dlt645_meter import Dlt645Meter, LinearProvider, ValueProvider
+from .line_speed import DLT645_TURNAROUND, dlt645_line
 
 __all__ = ["Dlt645GatewaySimulator", "Exchange", "SimulatedBus"]
 
@@ -48,8 +49,11 @@ def _collide(replies: list[bytes]) -> bytes:
 
 
 class SimulatedBus:
-    """Meters on one RS-485 line. ``baud`` > 0 adds serial timing (11 bits per byte, 8E1);
-    0 sends at once. ``clock`` is the simulation's wall clock (aware datetime).
+    """Meters on one RS-485 line. ``baud`` > 0 runs it at line speed (`line_speed.dlt645_line`:
+    11 bits per byte, 8E1): a request takes its frame time to arrive, the meter answers
+    ``turnaround`` s later (default: the standard's minimum, 20 ms) and its reply takes its
+    frame time on the wire, one reply at a time; 0 answers at once (and ``turnaround`` is
+    ignored). ``clock`` is the simulation's wall clock (aware datetime).
 
     Example::
 
@@ -63,11 +67,13 @@ class SimulatedBus:
         provider: ValueProvider | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         baud: int = 0,
+        turnaround: float = DLT645_TURNAROUND,
     ) -> None:
         self.meters = {meter.address: meter for meter in meters}
         self.provider: ValueProvider = provider or LinearProvider()
         self.clock = clock or (lambda: dt.datetime.now(LOCAL_TZ))
-        self.byte_time = 11 / baud if baud else 0.0
+        self.timing = dlt645_line(baud, turnaround=turnaround) if baud else None
+        self.byte_time = self.timing.char_time if self.timing else 0.0
         self.exchanges: list[Exchange] = []
         self.overlaps = 0
         self.collisions = 0
@@ -113,17 +119,18 @@ class SimulatedBus:
         if request.address == BROADCAST:
             return
         now = self.clock()
-        answers = [
-            (meter, meter.respond(request, now, self.provider))
-            for address, meter in self.meters.items()
-            if address_matches(request.address, address)
-        ]
+        if "A" in request.address:  # a wildcard: every meter it matches answers
+            matching = [m for a, m in self.meters.items() if address_matches(request.address, a)]
+        else:
+            matching = [m] if (m := self.meters.get(request.address)) is not None else []
+        answers = [(meter, meter.respond(request, now, self.provider)) for meter in matching]
         sent = [(meter, reply) for meter, reply in answers if reply is not None]
         if not sent:
             return
         data = sent[0][1] if len(sent) == 1 else _collide([reply for _, reply in sent])
         delay = max(meter.reply_delay + meter.faults.late_answer for meter, _ in sent)
-        delay += (16 + len(request.data)) * self.byte_time
+        if self.timing is not None:  # the request's frame (4 FE preamble bytes in) and turnaround
+            delay += self.timing.request(16 + len(request.data))
         self._pending += 1
         task = loop.create_task(self._transmit(data, delay, writer, exchange))
         replies.add(task)

@@ -5,7 +5,9 @@ arrives, from a value provider ``(unit_id, now) -> {field: value}`` through the 
 `encode_points`, so values follow the clock. A fault hook ``(unit_id, now) -> Fault``
 makes a meter stay silent, answer late, answer garbage or refuse; an offline hook
 ``(now) -> bool`` drops the gateway's connections. Unit ids not configured never answer,
-as on a real bus.
+as on a real bus. With a ``line`` (`simulators.line_speed.modbus_rtu`) the gateway's RS-485
+side runs at line speed: one request on the bus at a time, each RTU frame (unit id, PDU,
+CRC) taking its time on the wire, with the inter-frame gaps and the meter's turnaround.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 
 from collectors.modbus import EncodeError, MeterModel, Point, encode_points, plan_blocks
 from meterhub.logs import get_logger
+from simulators.line_speed import LineTiming
 
 ValueProvider = Callable[[int, datetime], Mapping[str, float]]
 OfflineHook = Callable[[datetime], bool]
@@ -187,6 +190,16 @@ class _Handler(ServerRequestHandler):
         if sim.offline is not None and sim.offline(datetime.now(UTC)):
             self.close()  # gateway offline: drop the connection without an answer
             return
+        if sim.line is None:
+            await self._respond(pdu, addr)
+            return
+        async with sim.bus:  # the gateway's RS-485 side: one request at a time
+            await asyncio.sleep(sim.line.request(_rtu_size(pdu)))
+            await self._respond(pdu, addr, line=sim.line)
+
+    async def _respond(
+        self, pdu: ModbusPDU, addr: tuple[Any, ...] | None, *, line: LineTiming | None = None
+    ) -> None:
         try:
             response = await pdu.datastore_update(self.server.store, pdu.dev_id)
         except NoSuchIdException:
@@ -195,8 +208,17 @@ class _Handler(ServerRequestHandler):
             _log.exception("simulated meter failed", unit_id=pdu.dev_id)
             response = ExceptionResponse(pdu.function_code, ExcCodes.DEVICE_FAILURE)
         response.transaction_id, response.dev_id = pdu.transaction_id, pdu.dev_id
+        if line is not None:
+            await asyncio.sleep(line.frame(_rtu_size(response)))
         if self.transport:
             self.pdu_send(response, addr=addr)
+        if line is not None:
+            await asyncio.sleep(line.gap)  # silence before the next request's frame
+
+
+def _rtu_size(pdu: ModbusPDU) -> int:
+    """Bytes of ``pdu`` as an RTU frame: unit id, function code, data, CRC."""
+    return 1 + 1 + len(pdu.encode()) + 2
 
 
 class _Server(ModbusTcpServer):
@@ -214,9 +236,11 @@ class ModbusMeterSimulator:
     """Meters ``{unit_id: model}`` behind one TCP port, as a Modbus TCP gateway would be.
 
     ``requests`` counts the requests each unit id received (answered or not). `framing`
-    "rtu" serves RTU frames over TCP (a transparent serial gateway). Port 0 picks a free
-    port at the first `start`; later starts reuse it. A gateway offline by `offline`
-    accepts connections but drops each on its first request; `stop` makes it refuse them.
+    "rtu" serves RTU frames over TCP (a transparent serial gateway). ``line`` puts the
+    meters on an RS-485 bus at line speed behind the gateway (None: they answer at once).
+    Port 0 picks a free port at the first `start`; later starts reuse it. A gateway offline
+    by `offline` accepts connections but drops each on its first request; `stop` makes it
+    refuse them.
 
     Example::
 
@@ -234,6 +258,7 @@ class ModbusMeterSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         framing: Literal["socket", "rtu"] = "socket",
+        line: LineTiming | None = None,
     ) -> None:
         if bad := [u for u in meters if not 1 <= u <= 247]:
             raise ValueError(f"unit ids must be 1..247, got {bad[:5]}")
@@ -242,6 +267,9 @@ class ModbusMeterSimulator:
         self.provider: ValueProvider = provider or LinearProvider()
         self.faults, self.offline = faults, offline
         self.host, self.port, self.framing = host, port, framing
+        self.line = line
+        #: Held while a request and its reply are on the gateway's RS-485 side (with `line`).
+        self.bus = asyncio.Lock()
         self.requests: Counter[int] = Counter()
         self._server: _Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()

@@ -58,7 +58,9 @@ class CityRunner:
     """Every gateway of ``fleet``'s city (of ``protocols``), started by `start`.
 
     ``bind`` overrides the listening address of bus gateways; without ``mqtt_url`` MQTT
-    gateways stay off, without ``feed`` the grid feed does. Example::
+    gateways stay off, without ``feed`` the grid feed does. ``dlt645_baud`` / ``modbus_baud``
+    > 0 put the meters behind DL/T 645 / Modbus gateways on RS-485 buses at that line speed
+    (`simulators.line_speed`); 0 answers at once. Example::
 
         async with CityRunner(CityFleet(city), mqtt_url="mqtt://127.0.0.1:18830") as runner:
             for endpoint in runner.endpoints:
@@ -76,18 +78,20 @@ class CityRunner:
         feed: FeedTarget | None = None,
         interval: timedelta = timedelta(minutes=15),
         protocols: Collection[Protocol] = ALL_PROTOCOLS,
+        dlt645_baud: int = 0,
+        modbus_baud: int = 0,
     ) -> None:
         self.fleet, self.clock, self.interval = fleet, clock, interval
         self._mqtt_url, self._feed = mqtt_url, feed
         city = fleet.city
         wanted = {g.id for g in city.gateways if g.protocol in protocols}
         self.modbus: dict[str, ModbusMeterSimulator] = {
-            g: modbus_gateway(fleet, g, clock=clock, host=bind)
+            g: modbus_gateway(fleet, g, clock=clock, host=bind, baud=modbus_baud)
             for g in sorted(wanted)
             if city.gateway(g).protocol == "modbus"
         }
         self.dlt645: dict[str, Dlt645GatewaySimulator] = {
-            g: dlt645_gateway(fleet, g, clock=clock, host=bind)
+            g: dlt645_gateway(fleet, g, clock=clock, host=bind, baud=dlt645_baud)
             for g in sorted(wanted)
             if city.gateway(g).protocol == "dlt645"
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import math
+from functools import lru_cache
 from typing import ClassVar, Protocol, Self
 
 from prometheus_client import Counter, Histogram
@@ -82,6 +83,7 @@ def _answers(asked: Frame, reply: Frame) -> bool:
     return reply.data[:width] == asked.data[:width]
 
 
+@lru_cache(maxsize=1 << 17)  # the same requests every cycle: parsed once
 def _request_frame(request: bytes) -> Frame:
     result = decode(request)
     if result.frame is None or result.consumed != len(request):

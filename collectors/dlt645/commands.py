@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .codec import (
     BROADCAST,
@@ -86,6 +87,11 @@ def encode_read(address: str, di: int, *, version: Version = 2007) -> bytes:
         >>> encode_read("000102030425", 0x00010000).hex(" ")
         'fe fe fe fe 68 25 04 03 02 01 00 68 11 04 33 33 34 33 e1 16'
     """
+    return _encode_read(address, di, version)
+
+
+@lru_cache(maxsize=1 << 17)  # the same requests every cycle: built once
+def _encode_read(address: str, di: int, version: Version) -> bytes:
     data = _di_bytes(di, version)
     return encode_frame(Frame(address, Control(_read_function(version)), data))
 

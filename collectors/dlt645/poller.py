@@ -16,7 +16,8 @@ from collectors.dlt645.reader import DATE_DI, DEFAULT_SET, TIME_DI, read_meter
 from collectors.targets import PollResult, PollTarget
 from ingest.quarantine import Reason
 
-_WITHOUT_CLOCK = tuple(q for q in DEFAULT_SET if q.di not in (DATE_DI, TIME_DI))
+#: What a poll reads when the clock is not due.
+WITHOUT_CLOCK = tuple(q for q in DEFAULT_SET if q.di not in (DATE_DI, TIME_DI))
 
 
 class Dlt645Poller:
@@ -34,7 +35,7 @@ class Dlt645Poller:
         values = await read_meter(
             bus,
             str(target.address["address"]),
-            identifiers=DEFAULT_SET if read_clock else _WITHOUT_CLOCK,
+            identifiers=DEFAULT_SET if read_clock else WITHOUT_CLOCK,
             timeout=self._timeout,
             retries=self._retries,
         )

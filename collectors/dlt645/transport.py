@@ -7,7 +7,7 @@ import abc
 import asyncio
 import socket
 import termios
-from typing import Literal
+from typing import Literal, cast
 
 import serial_asyncio
 
@@ -40,8 +40,8 @@ class StreamLink(asyncio.Protocol):
         self.last_seen = asyncio.get_running_loop().time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        self._transport = transport
+        # A write transport, though uvloop's are no subclasses of asyncio's: not isinstance.
+        self._transport = cast(asyncio.WriteTransport, transport)
         self.opened.set()
 
     def data_received(self, data: bytes) -> None:

@@ -17,8 +17,10 @@ from typing import Any, Final, Self
 
 from prometheus_client import Counter, Gauge
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 
 from collectors.errors import CollectorError, RequestTimeoutError, TransportError
 from collectors.modbus.endpoint import Endpoint, parse_endpoint
@@ -165,15 +167,11 @@ class ModbusLink:
         loop = asyncio.get_running_loop()
         if self.options.gap and (wait := self._last_end + self.options.gap - loop.time()) > 0:
             await asyncio.sleep(wait)
-        call = (
-            client.read_holding_registers
-            if block.function_code == 3
-            else client.read_input_registers
-        )
         self._in_flight = True
         try:
+            request, reply = _send(client, block, unit_id)
             async with asyncio.timeout(self.options.timeout):
-                response = await call(block.address, count=block.count, device_id=unit_id)
+                response = _checked(await reply, request)
         except TimeoutError:
             _TIMEOUT.inc()
             self._timeouts += 1
@@ -283,6 +281,44 @@ class ModbusLink:
         if up != self._up:
             LINKS_UP.inc() if up else LINKS_UP.dec()
             self._up = up
+
+
+_REQUESTS: Final = {3: ReadHoldingRegistersRequest, 4: ReadInputRegistersRequest}
+
+
+def _send(
+    client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: Block, unit_id: int
+) -> tuple[ModbusPDU, asyncio.Future[ModbusPDU]]:
+    """Send the read of ``block``; the request, and the future its reply will complete.
+
+    pymodbus's own ``execute`` would wrap each request in an `asyncio.wait_for` of its own
+    (a second timer, a second future) under a lock this link does not need: it already sends
+    one request at a time and keeps its own timeout. Here the request goes out through the
+    client's transaction manager as ``execute`` sends it, and the caller awaits the reply."""
+    ctx = client.ctx
+    if not ctx.transport:
+        raise ConnectionException(f"{client.comm_params.comm_name}: not connected")
+    request = _REQUESTS[block.function_code](
+        address=block.address, count=block.count, dev_id=unit_id
+    )
+    request.transaction_id = ctx.getNextTID()
+    ctx.recv_buffer = b""
+    future: asyncio.Future[ModbusPDU] = asyncio.get_running_loop().create_future()
+    ctx.response_future = future
+    ctx.pdu_send(request)
+    return request, future
+
+
+def _checked(response: ModbusPDU, request: ModbusPDU) -> ModbusPDU:
+    """The reply, if it is from the unit asked and (Modbus TCP) to this transaction, as
+    pymodbus's ``execute`` checks."""
+    if request.dev_id and response.dev_id != request.dev_id:
+        raise ModbusIOException(f"request to unit {request.dev_id}, reply from {response.dev_id}")
+    if response.transaction_id and response.transaction_id != request.transaction_id:
+        raise ModbusIOException(
+            f"request {request.transaction_id}, reply to transaction {response.transaction_id}"
+        )
+    return response
 
 
 class _LostError(TransportError):

@@ -84,6 +84,19 @@ async def test_the_policy_resolves_and_pins() -> None:
         await narrow.pinned("tcp://localhost:502")  # a name: every address it stands for
 
 
+ONE_MIN = timedelta(minutes=1)
+
+
+async def test_a_checked_literal_is_remembered_and_a_refused_one_refused_every_time() -> None:
+    narrow = DialPolicy(parse_networks(ALLOWED))
+    for _ in range(2):  # the second answer comes from what the first check remembered
+        assert await narrow.pinned("tcp://127.0.0.2:8899") == "tcp://127.0.0.2:8899"
+        with pytest.raises(DialRefusedError, match="not in MHUB_COLLECT_NETWORKS"):
+            await narrow.pinned("tcp://127.0.0.3:8899")
+    target = PollTarget(1, "modbus", "tcp://127.0.0.2:8899", {"host": "127.0.0.2"}, None, ONE_MIN)
+    assert await narrow.checked(target) is target  # already its checked address: as it is
+
+
 @dataclass
 class Listener:
     """A TCP listener that counts the connections it accepts (and closes them)."""

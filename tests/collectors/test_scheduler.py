@@ -305,3 +305,29 @@ async def test_a_modbus_meter_answering_only_garbage_is_a_failed_poll(
     assert status is not None and status["consecutive_failures"] == 1
     error = status["last_error"]
     assert error.startswith("no value read: ") and "power" in error
+
+
+def test_first_clock_reads_are_due_at_once_unless_spread() -> None:
+    book = TerminalBook(drift_tolerance=timedelta(seconds=30))
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    every = timedelta(hours=1)
+    assert all(book.clock_due(m, now, every) for m in range(1, 101))
+    book.clock(1, meter_time=now, host_time=now)
+    assert not book.clock_due(1, now + timedelta(minutes=59), every)
+    assert book.clock_due(1, now + every, every)
+
+
+def test_spread_first_clock_reads_fall_across_the_hour_and_each_meter_gets_one() -> None:
+    book = TerminalBook(drift_tolerance=timedelta(seconds=30))
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    every, meters = timedelta(hours=1), range(1, 1201)
+    first_due: dict[int, int] = {}
+    for minute in range(61):  # a poll a minute
+        at = now + timedelta(minutes=minute)
+        for m in meters:
+            if m not in first_due and book.clock_due(m, at, every, spread=True):
+                first_due[m] = minute
+    assert sorted(first_due) == list(meters)  # every clock read within the first hour
+    per_minute = [list(first_due.values()).count(minute) for minute in range(61)]
+    assert max(per_minute) <= 2 * len(meters) / 60  # about a sixtieth each minute, not all
+    assert per_minute[0] < len(meters) / 10

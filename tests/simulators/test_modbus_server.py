@@ -13,6 +13,7 @@ from collectors.errors import RequestTimeoutError
 from collectors.modbus import load_model, plan_blocks
 from collectors.modbus.client import LinkOptions, ModbusLink
 from collectors.modbus.reader import read_meter
+from simulators.line_speed import modbus_rtu
 from simulators.modbus_server import Fault, LinearProvider, ModbusMeterSimulator
 
 SDM630 = load_model("eastron_sdm630")
@@ -110,3 +111,26 @@ async def test_unencodable_garbage_answers_device_failure() -> None:
     assert "energy" in got.missing
     assert [getattr(e, "exception_code", None) for e in got.errors] == [4]
     assert len(got.missing) == len(energy_block.points)
+
+
+async def test_at_line_speed_the_bus_behind_the_gateway_carries_one_request_at_a_time() -> None:
+    line = modbus_rtu(1200, turnaround=0.05)
+    on_bus: list[bool] = []
+    sim = ModbusMeterSimulator({1: ADL400, 2: ADL400}, line=line)
+
+    def values(unit: int, now: datetime) -> dict[str, float]:
+        on_bus.append(sim.bus.locked())
+        return LinearProvider()(unit, now)
+
+    sim.provider = values
+    block = plan_blocks(ADL400)[0]
+    async with sim, ModbusLink(sim.url, OPTIONS) as a, ModbusLink(sim.url, OPTIONS) as b:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first, second = await asyncio.gather(a.read(block, unit_id=1), b.read(block, unit_id=2))
+        took = loop.time() - started
+    assert len(first) == len(second) == block.count
+    assert on_bus == [True, True]
+    one = line.exchange(8, 5 + 2 * block.count)  # RTU frames: unit, fc, data, CRC
+    # The second waited for the first (one bus, not two); its own trailing gap is not waited.
+    assert took >= 2 * one - line.gap - 0.005
