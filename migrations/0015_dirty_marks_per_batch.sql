@@ -46,21 +46,28 @@ END
 $$;
 
 -- The ids of the oldest marks no other transaction has locked, locked now, until they hold
--- ``budget`` ranges (at least one mark when any is free). Rows are locked as the loop reads
--- them, so a pass locks what it takes (and at most a fetch's worth more), and a second pass
+-- ``budget`` ranges (at least one mark when any is free). The cursor is read one row at a
+-- time, so a pass locks exactly the marks it takes (a FOR loop would prefetch and lock ten,
+-- hiding the ones it does not take from other passes until it commits), and a second pass
 -- takes the marks after them.
 CREATE FUNCTION take_dirty_marks(budget integer) RETURNS bigint[]
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
+    free CURSOR FOR
+        SELECT id, ranges FROM interval_dirty ORDER BY id FOR UPDATE SKIP LOCKED;
     mark record;
     taken bigint[] := '{}';
     total integer := 0;
 BEGIN
-    FOR mark IN SELECT id, ranges FROM interval_dirty ORDER BY id FOR UPDATE SKIP LOCKED LOOP
+    OPEN free;
+    LOOP
+        FETCH free INTO mark;
+        EXIT WHEN NOT FOUND;
         taken := taken || mark.id;
         total := total + mark.ranges;
         EXIT WHEN total >= budget;
     END LOOP;
+    CLOSE free;
     RETURN taken;
 END
 $$;
