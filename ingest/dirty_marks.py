@@ -25,11 +25,10 @@ from ingest.metrics import DIRTY_OLDEST_AGE, DIRTY_RANGES
 #: The advisory lock space (first key) of the per-meter derivation locks.
 METER_LOCK_SPACE = 0x6D687563
 
-# A mark is one reading batch's meters and ranges (migration 0015). The pass takes the oldest
-# marks no other pass holds until they hold ``$2`` ranges (`take_dirty_marks`; at least one
-# mark), keeps up to ``$2`` of their
-# meters whose lock it gets (`lock_dirty_meters`) and puts the other meters' ranges back as
-# new marks (same marked_at) for a later pass.
+# The pass takes the oldest marks no other pass holds until they hold ``$2`` ranges
+# (`take_dirty_marks`; at least one mark), keeps up to ``$2`` of their meters whose lock it
+# gets (`lock_dirty_meters`, both in migration 0015) and puts the other meters' ranges back
+# as new marks (same marked_at) for a later pass.
 _CLAIM = """
 WITH head AS (
     SELECT unnest(take_dirty_marks($2::integer)) AS id

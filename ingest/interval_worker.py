@@ -273,7 +273,7 @@ async def _store(
     # every interval of it to every window in a nested loop (seen: 2.8 s for 8,000 rows).
     await conn.execute("SET LOCAL enable_nestloop = off")
     await conn.execute(_DELETE_INTERVALS, lo, hi)
-    await conn.execute("SET LOCAL enable_nestloop = on")
+    await conn.execute("SET LOCAL enable_nestloop = DEFAULT")
     await conn.execute(_DELETE_EVENTS)
     if len(result.meter_id):
         kind = pgcopy.Kind

@@ -3,7 +3,6 @@ through the API, the ingest sink and the interval worker on the real database.""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -14,14 +13,12 @@ import httpx
 import orjson
 import pytest
 
-from ingest.interval_worker import derive_pending, prepare_connection
-from ingest.registry import MeterRegistry
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
 from meterhub.settings import Settings
 from tests.api.conftest import Keys
 from tests.api.test_registry import make_firm
-from tests.support import create_meters, in_process_api
+from tests.support import create_meters, derive_all, in_process_api
 
 pytestmark = pytest.mark.integration
 
@@ -37,19 +34,6 @@ async def sink(sink_settings: Settings, tmp_path: Path) -> AsyncIterator[IngestS
     own = sink_settings.model_copy(update={"spool_dir": tmp_path / "sink-spool"})
     async with IngestSink(own) as running:
         yield running
-
-
-async def derive_all(db: asyncpg.Connection) -> None:
-    """Derive until nothing is pending. The API of the ``client`` fixture runs its own
-    interval worker: what that worker holds is waited for, not taken for done."""
-    await prepare_connection(db)
-    registry = MeterRegistry()
-    while True:
-        if (await derive_pending(db, registry)).marks:
-            continue
-        if not await db.fetchval("SELECT count(*) FROM interval_dirty"):
-            return
-        await asyncio.sleep(0.05)  # polling the database: no event to wait on
 
 
 async def firm_day(db: asyncpg.Connection, meter_id: int, day: datetime) -> float:

@@ -21,7 +21,7 @@ from ingest.interval_grid import from_micros, to_micros
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
 from tests.ingest.conftest import create_meters
-from tests.ingest.test_interval_worker import derive_all
+from tests.support import derive_all
 
 T0 = datetime(2026, 3, 1, tzinfo=LOCAL_TZ)
 Q = timedelta(minutes=15)

@@ -7,11 +7,10 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from ingest.interval_worker import derive_pending, prepare_connection
-from ingest.registry import MeterRegistry
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
 from tests.ingest.conftest import create_meters
+from tests.support import derive_all
 
 pytestmark = pytest.mark.integration
 
@@ -20,13 +19,6 @@ Q = timedelta(minutes=15)
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=LOCAL_TZ)
-
-
-async def derive_all(db: asyncpg.Connection) -> None:
-    await prepare_connection(db)
-    registry = MeterRegistry()
-    while (await derive_pending(db, registry)).marks:
-        pass
 
 
 async def intervals(db: asyncpg.Connection, meter: int) -> list[tuple[datetime, float, bool]]:

@@ -11,13 +11,12 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from ingest.interval_worker import derive_pending, prepare_connection
-from ingest.registry import MeterRegistry
+from ingest.interval_worker import prepare_connection
 from ingest.rollups import CREATE_WINDOWS, WINDOWS, refresh_rollups
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
 from meterhub.settings import Settings
-from tests.support import create_meters, ensure_town
+from tests.support import create_meters, derive_all, ensure_town
 
 pytestmark = pytest.mark.integration
 
@@ -68,13 +67,6 @@ async def assert_exact(db: asyncpg.Connection, *towns: str) -> dict[str, list[Ro
         assert stored == await rows(db, _FROM_INTERVALS, name), name
         found[name] = stored
     return found
-
-
-async def derive_all(db: asyncpg.Connection) -> None:
-    await prepare_connection(db)
-    registry = MeterRegistry()
-    while (await derive_pending(db, registry)).marks:
-        pass
 
 
 async def firm_of(db: asyncpg.Connection, meter: int) -> int:

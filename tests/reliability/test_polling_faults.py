@@ -13,8 +13,6 @@ import asyncpg
 import orjson
 import pytest
 
-from ingest.interval_worker import derive_pending, prepare_connection
-from ingest.registry import MeterRegistry
 from meterhub.reading import Quality
 from meterhub.settings import Settings
 from tests.reliability.accounting import Ledger, Tally, assert_exact
@@ -27,17 +25,11 @@ from tests.reliability.polling import (
     poll_fleet,
     tick,
 )
+from tests.support import derive_all
 
 pytestmark = pytest.mark.integration
 
 INTERVAL = timedelta(minutes=15)
-
-
-async def _derive(db: asyncpg.Connection) -> None:
-    await prepare_connection(db)
-    registry = MeterRegistry()
-    while (await derive_pending(db, registry)).marks:
-        pass
 
 
 async def _ticks(db: asyncpg.Connection, meter: int) -> list[datetime]:
@@ -116,7 +108,7 @@ async def check_gateway_outage(
     assert sorted((e["meter_id"], e["kind"]) for e in events) == sorted(
         [(m, "offline") for m in cut] + [(m, "online") for m in cut]
     )
-    await _derive(db)
+    await derive_all(db)
     gaps = await db.fetch(
         "SELECT meter_id, start, \"end\" FROM interval_events WHERE kind = 'gap' "
         "AND meter_id = ANY($1) ORDER BY meter_id",

@@ -15,8 +15,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ingest.interval_worker import derive_pending, prepare_connection
-from ingest.registry import MeterRegistry
 from ingest.sink import IngestSink
 from meterhub.reading import Utility
 from meterhub.settings import Settings
@@ -31,6 +29,7 @@ from simulators.registry import register_city
 from simulators.schedule import history_ticks
 from tests.simulators.core_builders import at
 from tests.simulators.test_runner import NOW, QUARTER, SWAPPED, small_city
+from tests.support import derive_all
 
 #: Where the protocol paths take over (the city's start in the demo).
 SEAM = at(2026, 5, 4)
@@ -77,13 +76,6 @@ def test_each_row_is_the_registers_the_protocol_paths_read(tmp_path: Path) -> No
     assert {i.code for i in swapped.installations} <= codes  # the asset number changes
 
 
-async def _derive(db: asyncpg.Connection) -> None:
-    await prepare_connection(db)
-    registry = MeterRegistry()
-    while (await derive_pending(db, registry)).marks:
-        pass
-
-
 @pytest.mark.integration
 async def test_a_month_exported_imported_and_derived_is_the_load_model_and_meets_the_protocols(
     settings: Settings, db: asyncpg.Connection, sink_settings: Settings, tmp_path: Path
@@ -106,7 +98,7 @@ async def test_a_month_exported_imported_and_derived_is_the_load_model_and_meets
     imported = _meterhub(settings, tmp_path, "import", "readings", str(export))
     assert imported.returncode == 0, imported.stderr
     assert f"accepted {readings:,}, duplicates 0, conflicts 0, rejected 0" in imported.stderr
-    await _derive(db)
+    await derive_all(db)
     # Writing the rollups again (a demo whose marker was lost) leaves the readings' days be.
     await fast_forward(
         db, city, fleet.meters, months=2, until=SEAM, now=NOW, readings_from=EXPORT_FROM
@@ -117,7 +109,7 @@ async def test_a_month_exported_imported_and_derived_is_the_load_model_and_meets
     async with IngestSink(sink_settings) as sink:
         result = await backfill_polled(sink, fleet, ticks, meter_ids=ids, meters=fleet.meters)
     assert result.rejected == []
-    await _derive(db)
+    await derive_all(db)
 
     for meter in electric:
         meter_id, multiplier = ids[meter.spec.code], meter.spec.multiplier
