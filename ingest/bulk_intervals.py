@@ -3,8 +3,8 @@
 Same rules, same recompute contract, same output: for each meter's window the intervals
 (energies rounded to 6 places, flags, tariffs None where `derive` gives None) and events
 (same kinds, times and details, in the same order) that `derive` returns, bit for bit. Each
-interval's shares are added in the order of the reference (pairs by time: `np.add.at` is
-unbuffered and processes its indices in order), so even the float sums are identical; the
+interval's shares are added in the order of the reference (pairs by time: `np.bincount`
+adds its weights one after the other, in index order), so even the float sums are identical; the
 property test in ``tests/ingest/test_bulk_intervals.py`` holds `derive` as the oracle.
 
 Inputs are columns: readings sorted by (meter id, ts) with NaN for a missing register, and
@@ -174,15 +174,10 @@ def derive_bulk(
     group = np.cumsum(new) - 1
     heads = np.flatnonzero(new)
     n = len(heads)
-    acc = np.zeros(n)
-    np.add.at(acc, group, energy[row] * share)
-    tariff_acc = np.zeros((4, n))
-    for j in range(4):
-        np.add.at(tariff_acc[j], group, tariff_deltas[j][row] * share)
-    covered = np.zeros(n, dtype=np.int64)
-    np.add.at(covered, group, overlap)
-    estimated = np.zeros(n, dtype=np.int64)
-    np.add.at(estimated, group, gap[v][row])
+    acc = group_sums(group, energy[row] * share, n)
+    tariff_acc = np.array([group_sums(group, tariff_deltas[j][row] * share, n) for j in range(4)])
+    covered = group_sums(group, overlap, n)  # whole microseconds: exact in float64
+    estimated = group_sums(group, gap[v][row], n)
     return BulkDerivation(
         meter_id=windows.meter_id[wr[heads]],
         start=start[heads],
@@ -192,6 +187,12 @@ def derive_bulk(
         complete=covered == step_us,
         events=events,
     )
+
+
+def group_sums(group: I64, weights: NDArray[np.generic], groups: int) -> F64:
+    """Per group, the sum of its weights, added one after the other in index order (as
+    ``np.add.at``, and as the reference's loop), in float64."""
+    return np.bincount(group, weights=weights, minlength=groups).astype(np.float64, copy=False)
 
 
 def _check(

@@ -28,19 +28,23 @@ METER_LOCK_SPACE = 0x6D687563
 # The pass takes the oldest marks no other pass holds until they hold ``$2`` ranges
 # (`take_dirty_marks`; at least one mark), keeps up to ``$2`` of their meters whose lock it
 # gets (`lock_dirty_meters`, both in migration 0015) and puts the other meters' ranges back
-# as new marks (same marked_at) for a later pass.
+# as new marks (same marked_at) for a later pass. It returns one row per kept meter (its
+# merged range) and one per taken mark (when it was marked and how many ranges were kept:
+# the weight of its latency), the marks' rows with a NULL meter.
 _CLAIM = """
 WITH head AS (
     SELECT unnest(take_dirty_marks($2::integer)) AS id
 ), taken AS (
     DELETE FROM interval_dirty d USING head h WHERE d.id = h.id
-    RETURNING d.marked_at, d.meter_ids, d.ts_mins, d.ts_maxs
+    RETURNING d.id, d.marked_at, d.meter_ids, d.ts_mins, d.ts_maxs
 ), ranges AS (
-    SELECT t.marked_at, u.meter_id, u.ts_min, u.ts_max
+    SELECT t.id, t.marked_at, u.meter_id, u.ts_min, u.ts_max
     FROM taken t, unnest(t.meter_ids, t.ts_mins, t.ts_maxs) AS u(meter_id, ts_min, ts_max)
+), merged AS (
+    SELECT meter_id, min(ts_min) AS ts_min, max(ts_max) AS ts_max FROM ranges GROUP BY meter_id
 ), mine AS (
     SELECT unnest(lock_dirty_meters($1::integer, coalesce(
-        (SELECT array_agg(DISTINCT meter_id ORDER BY meter_id) FROM ranges), '{}'), $2::integer))
+        (SELECT array_agg(meter_id ORDER BY meter_id) FROM merged), '{}'), $2::integer))
         AS meter_id
 ), put_back AS (
     INSERT INTO interval_dirty (marked_at, meter_ids, ts_mins, ts_maxs)
@@ -48,10 +52,12 @@ WITH head AS (
     FROM ranges r WHERE NOT EXISTS (SELECT FROM mine WHERE mine.meter_id = r.meter_id)
     GROUP BY r.marked_at
 )
-SELECT r.meter_id, min(r.ts_min) AS ts_min, max(r.ts_max) AS ts_max,
-       array_agg(extract(epoch FROM r.marked_at)::float8) AS marked
+SELECT m.meter_id, m.ts_min, m.ts_max, NULL::float8 AS marked, NULL::bigint AS kept
+FROM merged m JOIN mine USING (meter_id)
+UNION ALL
+SELECT NULL, NULL, NULL, extract(epoch FROM min(r.marked_at))::float8, count(*)
 FROM ranges r JOIN mine USING (meter_id)
-GROUP BY r.meter_id
+GROUP BY r.id
 """
 
 #: Ranges pending (summed over a bounded number of marks: a probe must stay cheap) and the
@@ -67,11 +73,12 @@ BACKLOG_COUNT_LIMIT = 100_000  # marks (reading batches)
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The marks one pass took: merged into one range per meter, and when each was marked
-    (epoch seconds, one value per mark)."""
+    """The marks one pass took: merged into one range per meter; when each mark was made
+    (epoch seconds) and how many of its ranges the pass kept."""
 
     ranges: dict[int, tuple[datetime, datetime]]
     marked: NDArray[np.float64]
+    kept: NDArray[np.int64]
 
     @property
     def marks(self) -> int:
@@ -81,12 +88,16 @@ class Claim:
 async def claim(conn: asyncpg.Connection, *, limit: int) -> Claim:
     """Take up to ``limit`` of the oldest marks free for this pass; call in its transaction.
 
-    The marks are merged per meter by the server: a pass of 200,000 marks receives one row
-    per meter, not one per mark."""
+    The marks are merged per meter by the server: a pass of 200,000 ranges receives one row
+    per meter and one per mark, not one per range."""
     rows = await conn.fetch(_CLAIM, METER_LOCK_SPACE, limit)
-    ranges = {row["meter_id"]: (row["ts_min"], row["ts_max"]) for row in rows}
-    marked = [t for row in rows for t in row["marked"]]
-    return Claim(ranges, np.array(marked, dtype=np.float64))
+    ranges = {r["meter_id"]: (r["ts_min"], r["ts_max"]) for r in rows if r["meter_id"] is not None}
+    marks = [(r["marked"], r["kept"]) for r in rows if r["meter_id"] is None]
+    return Claim(
+        ranges,
+        np.array([t for t, _ in marks], dtype=np.float64),
+        np.array([k for _, k in marks], dtype=np.int64),
+    )
 
 
 @dataclass(frozen=True, slots=True)

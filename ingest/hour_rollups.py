@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingest import pgcopy
-from ingest.bulk_intervals import TARIFFS, BulkDerivation
+from ingest.bulk_intervals import TARIFFS, BulkDerivation, group_sums
 from ingest.interval_grid import OFFSET_US
 
 HOUR = timedelta(hours=1)
@@ -67,16 +67,14 @@ def hour_sums(result: BulkDerivation) -> HourSums:
     group = np.cumsum(new) - 1
     heads = np.flatnonzero(new)
     groups = len(heads)
-    energy = np.zeros(groups)
-    np.add.at(energy, group, result.energy)  # unbuffered, in order: the SQL sum's order
-    estimated = np.zeros(groups)
-    np.add.at(estimated, group, np.where(result.estimated, result.energy, 0.0))
+    energy = group_sums(group, result.energy, groups)  # in order: the SQL sum's order
+    estimated = group_sums(group, np.where(result.estimated, result.energy, 0.0), groups)
     tariffs = np.zeros((4, groups))
     present = np.zeros((4, groups), dtype=np.int64)
     for j in range(4):
         known = ~np.isnan(result.tariffs[j])
-        np.add.at(tariffs[j], group, np.where(known, result.tariffs[j], 0.0))
-        np.add.at(present[j], group, known)
+        tariffs[j] = group_sums(group, np.where(known, result.tariffs[j], 0.0), groups)
+        present[j] = np.bincount(group[known], minlength=groups)
     return HourSums(
         meter_id=result.meter_id[heads],
         bucket=bucket[heads],

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from ingest.dirty_marks import backlog, claim
+from ingest.dirty_marks import METER_LOCK_SPACE, backlog, claim
 from ingest.interval_grid import ceil_to_grid, floor_to_grid
 from ingest.interval_worker import DeriveStats, derive_pending, prepare_connection
 from ingest.intervals import derive
@@ -19,6 +19,7 @@ from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, Reading
 from meterhub.settings import Settings
 from tests.ingest.conftest import create_meters
+from tests.support import derive_all
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +168,31 @@ async def test_a_claimed_meter_is_not_claimed_by_another_pass(
 
 class _RollbackError(Exception):
     pass
+
+
+async def test_a_pass_reports_one_latency_per_batch_weighted_by_the_ranges_it_kept(
+    sink: IngestSink, db: asyncpg.Connection, settings: Settings
+) -> None:
+    await derive_all(db)  # what earlier tests left
+    m1, m2, m3 = await create_meters(db, 3)
+    rng = random.Random(5)
+    series = [_series(m, rng) for m in (m1, m2, m3)]
+    for half in (slice(0, 20), slice(20, 40)):  # two reading batches: two marks
+        await sink.submit([r for rs in series for r in rs[half]])
+    assert await db.fetchval("SELECT count(*) FROM interval_dirty") == 2
+    other = await asyncpg.connect(settings.dsn())
+    try:
+        # Another pass holds m3: this one keeps m1's and m2's ranges and puts m3's back.
+        await other.execute("SELECT pg_advisory_lock($1, $2)", METER_LOCK_SPACE, m3)
+        await prepare_connection(db)
+        registry = MeterRegistry()
+        held = await derive_pending(db, registry)
+        await other.execute("SELECT pg_advisory_unlock($1, $2)", METER_LOCK_SPACE, m3)
+        rest = await derive_pending(db, registry)
+    finally:
+        await other.close()
+    assert (held.marks, held.meters, held.weights.tolist()) == (4, 2, [2, 2])
+    assert (rest.marks, rest.meters, rest.weights.tolist()) == (2, 1, [1, 1])
+    for stats in (held, rest):
+        assert len(stats.latencies) == 2 and all(0 <= s < 60 for s in stats.latencies)
+    assert await db.fetchval("SELECT count(*) FROM interval_dirty") == 0
