@@ -24,10 +24,14 @@ LOOKBACK = timedelta(days=35)
 #: The first, narrow look-up's reach.
 NEAR = timedelta(days=1)
 
-# The far look-up runs only for a meter the near one found nothing for (coalesce).
+# A probe looks between ``near`` and ``reach`` away from its time (literal bounds: the
+# chunks there). The far probe runs only for a meter the near one found nothing for
+# (coalesce) and only beyond the near reach: for readings arriving in order there is nothing
+# after the newest, and no chunk beyond a day later to look in.
 _PROBE = """(SELECT r.ts FROM readings r
         WHERE r.meter_id = d.meter_id AND r.energy IS NOT NULL AND r.ts {op} d.t
           AND r.ts {reach_op} d.t {sign} interval '{reach_s} seconds'
+          AND r.ts {near_op} d.t {sign} interval '{near_s} seconds'
           AND r.ts >= '{lo}' AND r.ts <= '{hi}'
         ORDER BY r.ts {order} LIMIT 1)"""
 _LOOKUP = """
@@ -51,20 +55,28 @@ async def nearest(
     if not meter_ids:
         return []
     query = _LOOKUP.format(
-        near=_probe(times, after=after, inclusive=inclusive, reach=NEAR),
-        far=_probe(times, after=after, inclusive=inclusive, reach=LOOKBACK),
+        near=_probe(times, after=after, inclusive=inclusive, near=timedelta(0), reach=NEAR),
+        far=_probe(times, after=after, inclusive=inclusive, near=NEAR, reach=LOOKBACK),
     )
     rows = await conn.fetch(query, list(meter_ids), list(times))
     return [row["ts"] for row in rows]
 
 
-def _probe(times: Sequence[datetime], *, after: bool, inclusive: bool, reach: timedelta) -> str:
-    lo, hi = (min(times), max(times) + reach) if after else (min(times) - reach, max(times))
+def _probe(
+    times: Sequence[datetime], *, after: bool, inclusive: bool, near: timedelta, reach: timedelta
+) -> str:
+    """Within ``reach`` of its time and, beyond the time itself, at least ``near`` from it."""
+    if after:
+        lo, hi = min(times) + near, max(times) + reach
+    else:
+        lo, hi = min(times) - reach, max(times) - near
     return _PROBE.format(
         op=(">" if after else "<") + ("=" if inclusive else ""),
         reach_op="<=" if after else ">=",
+        near_op=">=" if after else "<=",
         sign="+" if after else "-",
         reach_s=int(reach.total_seconds()),
+        near_s=int(near.total_seconds()),
         lo=lo.isoformat(),
         hi=hi.isoformat(),
         order="ASC" if after else "DESC",
