@@ -195,6 +195,14 @@ def group_sums(group: I64, weights: NDArray[np.generic], groups: int) -> F64:
     return np.bincount(group, weights=weights, minlength=groups).astype(np.float64, copy=False)
 
 
+def is_sorted(meter_id: I64, ts: I64) -> bool:
+    """Whether readings are sorted by (meter_id, ts), as `derive_bulk` needs them."""
+    return not (
+        np.any(meter_id[1:] < meter_id[:-1])
+        or np.any((meter_id[1:] == meter_id[:-1]) & (ts[1:] < ts[:-1]))
+    )
+
+
 def _check(
     windows: Windows, readings: ReadingColumns, *, step_us: int, gap_us: int, headroom: float
 ) -> None:
@@ -213,7 +221,7 @@ def _check(
     pos = np.searchsorted(ids, m)
     if len(m) and (np.any(pos >= len(ids)) or np.any(ids[np.minimum(pos, len(ids) - 1)] != m)):
         raise ValueError("readings of a meter without a window")
-    if np.any(m[1:] < m[:-1]) or np.any((m[1:] == m[:-1]) & (ts[1:] < ts[:-1])):
+    if not is_sorted(m, ts):
         raise ValueError("readings are not sorted by (meter_id, ts)")
 
 

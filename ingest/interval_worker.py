@@ -25,7 +25,14 @@ from numpy.typing import NDArray
 from prometheus_client import Counter, Histogram
 
 from ingest import pgcopy
-from ingest.bulk_intervals import TARIFFS, BulkDerivation, ReadingColumns, Windows, derive_bulk
+from ingest.bulk_intervals import (
+    TARIFFS,
+    BulkDerivation,
+    ReadingColumns,
+    Windows,
+    derive_bulk,
+    is_sorted,
+)
 from ingest.dirty_marks import Claim, backlog, claim
 from ingest.hour_rollups import HOUR, hour_sums
 from ingest.interval_grid import ceil_to_grid, floor_to_grid, to_micros
@@ -267,7 +274,7 @@ async def _context(
 def _sorted(readings: ReadingColumns) -> ReadingColumns:
     """``readings`` by (meter_id, ts); as they are when already in that order."""
     m, ts = readings.meter_id, readings.ts
-    if not (np.any(m[1:] < m[:-1]) or np.any((m[1:] == m[:-1]) & (ts[1:] < ts[:-1]))):
+    if is_sorted(m, ts):
         return readings
     order = np.lexsort((ts, m))
     return ReadingColumns(
