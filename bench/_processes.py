@@ -45,11 +45,14 @@ async def sim_process(name: str, module: str, *args: str) -> AsyncIterator[SimPr
 
 # -- CPU and memory ---------------------------------------------------------------------------
 
+_SAMPLE_EVERY = 0.2  # s
+
 
 class Usage:
     """Between enter and exit: CPU seconds of this process and of ``sims``, how busy the
-    whole machine was (every core, every process) and this process's peak RSS (sampled
-    every 0.2 s). `lap` splits the CPU figures, e.g. at each tick."""
+    whole machine was (every core, every process), this process's peak RSS and how late its
+    event loop runs a 0.2 s timer (its lag: the wait of every callback ready with it).
+    `lap` splits the CPU and lag figures, e.g. at each tick."""
 
     def __init__(self, sims: Sequence[SimProcess] = ()) -> None:
         self._me = psutil.Process()
@@ -58,6 +61,7 @@ class Usage:
         self.laps: list[tuple[float, float]] = []  # (CPU s of this process, machine busy %)
         self.sims_cpu: dict[str, float] = {}
         self.peak_rss = 0
+        self.lags: list[list[float]] = [[]]  # seconds late, per lap
         self._mark = (0.0, 0.0, 0.0)
         self._t0 = 0.0
 
@@ -80,12 +84,20 @@ class Usage:
         now = self._now()
         cpu, busy, total = (b - a for a, b in zip(self._mark, now, strict=True))
         self.laps.append((cpu, 100 * busy / total if total else math.nan))
+        self.lags.append([])
         self._mark = now
 
     async def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self.peak_rss = max(self.peak_rss, self._me.memory_info().rss)
-            await asyncio.sleep(0.2)
+            asked = loop.time() + _SAMPLE_EVERY
+            await asyncio.sleep(_SAMPLE_EVERY)
+            self.lags[-1].append(max(0.0, loop.time() - asked))
+
+    def lag_figures(self) -> list[tuple[float, float, float]]:
+        """Event-loop lag (s) per lap: p50, p99, max."""
+        return [_p50_p99_max(lags) for lags in self.lags[: len(self.laps)] if lags]
 
     async def __aenter__(self) -> Usage:
         self._sims0 = [s.cpu_seconds() for s in self._sims]
@@ -111,8 +123,19 @@ class Usage:
         if len(self.laps) > 1:
             laps = " (from each tick: " + ", ".join(f"{cpu:.1f} s" for cpu, _ in self.laps) + ")"
         busy = ", ".join(f"{pct:.0f} %" for _, pct in self.laps)
+        lag = ", ".join(f"{a:.3f} / {b:.3f} / {c:.3f}" for a, b, c in self.lag_figures())
         return (
             f"this process: CPU {self.cpu:.1f} s in {self.wall:.1f} s{laps}, peak RSS "
-            f"{self.peak_rss / 2**20:.0f} MB; machine busy {busy} of {psutil.cpu_count()} cores"
+            f"{self.peak_rss / 2**20:.0f} MB; event-loop lag p50 / p99 / max {lag} s; machine "
+            f"busy {busy} of {psutil.cpu_count()} cores"
             + (f"; simulators' CPU: {sims}" if sims else "")
         )
+
+
+def _p50_p99_max(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    return (
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)],
+        ordered[-1],
+    )

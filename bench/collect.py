@@ -22,8 +22,9 @@ Reported: meters polled per minute (successful polls in those cycles / the minut
 schedule they took: the cycles, unless one overran into a later tick), missed cycles (the
 scheduler's counter, plus links still in their last cycle when the run gives up), each
 link's cycle time from its tick until its readings were committed (p50 / max across links),
-CPU seconds and peak RSS of this process (and the simulators' CPU), and a check that the
-database holds one reading per successful poll. Beside them, the baseline of the wire: the
+CPU seconds, peak RSS and event-loop lag of this process (how late a 0.2 s timer fires:
+p50 / p99 / max per measured minute), the simulators' CPU, and a check that the database
+holds one reading per successful poll. Beside them, the baseline of the wire: the
 seconds a meter's poll keeps its bus busy at line speed (its frames as the poller sends
 them and the simulated meter answers, gaps and turnaround; the collector's own 50 ms quiet
 gap between DL/T 645 frames, ``--dlt645-gap-ms``, shown apart), the "line-limited capacity"
@@ -126,6 +127,9 @@ def summary(
         out |= {
             "collector_cpu_s": round(polls.usage.cpu, 1),
             "collector_peak_rss_mb": round(polls.usage.peak_rss / 2**20, 1),
+            "collector_loop_lag_s": [
+                [round(x, 3) for x in lap] for lap in polls.usage.lag_figures()
+            ],
             "readings_match_polls": polls.verified,
         }
     if mq is not None:

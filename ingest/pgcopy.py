@@ -1,7 +1,9 @@
 """PostgreSQL binary COPY data from numpy columns (pure: arrays in, bytes out).
 
-Rows that share their NULL pattern and their text values have one fixed layout, so each
-such group is written as one numpy structured array: no Python work per row. The format
+Rows that share their NULL pattern and the byte lengths of their texts have one fixed
+layout, so each such group is written as one numpy structured array: no Python work per
+row. (Grouping by the texts themselves would make a group per distinct text: a collector's
+batch holds a source per link, thousands of groups of a row or two.) The format
 (PostgreSQL docs, "COPY ... BINARY"): a signature header, then per row an int16 field
 count and per field an int32 length (-1 for NULL) followed by the value in network byte
 order; an int16 -1 ends the data.
@@ -65,19 +67,41 @@ def encode(columns: Sequence[Column]) -> bytes:
     rows = len(columns[0].data) if columns else 0
     if any(len(c.data) != rows for c in columns):
         raise ValueError("COPY columns differ in length")
+    texts = {i: _Texts.of(c.texts) for i, c in enumerate(columns) if c.kind is Kind.TEXT}
     parts = [HEADER]
-    for members in _groups(columns, rows):
-        parts.append(_encode_group(columns, members))
+    for members in _groups(columns, texts, rows):
+        parts.append(_encode_group(columns, texts, members))
     parts.append(TRAILER)
     return b"".join(parts)
 
 
-def _groups(columns: Sequence[Column], rows: int) -> list[NDArray[np.intp]]:
-    """Row numbers grouped by layout: the same NULL pattern and the same texts."""
+@dataclass(frozen=True, slots=True)
+class _Texts:
+    """A text column's distinct values as UTF-8: their byte lengths, and all of them in
+    one fixed-width array (narrower fields take their first bytes)."""
+
+    lengths: NDArray[np.int64]
+    encoded: NDArray[np.bytes_]
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> _Texts:
+        encoded = [t.encode() for t in texts]
+        width = max((len(e) for e in encoded), default=0)
+        return cls(
+            np.array([len(e) for e in encoded], dtype=np.int64),
+            np.array(encoded, dtype=f"S{max(width, 1)}"),
+        )
+
+
+def _groups(
+    columns: Sequence[Column], texts: dict[int, _Texts], rows: int
+) -> list[NDArray[np.intp]]:
+    """Row numbers grouped by layout: the same NULL pattern and the same text lengths."""
     key = np.zeros(rows, dtype=np.int64)
-    for column in columns:
+    for i, column in enumerate(columns):
         if column.kind is Kind.TEXT:
-            key = key * max(1, len(column.texts)) + column.data.astype(np.int64)
+            widths, of_code = np.unique(texts[i].lengths, return_inverse=True)
+            key = key * max(1, len(widths)) + of_code[column.data.astype(np.intp)]
         if column.nulls is not None:
             key = key * 2 + column.nulls
     if rows == 0:
@@ -90,7 +114,9 @@ def _groups(columns: Sequence[Column], rows: int) -> list[NDArray[np.intp]]:
     return np.split(order, bounds)
 
 
-def _encode_group(columns: Sequence[Column], members: NDArray[np.intp]) -> bytes:
+def _encode_group(
+    columns: Sequence[Column], texts: dict[int, _Texts], members: NDArray[np.intp]
+) -> bytes:
     first = int(members[0])
     fields: list[tuple[str, str]] = [("count", ">i2")]
     values: list[tuple[str, object]] = [("count", len(columns))]
@@ -99,12 +125,13 @@ def _encode_group(columns: Sequence[Column], members: NDArray[np.intp]) -> bytes
             fields.append((f"n{i}", ">i4"))
             values.append((f"n{i}", -1))
         elif column.kind is Kind.TEXT:
-            text = column.texts[int(column.data[first])].encode()
+            codes = column.data[members].astype(np.intp)
+            length = int(texts[i].lengths[codes[0]])
             fields.append((f"n{i}", ">i4"))
-            values.append((f"n{i}", len(text)))
-            if text:
-                fields.append((f"v{i}", f"S{len(text)}"))
-                values.append((f"v{i}", text))
+            values.append((f"n{i}", length))
+            if length:
+                fields.append((f"v{i}", f"S{length}"))
+                values.append((f"v{i}", texts[i].encoded[codes]))
         else:
             wire = _WIRE[column.kind]
             data = column.data[members]

@@ -93,6 +93,32 @@ async def test_round_trip_through_postgres(db: asyncpg.Connection) -> None:
         assert row["i"] is None if int_nulls[i] else row["i"] == ints[i]
 
 
+async def test_many_distinct_texts_round_trip_in_few_layouts(db: asyncpg.Connection) -> None:
+    """A collector's batch: a source per link, most of one length. Rows with different
+    texts of the same byte length share a layout (one group, not one per text)."""
+    rng = random.Random(9)
+    texts = [f"modbus:tcp://127.0.0.1:{port}" for port in range(9_990, 10_400)] + ["", "电表"]
+    n = 2_000
+    codes = np.array([rng.randrange(len(texts)) for _ in range(n)], dtype=np.int64)
+    ids = np.arange(n, dtype=np.int64)
+    values = np.array([rng.uniform(0, 1e6) for _ in range(n)])
+    nulls = np.array([rng.random() < 0.2 for _ in range(n)])
+    columns = [
+        pgcopy.Column(Kind.BIGINT, ids),
+        pgcopy.Column(Kind.TEXT, codes, texts=texts),
+        pgcopy.Column(Kind.DOUBLE, values, nulls=nulls),
+    ]
+    layouts = {(len(texts[c].encode()), bool(z)) for c, z in zip(codes, nulls, strict=True)}
+    groups = pgcopy._groups(columns, {1: pgcopy._Texts.of(texts)}, n)
+    assert len(groups) == len(layouts) <= 8  # 4 text lengths x (NULL or not)
+    await db.execute("CREATE TEMP TABLE copy_texts (id bigint, t text, x double precision)")
+    data = memoryview(pgcopy.encode(columns))
+    await db.copy_to_table("copy_texts", source=data, format="binary")  # type: ignore[arg-type]
+    rows = await db.fetch("SELECT * FROM copy_texts ORDER BY id")
+    assert [r["t"] for r in rows] == [texts[c] for c in codes]
+    assert [r["x"] for r in rows] == [None if z else v for z, v in zip(nulls, values, strict=True)]
+
+
 def test_micros_round_trip() -> None:
     for us in (0, 1, -1, 820_454_400_000_000, 10**15):
         ts = from_micros(us)
