@@ -1,9 +1,11 @@
-"""Which CPUs the ingest process and its load generator may use (Linux CPU affinity).
+"""Which CPUs the measured process and its load generator may use (Linux CPU affinity).
 
-Both sides of the push comparison run their ingest process (this process calling `submit`,
-or `meterhub serve`) on the same CPU set; the HTTP clients, which stand for the grid
-company's machines, run on the CPUs left over. Child processes inherit the affinity of the
-process that starts them. PostgreSQL is a shared service and is never pinned.
+The load stands for other machines: in `bench/api.py` the HTTP clients are the grid
+company's machines (both sides of the push comparison run their ingest process, this
+process calling `submit` or `meterhub serve`, on the same CPU set); in `bench/collect.py`
+the simulated meter fleets are the meters in the field. They run on the CPUs left over.
+Child processes inherit the affinity of the process that starts them. PostgreSQL is a
+shared service and is never pinned.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class CpuPlan:
-    ingest: frozenset[int]
-    clients: frozenset[int]
+    measured: frozenset[int]
+    load: frozenset[int]
 
-    def describe(self) -> str:
+    def describe(self, measured: str, load: str) -> str:
         return (
-            f"ingest process on CPU {_text(self.ingest)} on both sides, HTTP clients on CPU "
-            f"{_text(self.clients)}, PostgreSQL unpinned ({len(available())} CPUs here)"
+            f"{measured} on CPU {_text(self.measured)}, {load} on CPU {_text(self.load)}, "
+            f"PostgreSQL unpinned ({len(available())} CPUs here)"
         )
 
 
@@ -35,13 +37,14 @@ def available() -> frozenset[int]:
 
 
 def plan(spec: str | None) -> CpuPlan:
-    """``spec``: the ingest CPUs as ``"1"`` or ``"2,3"``; default the last CPU this process
-    may use. The clients get the others (the same ones on a single-CPU machine)."""
+    """``spec``: the measured process's CPUs as ``"1"`` or ``"2,3"``; default the last CPU
+    this process may use. The load gets the others (the same ones on a single-CPU
+    machine)."""
     cpus = available()
-    ingest = frozenset(int(c) for c in spec.split(",")) if spec else frozenset({max(cpus)})
-    if not ingest <= cpus:
+    measured = frozenset(int(c) for c in spec.split(",")) if spec else frozenset({max(cpus)})
+    if not measured <= cpus:
         raise SystemExit(f"--cpus {spec}: this process may use CPU {_text(cpus)} only")
-    return CpuPlan(ingest, (cpus - ingest) or ingest)
+    return CpuPlan(measured, (cpus - measured) or measured)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from rich.progress import Progress
 
 from bench._cycles import CycleLog, TimedPoller, TimedSink, polls_counted
 from bench._line import dlt645_frames, dlt645_poll_time, line_limited, modbus_poll_time
+from bench._pinning import CpuPlan, pinned, plan
 from bench._processes import SimProcess, Usage, sim_process
 from bench._registry import (
     INTERVAL,
@@ -51,6 +52,7 @@ class PollFigures:
     missed_by_scheduler: int
     unfinished: int  # links still in their last measured cycle when the run gave up
     usage: Usage
+    cpus: CpuPlan
     polled: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROTOCOLS, 0))
     accepted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROTOCOLS, 0))
     refused: int = 0
@@ -218,8 +220,11 @@ async def polling_phase(settings: Settings, dsn: str, args: argparse.Namespace) 
         "modbus": TimedPoller(ModbusPoller(LinkOptions(timeout=args.timeout, retries=0)), log),
         "dlt645": TimedPoller(Dlt645Poller(timeout=args.timeout, retries=0), log),
     }
+    cpus = plan(args.cpus)
     async with AsyncExitStack() as stack:
-        sims = await start_fleets(stack, args)
+        with pinned(cpus.load):  # the fleets stand for the meters in the field
+            sims = await start_fleets(stack, args)
+        stack.enter_context(pinned(cpus.measured))
         mb = [s.lines for s in sims if s.name == "modbus"]
         dl = [s.lines for s in sims if s.name == "dlt645"]
         rows = modbus_rows(mb[0] if mb else [], units=args.modbus_units, count=args.modbus)
@@ -275,6 +280,7 @@ async def polling_phase(settings: Settings, dsn: str, args: argparse.Namespace) 
         missed_by_scheduler=scheduler.missed_cycles,
         unfinished=unfinished,
         usage=usage,
+        cpus=cpus,
     )
     figures.add(log)
     share = log.clock_share("dlt645", first + (args.cycles - 1) * INTERVAL)
@@ -345,6 +351,7 @@ def report_polling(f: PollFigures, args: argparse.Namespace) -> None:
         f"({f.refused} not accepted, {f.quarantined} quarantined, {f.spooled} spooled)"
     )
     minutes = max(f.minutes(p) for p in PROTOCOLS)
+    say(f"  CPUs: {f.cpus.describe('collector (this process)', 'simulated fleets')}")
     say(
         f"  {f.usage.describe()}; collector CPU = {100 * f.usage.cpu / (minutes * 60):.1f} % of "
         f"one core over {minutes:g} min of schedule"

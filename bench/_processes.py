@@ -4,6 +4,7 @@ memory this process and those fleets use."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import statistics
 import time
@@ -62,6 +63,9 @@ class Usage:
         self.sims_cpu: dict[str, float] = {}
         self.peak_rss = 0
         self.lags: list[list[float]] = [[]]  # seconds late, per lap
+        self.full_gcs: list[list[float]] = [[]]  # seconds of each full collection, per lap
+        self.gc_seconds: list[list[float]] = [[0.0, 0.0, 0.0]]  # per lap, per generation
+        self._gc_started = 0.0
         self._mark = (0.0, 0.0, 0.0)
         self._t0 = 0.0
 
@@ -85,7 +89,18 @@ class Usage:
         cpu, busy, total = (b - a for a, b in zip(self._mark, now, strict=True))
         self.laps.append((cpu, 100 * busy / total if total else math.nan))
         self.lags.append([])
+        self.full_gcs.append([])
+        self.gc_seconds.append([0.0, 0.0, 0.0])
         self._mark = now
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._gc_started
+        self.gc_seconds[-1][info["generation"]] += took
+        if info["generation"] == 2:
+            self.full_gcs[-1].append(took)
 
     async def _sample(self) -> None:
         loop = asyncio.get_running_loop()
@@ -103,6 +118,7 @@ class Usage:
         self._sims0 = [s.cpu_seconds() for s in self._sims]
         self._mark, self._t0 = self._now(), time.perf_counter()
         self._sampler = asyncio.create_task(self._sample())
+        gc.callbacks.append(self._on_gc)
         return self
 
     async def __aexit__(
@@ -110,6 +126,7 @@ class Usage:
     ) -> None:
         self.wall = time.perf_counter() - self._t0
         self.lap()
+        gc.callbacks.remove(self._on_gc)
         self._sampler.cancel()
         with suppress(asyncio.CancelledError):
             await self._sampler
@@ -124,9 +141,17 @@ class Usage:
             laps = " (from each tick: " + ", ".join(f"{cpu:.1f} s" for cpu, _ in self.laps) + ")"
         busy = ", ".join(f"{pct:.0f} %" for _, pct in self.laps)
         lag = ", ".join(f"{a:.3f} / {b:.3f} / {c:.3f}" for a, b, c in self.lag_figures())
+        gcs = ", ".join(
+            f"{len(pauses)} ({max(pauses, default=0) * 1000:.0f} ms)"
+            for pauses in self.full_gcs[: len(self.laps)]
+        )
+        gc_time = ", ".join(
+            " + ".join(f"{t:.1f}" for t in gens) for gens in self.gc_seconds[: len(self.laps)]
+        )
         return (
             f"this process: CPU {self.cpu:.1f} s in {self.wall:.1f} s{laps}, peak RSS "
-            f"{self.peak_rss / 2**20:.0f} MB; event-loop lag p50 / p99 / max {lag} s; machine "
+            f"{self.peak_rss / 2**20:.0f} MB; event-loop lag p50 / p99 / max {lag} s; full GCs "
+            f"(longest) {gcs}; GC s by generation 0 + 1 + 2 {gc_time}; machine "
             f"busy {busy} of {psutil.cpu_count()} cores"
             + (f"; simulators' CPU: {sims}" if sims else "")
         )

@@ -129,21 +129,21 @@ async def push_phase(args: argparse.Namespace, cpus: CpuPlan) -> Result:
         with tempfile.TemporaryDirectory() as tmp:
             settings = settings.model_copy(update={"spool_dir": Path(tmp) / "spool"})
             work = list(push.batches(codes, args.steps, 5000, 0))
-            with pinned(cpus.ingest):
+            with pinned(cpus.measured):
                 inproc, inproc_paths = await push.in_process_rate(settings, ids, work, args.clients)
             console.print(
                 f"(a) in-process submit {inproc:12,.0f} readings/s  ({inproc_paths.describe()})"
             )
             server = push.api_server(dsn, Path(tmp) / "api-spool")
             # The server starts on the ingest CPUs (it inherits them), the clients move off.
-            with pinned(cpus.ingest), server as url, pinned(cpus.clients):
+            with pinned(cpus.measured), server as url, pinned(cpus.load):
                 runs, paths = await _http_phases(url, keys, codes, args)
     json_run, csv_run = runs
     rate = (json_run.rate + csv_run.rate) / 2
     refused, busy = json_run.refused + csv_run.refused, json_run.busy + csv_run.busy
     console.print(f"(b) HTTP push, JSON   {json_run.rate:12,.0f} readings/s")
     console.print(f"(b) HTTP push, CSV    {csv_run.rate:12,.0f} readings/s  ({paths.describe()})")
-    console.print(f"    CPUs: {cpus.describe()}")
+    console.print(f"    CPUs: {cpus.describe('ingest process on both sides', 'HTTP clients')}")
     console.print(
         f"    push quota: {base.push_rate_per_key:,.0f} readings/s per key, bursts of "
         f"{base.push_burst:,} (MHUB_PUSH_RATE_PER_KEY / MHUB_PUSH_BURST as configured), "
@@ -160,7 +160,7 @@ async def push_phase(args: argparse.Namespace, cpus: CpuPlan) -> Result:
         "push_fast_path_share": round(paths.fast_share, 3),
         "push_quota_per_key": base.push_rate_per_key,
         "push_quota_refusals": refused,
-        "ingest_cpus": ",".join(str(c) for c in sorted(cpus.ingest)),
+        "ingest_cpus": ",".join(str(c) for c in sorted(cpus.measured)),
     }
 
 

@@ -15,7 +15,10 @@ Baud 0 makes the meters answer at once. Every meter is registered with a 1-minut
 interval in a throwaway database, and this process runs the real `Scheduler` (one
 `LinkWorker` per link on clock-aligned ticks) with the real pollers and a real `IngestSink`,
 as `meterhub collect` runs them (first clock reads spread over the hour, start-up heap
-frozen), until every link has finished ``--cycles`` cycles (2). Defaults: 20,000 DL/T 645
+frozen), until every link has finished ``--cycles`` cycles (2). The fleets stand for meters
+in the field, not on the collector's machine: they run on the CPUs other than the
+collector's (``--cpus``, default the collector on the last CPU; `bench._pinning`), and
+PostgreSQL, shared, is not pinned. Defaults: 20,000 DL/T 645
 meters (834 buses) and 40,000 Modbus meters (1,250 gateways).
 
 Reported: meters polled per minute (successful polls in those cycles / the minutes of
@@ -127,10 +130,18 @@ def summary(
         out |= {
             "collector_cpu_s": round(polls.usage.cpu, 1),
             "collector_peak_rss_mb": round(polls.usage.peak_rss / 2**20, 1),
+            "collector_full_gc_max_s": [
+                round(max(p, default=0.0), 3) for p in polls.usage.full_gcs[: len(polls.usage.laps)]
+            ],
+            "collector_gc_s": [
+                [round(t, 2) for t in gens]
+                for gens in polls.usage.gc_seconds[: len(polls.usage.laps)]
+            ],
             "collector_loop_lag_s": [
                 [round(x, 3) for x in lap] for lap in polls.usage.lag_figures()
             ],
             "readings_match_polls": polls.verified,
+            "collector_cpus": ",".join(str(c) for c in sorted(polls.cpus.measured)),
         }
     if mq is not None:
         out |= {
@@ -228,6 +239,9 @@ def main() -> None:
     parser.add_argument("--headroom-max", type=float, default=2.0, help="largest scale tried")
     parser.add_argument("--headroom-bisect", type=int, default=1, help="halvings after a loss")
     parser.add_argument("--cycles", type=int, default=2, help="1-minute cycles measured")
+    parser.add_argument(
+        "--cpus", help="CPUs of the collector, e.g. 1 or 2,3 (default the last); fleets: the rest"
+    )
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
     parser.add_argument(
         "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="this process's loop"

@@ -26,7 +26,14 @@ from prometheus_client import Counter, Histogram
 from collectors.errors import CollectorError
 from collectors.handoff import DEFAULT_DELAY, DEFAULT_SIZE, Handoff
 from collectors.networks import DialPolicy, DialRefusedError
-from collectors.targets import Poller, PollResult, PollTarget, load_targets, nothing_read
+from collectors.targets import (
+    Poller,
+    PollResult,
+    PollTarget,
+    load_targets,
+    nothing_read,
+    targets_fingerprint,
+)
 from collectors.terminals import TerminalBook
 from ingest.quarantine import QuarantineRecord
 from ingest.sink import IngestSink
@@ -40,6 +47,10 @@ log = get_logger(__name__)
 POLLS = Counter("meterhub_collector_polls_total", "Meter polls", ["protocol", "outcome"])
 MISSED = Counter(
     "meterhub_collector_missed_cycles_total", "Link cycles that overran into the next tick"
+)
+REGISTRY_LOADS = Counter(
+    "meterhub_collector_registry_loads_total",
+    "Registry reloads that found the polled meters changed and rebuilt the links",
 )
 CYCLE_SECONDS = Histogram(
     "meterhub_collector_cycle_seconds",
@@ -246,6 +257,12 @@ class Scheduler:
         self._conn: asyncpg.Connection | None = None
         self._db_lock = asyncio.Lock()
         self._name = name
+        self._loaded: tuple[int, int] | None = None  # fingerprint of the links' targets
+
+    @property
+    def links(self) -> dict[str, tuple[PollTarget, ...]]:
+        """The meters each running link worker polls."""
+        return {link: targets for link, (targets, _) in self._links.items()}
 
     @property
     def missed_cycles(self) -> int:
@@ -287,7 +304,26 @@ class Scheduler:
                 self._conn = None
 
     async def _reload(self, conn: asyncpg.Connection) -> None:
-        links = await load_targets(conn, list(self._pollers))
+        protocols = list(self._pollers)
+        current = await targets_fingerprint(conn, protocols)
+        if current != self._loaded:  # else the registry holds what the links poll
+            self._apply(await load_targets(conn, protocols))
+            self._loaded = current
+            REGISTRY_LOADS.inc()
+            log.info("registry loaded", links=len(self._links), meters=self._meters())
+        await conn.execute(
+            "INSERT INTO collector_heartbeats (name, started_at, beat_at, meters) "
+            "VALUES ($1, now(), now(), $2) ON CONFLICT (name) DO UPDATE SET beat_at = now(), "
+            "meters = EXCLUDED.meters",
+            self._name,
+            self._meters(),
+        )
+
+    def _meters(self) -> int:
+        return sum(len(targets) for targets, _ in self._links.values())
+
+    def _apply(self, links: dict[str, list[PollTarget]]) -> None:
+        """Start, restart or stop link workers to poll ``links``."""
         for link in set(self._links) - set(links):
             _, task = self._links.pop(link)
             task.cancel()
@@ -310,14 +346,6 @@ class Scheduler:
             self._workers[link] = worker
             task = self._supervisor.start(f"link {link}", worker.run, label="collector-link")
             self._links[link] = (tuple(targets), task)
-        await conn.execute(
-            "INSERT INTO collector_heartbeats (name, started_at, beat_at, meters) "
-            "VALUES ($1, now(), now(), $2) ON CONFLICT (name) DO UPDATE SET beat_at = now(), "
-            "meters = EXCLUDED.meters",
-            self._name,
-            sum(len(t) for t in links.values()),
-        )
-        log.info("registry loaded", links=len(links), meters=sum(len(t) for t in links.values()))
 
     async def _flusher(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

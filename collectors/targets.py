@@ -11,7 +11,8 @@ import asyncpg
 import orjson
 
 from ingest.quarantine import Reason
-from meterhub.db import Conn
+from meterhub.db import Conn, fingerprint
+from meterhub.runtime import in_slices
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +75,24 @@ def link_of(protocol: str, address: dict[str, Any]) -> str:
     return str(address["bus"])
 
 
+async def targets_fingerprint(conn: Conn | asyncpg.Pool, protocols: list[str]) -> tuple[int, int]:
+    """The `meterhub.db.fingerprint` of what `load_targets` would load: equal, nothing to
+    reload."""
+    return await fingerprint(conn, _SELECT, protocols)
+
+
 async def load_targets(
     conn: Conn | asyncpg.Pool, protocols: list[str]
 ) -> dict[str, list[PollTarget]]:
     """Active meters of ``protocols``, grouped by link."""
     links: dict[str, list[PollTarget]] = defaultdict(list)
-    for row in await conn.fetch(_SELECT, protocols):
-        address = orjson.loads(row["address"])
-        link = link_of(row["protocol"], address)
-        links[link].append(
-            PollTarget(
-                row["id"], row["protocol"], link, address, row["model"], row["poll_interval"]
+    async for rows in in_slices(await conn.fetch(_SELECT, protocols)):
+        for row in rows:
+            address = orjson.loads(row["address"])
+            link = link_of(row["protocol"], address)
+            links[link].append(
+                PollTarget(
+                    row["id"], row["protocol"], link, address, row["model"], row["poll_interval"]
+                )
             )
-        )
     return dict(links)

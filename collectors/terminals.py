@@ -11,6 +11,7 @@ import orjson
 from prometheus_client import Counter, Gauge
 
 from meterhub.db import Conn
+from meterhub.runtime import in_slices
 
 #: Protocols whose terminals the poll scheduler polls (their health comes from the polls;
 #: the others push, and are judged by their readings).
@@ -40,6 +41,35 @@ class TerminalEvent:
     at: datetime
     kind: str
     detail: dict[str, Any]
+
+
+_UPSERT_STATUS = (
+    "INSERT INTO terminal_status (meter_id, online, consecutive_failures, last_success_at, "
+    "last_attempt_at, last_error, clock_drift_s, clock_checked_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) "
+    "ON CONFLICT (meter_id) DO UPDATE SET online = EXCLUDED.online, "
+    "consecutive_failures = EXCLUDED.consecutive_failures, "
+    # a restarted collector has not seen the meter answer yet: keep the time it last did,
+    # so a terminal that answered once is not "never"
+    "last_success_at = coalesce(EXCLUDED.last_success_at, terminal_status.last_success_at), "
+    "last_attempt_at = EXCLUDED.last_attempt_at, last_error = EXCLUDED.last_error, "
+    "clock_drift_s = EXCLUDED.clock_drift_s, clock_checked_at = EXCLUDED.clock_checked_at, "
+    "updated_at = now()"
+)
+
+
+def _status_row(meter_id: int, s: _State) -> tuple[object, ...]:
+    """A row of `_UPSERT_STATUS`."""
+    return (
+        meter_id,
+        s.online,
+        s.failures,
+        s.last_success,
+        s.last_attempt,
+        s.last_error,
+        s.drift,
+        s.clock_checked,
+    )
 
 
 def _phase(meter_id: int) -> float:
@@ -119,47 +149,31 @@ class TerminalBook:
 
     async def flush(self, conn: Conn) -> list[TerminalEvent]:
         """Write changed states and new events; returns the events written. If the write
-        fails, they stay queued for the next flush."""
+        fails, they stay queued for the next flush. A state that changes while the flush
+        runs is written by the next one."""
         events = list(self._events)
         dirty = [(m, s) for m, s in self._states.items() if s.dirty and s.last_attempt]
-        OFFLINE.set(sum(1 for s in self._states.values() if not s.online))
-        async with conn.transaction():
-            if dirty:
-                await conn.executemany(
-                    "INSERT INTO terminal_status (meter_id, online, consecutive_failures, "
-                    "last_success_at, last_attempt_at, last_error, clock_drift_s, "
-                    "clock_checked_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())"
-                    " ON CONFLICT (meter_id) DO UPDATE SET online = EXCLUDED.online, "
-                    "consecutive_failures = EXCLUDED.consecutive_failures, "
-                    # a restarted collector has not seen the meter answer yet: keep the
-                    # time it last did, so a terminal that answered once is not "never"
-                    "last_success_at = coalesce(EXCLUDED.last_success_at, "
-                    "terminal_status.last_success_at), "
-                    "last_attempt_at = EXCLUDED.last_attempt_at, last_error = EXCLUDED.last_error,"
-                    " clock_drift_s = EXCLUDED.clock_drift_s, "
-                    "clock_checked_at = EXCLUDED.clock_checked_at, updated_at = now()",
-                    [
-                        (
-                            m,
-                            s.online,
-                            s.failures,
-                            s.last_success,
-                            s.last_attempt,
-                            s.last_error,
-                            s.drift,
-                            s.clock_checked,
-                        )
-                        for m, s in dirty
-                    ],
-                )
-            if events:
-                await conn.executemany(
-                    "INSERT INTO terminal_events (meter_id, at, kind, detail) "
-                    "VALUES ($1, $2, $3, $4::jsonb)",
-                    [(e.meter_id, e.at, e.kind, orjson.dumps(e.detail).decode()) for e in events],
-                )
+        rows = [_status_row(m, s) for m, s in dirty]
         for _, state in dirty:
             state.dirty = False
+        OFFLINE.set(sum(1 for s in self._states.values() if not s.online))
+        try:
+            async with conn.transaction():
+                async for part in in_slices(rows):  # the collector's loop runs between them
+                    await conn.executemany(_UPSERT_STATUS, part)
+                if events:
+                    await conn.executemany(
+                        "INSERT INTO terminal_events (meter_id, at, kind, detail) "
+                        "VALUES ($1, $2, $3, $4::jsonb)",
+                        [
+                            (e.meter_id, e.at, e.kind, orjson.dumps(e.detail).decode())
+                            for e in events
+                        ],
+                    )
+        except BaseException:
+            for _, state in dirty:
+                state.dirty = True
+            raise
         del self._events[: len(events)]
         return events
 

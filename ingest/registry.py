@@ -11,8 +11,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingest.interval_grid import to_micros
+from meterhub.db import fingerprint
 from meterhub.meter import MeterInfo
 from meterhub.reading import LOCAL_TZ, Utility
+from meterhub.runtime import in_slices
 
 _SELECT = """
 SELECT id, firm_id, utility, multiplier::float8 AS multiplier, rollover::float8 AS rollover,
@@ -75,6 +77,8 @@ class MeterRegistry:
         self._limits: dict[int, tuple[bool, int, int, float, float]] = {}
         self._loaded_at = 0.0
         self._max_age = max_age
+        self._print: tuple[int, int] | None = None  # the `fingerprint` of what was loaded
+        self._edits = 0  # edits heard of (`invalidate`)
 
     def get(self, meter_id: int) -> MeterInfo | None:
         return self._meters.get(meter_id)
@@ -87,10 +91,7 @@ class MeterRegistry:
     async def refresh(self, conn: asyncpg.Connection, meter_ids: Iterable[int] = ()) -> None:
         """Reload everything if stale, else look up the ``meter_ids`` not known yet."""
         if time.monotonic() - self._loaded_at > self._max_age:
-            rows = await conn.fetch(_SELECT)
-            self._meters = {row["id"]: _meter(row) for row in rows}
-            self._limits = {}
-            self._loaded_at = time.monotonic()
+            await self._reload(conn)
             return
         missing = [m for m in set(meter_ids) if m not in self._meters]
         if missing:
@@ -98,6 +99,19 @@ class MeterRegistry:
             self._meters.update({row["id"]: _meter(row) for row in rows})
             for meter_id in missing:
                 self._limits.pop(meter_id, None)
+
+    async def _reload(self, conn: asyncpg.Connection) -> None:
+        """Everything again, unless the table holds what was loaded last (no edit was
+        announced since: `invalidate` forgets the fingerprint)."""
+        edits = self._edits
+        current = await fingerprint(conn, _SELECT)
+        if current != self._print:
+            meters: dict[int, MeterInfo] = {}
+            async for rows in in_slices(await conn.fetch(_SELECT)):
+                meters.update((row["id"], _meter(row)) for row in rows)
+            self._meters, self._limits, self._print = meters, {}, current
+        if edits == self._edits:  # else an edit was announced meanwhile: reload again
+            self._loaded_at = time.monotonic()
 
     def limits(self, meter_ids: NDArray[np.int64]) -> MeterLimits:
         """The limits of ``meter_ids`` (unknown ones have ``known`` False)."""
@@ -128,7 +142,8 @@ class MeterRegistry:
 
     def invalidate(self) -> None:
         """Reload everything before the next validation."""
-        self._loaded_at = 0.0
+        self._loaded_at, self._print = 0.0, None
+        self._edits += 1
 
     async def follow(self, conn: asyncpg.Connection) -> None:
         """Invalidate on every edit to existing meters, as ``conn`` hears of it (and now:

@@ -225,6 +225,68 @@ async def test_a_cleanly_stopped_collector_removes_its_heartbeat(
     )
 
 
+def _registry_loads() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("meterhub_collector_registry_loads_total") or 0.0
+
+
+async def test_registry_reloads_pick_up_edits_and_leave_unchanged_links_alone(
+    sink: IngestSink, sink_settings: Settings, db: asyncpg.Connection
+) -> None:
+    """Each reload first asks the database for a fingerprint of the polled meters; while it
+    is unchanged the link workers keep running as they are (not rebuilt), and an edit, a
+    new meter or a removal reaches them at the next reload."""
+    import asyncio
+
+    async with (
+        ModbusMeterSimulator({1: load_model("eastron_sdm630")}) as one,
+        ModbusMeterSimulator({1: load_model("eastron_sdm630")}) as two,
+    ):
+        meters = await create_meters(db, 2)
+        await _register(db, meters[:1], one.url, [1])
+        # Polled once a day: no poll falls in this test, only reloads.
+        await db.execute("UPDATE meters SET poll_interval = '1 day' WHERE id = ANY($1)", meters)
+        poller = ModbusPoller()
+        scheduler = Scheduler(
+            sink_settings,
+            sink=sink,
+            pollers={"modbus": poller},
+            options=ScheduleOptions(reload_every=0.05, flush_every=0.1),
+        )
+
+        def mine() -> dict[str, list[int]]:
+            return {
+                link: [t.meter_id for t in targets]
+                for link, targets in scheduler.links.items()
+                if any(t.meter_id in meters for t in targets)
+            }
+
+        async def until(expected: dict[str, list[int]]) -> None:
+            async with asyncio.timeout(10):
+                while mine() != expected:
+                    await asyncio.sleep(0.02)
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(scheduler.run(stop))
+        try:
+            await until({one.url: meters[:1]})
+            running, loads = scheduler._links[one.url][1], _registry_loads()
+            await asyncio.sleep(0.3)  # several reloads of an unchanged registry
+            assert scheduler._links[one.url][1] is running
+            assert _registry_loads() == loads  # the fingerprint matched: nothing rebuilt
+            await _register(db, meters[1:], one.url, [2])  # a meter added to the link
+            await until({one.url: meters})
+            await _register(db, meters[:1], two.url, [1])  # a meter moved to another link
+            await until({one.url: meters[1:], two.url: meters[:1]})
+            await db.execute("UPDATE meters SET removed_at = now() WHERE id = $1", meters[1])
+            await until({two.url: meters[:1]})
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await poller.close()
+
+
 async def test_a_dlt645_meter_refusing_every_identifier_is_a_failed_poll(
     sink: IngestSink, db: asyncpg.Connection
 ) -> None:
