@@ -15,6 +15,7 @@ from types import TracebackType
 
 import psutil  # type: ignore[import-untyped]
 
+from bench._soak_figures import percentile
 from simulators.fleet_process import FleetExitedError, fleet_process
 
 # -- simulators in processes of their own -------------------------------------------------------
@@ -112,7 +113,11 @@ class Usage:
 
     def lag_figures(self) -> list[tuple[float, float, float]]:
         """Event-loop lag (s) per lap: p50, p99, max."""
-        return [_p50_p99_max(lags) for lags in self.lags[: len(self.laps)] if lags]
+        return [
+            (percentile(lags, 0.5, digits=None), percentile(lags, 0.99, digits=None), max(lags))
+            for lags in self.lags[: len(self.laps)]
+            if lags
+        ]
 
     async def __aenter__(self) -> Usage:
         self._sims0 = [s.cpu_seconds() for s in self._sims]
@@ -155,12 +160,3 @@ class Usage:
             f"busy {busy} of {psutil.cpu_count()} cores"
             + (f"; simulators' CPU: {sims}" if sims else "")
         )
-
-
-def _p50_p99_max(values: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(values)
-    return (
-        statistics.median(ordered),
-        ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)],
-        ordered[-1],
-    )

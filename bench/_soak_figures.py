@@ -18,10 +18,12 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float, *, digits: int | None = 2) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank), rounded to ``digits`` (None: not)."""
     if not values:
         return math.nan
-    return round(sorted(values)[min(len(values) - 1, int(q * len(values)))], 2)
+    value = sorted(values)[min(len(values) - 1, int(q * len(values)))]
+    return value if digits is None else round(value, digits)
 
 
 def latency_figures(values: list[float]) -> dict[str, float]:
