@@ -3,6 +3,7 @@ largest fleet it still holds on its cycle, and MQTT ingest.
 
     .venv/bin/python bench/collect.py [--quick] [--json] [--modbus N] [--dlt645 N]
         [--dlt645-per-bus N] [--dlt645-baud B] [--modbus-baud B] [--cycles N] [--no-headroom]
+        [--cpus 1]
 
 Polling. The simulated meters run in other processes and answer at line speed by default
 (`simulators.line_speed`): `simulators.dlt645_fleet` serves TCP transparent gateways, each
