@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import ClassVar, Protocol, Self
 
 from prometheus_client import Counter, Histogram
@@ -47,6 +47,11 @@ DISCARDED_FRAMES = Counter(
 STALE_BYTES = Counter(
     "meterhub_dlt645_stale_bytes_total", "Bytes drained from a bus before a request"
 )
+
+
+@cache  # a few label pairs, counted for every request: look each child up once
+def _requests(transport: str, outcome: str) -> Counter:
+    return REQUESTS.labels(transport, outcome)
 
 
 class Link(Protocol):
@@ -227,7 +232,7 @@ class Bus(abc.ABC):
         raise RequestTimeoutError(f"no reply from {asked.address} on {self.url} in {timeout} s")
 
     def _count(self, outcome: str, started: float, loop: asyncio.AbstractEventLoop) -> None:
-        REQUESTS.labels(self.transport, outcome).inc()
+        _requests(self.transport, outcome).inc()
         REQUEST_SECONDS.observe(loop.time() - started)
 
     def _report_failure(self, exc: TransportError) -> None:

@@ -43,6 +43,8 @@ MAX_DATA_LEN = 200
 PREAMBLE_LEN = 4
 
 _START, _END, _WAKE, _OFFSET = 0x68, 0x16, 0xFE, 0x33
+_SCRAMBLE = bytes((byte + _OFFSET) & 0xFF for byte in range(256))  # for bytes.translate
+_UNSCRAMBLE = bytes((byte - _OFFSET) & 0xFF for byte in range(256))
 _OVERHEAD = 12  # 68, 6 address bytes, 68, C, L, CS, 16
 _ADDRESS_RE = re.compile(r"(?:AA)*(?:\d\d)*")
 
@@ -71,10 +73,10 @@ class Control:
         if not 0 <= self.function <= 0x1F:
             raise ValueFormatError(f"function code 0x{self.function:02X} is not 0..0x1F")
 
-    @classmethod
-    def from_byte(cls, byte: int) -> Control:
+    @staticmethod
+    def from_byte(byte: int) -> Control:
         """Example: ``Control.from_byte(0xD1)`` is a 0x11 reply with the abnormal bit."""
-        return cls(byte & 0x1F, bool(byte & 0x80), bool(byte & 0x40), bool(byte & 0x20))
+        return _CONTROLS[byte & 0xFF]
 
     @property
     def byte(self) -> int:
@@ -84,6 +86,13 @@ class Control:
             | (0x40 if self.is_abnormal else 0)
             | (0x20 if self.has_more else 0)
         )
+
+
+#: Every control byte's `Control`, built once (replies are decoded by the hundred thousand).
+_CONTROLS = tuple(
+    Control(byte & 0x1F, bool(byte & 0x80), bool(byte & 0x40), bool(byte & 0x20))
+    for byte in range(256)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +172,7 @@ def encode_frame(frame: Frame, *, preamble: int = PREAMBLE_LEN) -> bytes:
         raise ValueFormatError(f"data field of {len(frame.data)} bytes exceeds {MAX_DATA_LEN}")
     body = bytearray((_START, *encode_address(frame.address), _START))
     body += bytes((frame.control.byte, len(frame.data)))
-    body += bytes((byte + _OFFSET) & 0xFF for byte in frame.data)
+    body += frame.data.translate(_SCRAMBLE)
     return bytes((_WAKE,) * preamble) + bytes(body) + bytes((sum(body) & 0xFF, _END))
 
 
@@ -195,17 +204,19 @@ def _address_byte_ok(byte: int) -> bool:
 def _parse_at(buf: bytes | bytearray, start: int) -> _Parsed:
     """The frame at ``start`` and its end, an error, or None while bytes are missing."""
     size = len(buf)
-    for i in range(start + 1, min(start + 7, size)):
-        if not _address_byte_ok(buf[i]):
-            return FrameFormatError(f"byte 0x{buf[i]:02X} at offset {i} is no address byte")
-    if size < start + 8:
-        return None
-    if buf[start + 7] != _START:
-        return FrameFormatError(f"no second 0x68 at offset {start + 7}")
-    try:
-        address = decode_address(bytes(buf[start + 1 : start + 7]))
-    except AddressError as exc:
-        return FrameFormatError(str(exc))
+    address = _complete_address(buf, start) if size >= start + 8 else None
+    if address is None:
+        for i in range(start + 1, min(start + 7, size)):
+            if not _address_byte_ok(buf[i]):
+                return FrameFormatError(f"byte 0x{buf[i]:02X} at offset {i} is no address byte")
+        if size < start + 8:
+            return None
+        if buf[start + 7] != _START:
+            return FrameFormatError(f"no second 0x68 at offset {start + 7}")
+        try:
+            address = decode_address(bytes(buf[start + 1 : start + 7]))
+        except AddressError as exc:
+            return FrameFormatError(str(exc))
     if size < start + 10:
         return None
     length = buf[start + 9]
@@ -219,8 +230,19 @@ def _parse_at(buf: bytes | bytearray, start: int) -> _Parsed:
         return ChecksumError(f"checksum 0x{buf[end - 2]:02X}, computed 0x{checksum:02X}")
     if buf[end - 1] != _END:
         return FrameFormatError(f"frame ends with 0x{buf[end - 1]:02X}, not 0x16")
-    data = bytes((byte - _OFFSET) & 0xFF for byte in buf[start + 10 : end - 2])
-    return Frame(address, Control.from_byte(buf[start + 8]), data), end
+    data = bytes(buf[start + 10 : end - 2]).translate(_UNSCRAMBLE)
+    return Frame(address, _CONTROLS[buf[start + 8]], data), end
+
+
+def _complete_address(buf: bytes | bytearray, start: int) -> str | None:
+    """The address of a well-formed header at ``start`` (the cached common case), or None
+    when the header is faulty and `_parse_at` must say exactly how."""
+    if buf[start + 7] != _START:
+        return None
+    try:
+        return decode_address(bytes(buf[start + 1 : start + 7]))
+    except AddressError:
+        return None
 
 
 def _no_start(buf: bytes | bytearray) -> DecodeResult:
@@ -287,7 +309,7 @@ class FrameReader:
         """Add bytes; return the frames and errors they complete, in stream order."""
         self._buffer += data
         items: list[Frame | FrameError] = []
-        while True:
+        while self._buffer:
             result = decode(self._buffer)
             if result.need_more:
                 return items
@@ -296,3 +318,4 @@ class FrameReader:
                 items.append(result.frame)
             elif result.error is not None:
                 items.append(result.error)
+        return items
