@@ -1,6 +1,7 @@
 """Watching the scheduler's cycles from outside: when each link's cycle starts (the first
 poll attempt) and when the last of its readings is committed, and the scheduler's own poll
-counters."""
+counters. A poll belongs to the cycle the scheduler is running (`CYCLE_TICK`), so the late
+polls of an overrunning cycle stay in it instead of counting as the next one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from prometheus_client import REGISTRY
 
 from bench._registry import INTERVAL, PROTOCOLS, Row
-from collectors.scheduler import next_tick
+from collectors.scheduler import CYCLE_TICK, next_tick
 from collectors.targets import Poller, PollResult, PollTarget, link_of
 from ingest.outcome import SubmitResult
 from ingest.quarantine import QuarantineRecord
@@ -64,6 +65,8 @@ class CycleLog:
         self.refused = 0
         #: Poll attempts per protocol and tick: [attempts, those that read the clock too].
         self.attempts: dict[tuple[str, float], list[int]] = {}
+        #: The tick of each meter's latest poll: its reading's cycle when it is committed.
+        self._polled_in: dict[int, float] = {}
 
     def expect(self, protocol: str, rows: Sequence[Row]) -> None:
         """The meters registered on each link of ``protocol``."""
@@ -78,21 +81,25 @@ class CycleLog:
 
     def poll_started(self, target: PollTarget, *, read_clock: bool = False) -> None:
         now = time.time()
-        counts = self.attempts.setdefault((target.protocol, tick_of(now)), [0, 0])
+        tick = CYCLE_TICK.get(None)
+        tick = tick_of(now) if tick is None else tick
+        self._polled_in[target.meter_id] = tick
+        counts = self.attempts.setdefault((target.protocol, tick), [0, 0])
         counts[0] += 1
         counts[1] += read_clock
-        self._link(target.protocol, target.link).cycles.setdefault(tick_of(now), Cycle(now))
+        self._link(target.protocol, target.link).cycles.setdefault(tick, Cycle(now))
 
     def committed(self, readings: Sequence[Reading], result: SubmitResult) -> None:
-        """A batch is durable: each reading counts in its link's cycle (by its timestamp,
-        when its poll began)."""
+        """A batch is durable: each reading counts in the cycle that polled its meter (a
+        link's next cycle starts only once its readings are durable)."""
         now = time.time()
         rejected = {r.index for r in result.rejected}
         for i, reading in enumerate(readings):
             protocol, link = reading.source.split(":", 1)
             log = self._link(protocol, link)
-            tick = tick_of(reading.ts.timestamp())
-            cycle = log.cycles.setdefault(tick, Cycle(reading.ts.timestamp()))
+            ts = reading.ts.timestamp()
+            tick = self._polled_in.get(reading.meter_id, tick_of(ts))
+            cycle = log.cycles.setdefault(tick, Cycle(ts))
             cycle.readings += 1
             cycle.committed = now
             log.accepted += not result.spooled and i not in rejected

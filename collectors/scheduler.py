@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,11 @@ CYCLE_SECONDS = Histogram(
     "Time to poll the meters due on one link at one tick",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
 )
+
+#: The tick (epoch seconds) of the link cycle running in this task: a cycle that overruns
+#: keeps its tick, so whoever watches polls (a benchmark, a log) can tell its late polls
+#: from the next cycle's.
+CYCLE_TICK: contextvars.ContextVar[float] = contextvars.ContextVar("meterhub_cycle_tick")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,7 @@ class LinkWorker:
         while True:
             await asyncio.sleep(max(0.0, tick - time.time()))
             due = [t for t in self.targets if is_due(tick, t.interval.total_seconds())]
+            CYCLE_TICK.set(tick)
             started = time.perf_counter()
             try:
                 await self.cycle(due)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +14,15 @@ import pytest
 from collectors.modbus.client import LinkOptions
 from collectors.modbus.poller import ModbusPoller
 from collectors.modbus.register_map import load_model
-from collectors.scheduler import LinkWorker, ScheduleOptions, Scheduler, is_due, next_tick
-from collectors.targets import load_targets
+from collectors.scheduler import (
+    CYCLE_TICK,
+    LinkWorker,
+    ScheduleOptions,
+    Scheduler,
+    is_due,
+    next_tick,
+)
+from collectors.targets import PollResult, PollTarget, load_targets
 from collectors.terminals import TerminalBook
 from ingest.sink import IngestSink
 from meterhub.settings import Settings
@@ -393,3 +402,43 @@ def test_spread_first_clock_reads_fall_across_the_hour_and_each_meter_gets_one()
     per_minute = [list(first_due.values()).count(minute) for minute in range(61)]
     assert max(per_minute) <= 2 * len(meters) / 60  # about a sixtieth each minute, not all
     assert per_minute[0] < len(meters) / 10
+
+
+class _SlowPoller:
+    """Takes ``seconds`` a poll and notes the cycle tick each poll ran in."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ticks: list[tuple[int, float]] = []
+
+    async def poll(self, target: PollTarget, *, read_clock: bool) -> PollResult:
+        self.ticks.append((target.meter_id, CYCLE_TICK.get()))
+        await asyncio.sleep(self.seconds)
+        return PollResult(values={"energy": 1.0}, measured_at=datetime.now(UTC))
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_an_overrunning_cycle_keeps_its_tick_for_its_late_polls(
+    sink: IngestSink, db: asyncpg.Connection
+) -> None:
+    meters = await create_meters(db, 3)
+    every = timedelta(seconds=1)
+    targets = [PollTarget(m, "modbus", "tcp://127.0.0.1:9", {}, None, every) for m in meters]
+    poller = _SlowPoller(0.45)  # three meters: 1.35 s, over the 1 s cycle
+    book = TerminalBook(offline_after=3, drift_tolerance=timedelta(seconds=30))
+    worker = LinkWorker(targets, poller=poller, sink=sink, book=book, options=ScheduleOptions())
+    task = asyncio.create_task(worker.run())
+    try:
+        while len(poller.ticks) < 4:
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    polled, ticks = zip(*poller.ticks[:4], strict=True)
+    assert list(polled) == [*meters, meters[0]]
+    assert ticks[0] == ticks[1] == ticks[2]  # the late third poll: still the first cycle's
+    assert ticks[3] >= ticks[0] + 2  # the overrun tick was skipped, not polled into
+    assert worker.missed == 1
