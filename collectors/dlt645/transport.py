@@ -56,9 +56,8 @@ class StreamLink(asyncio.Protocol):
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiter is not None:
+            _settle(self._waiter)
 
     @property
     def is_closed(self) -> bool:
