@@ -52,6 +52,9 @@ class Paths:
     def __sub__(self, other: Paths) -> Paths:
         return Paths(self.fast - other.fast, self.merge - other.merge)
 
+    def __add__(self, other: Paths) -> Paths:
+        return Paths(self.fast + other.fast, self.merge + other.merge)
+
     @property
     def fast_share(self) -> float:
         total = self.fast + self.merge

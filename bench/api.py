@@ -3,7 +3,9 @@ and trend-query latency over a year of rollups.
 
     .venv/bin/python bench/api.py [--quick] [--json] [--cpus 1]
 
-(a) in-process: `IngestSink.submit` of batches of 5,000 readings from several producers;
+(a) in-process: `IngestSink.submit` of batches of 5,000 readings from several producers,
+once before (b) and once after it (the baseline is the mean, so running first or last gives
+neither side an edge);
 (b) HTTP: `meterhub serve` in its own process, one client per grid key POSTing the same
 kind of batches to /v1/readings as JSON and as CSV (`bench._push`). The ingest process of
 both sides (this process for (a), the server for (b)) runs on the same CPUs (``--cpus``,
@@ -39,7 +41,8 @@ from bench import _push as push
 from bench import _trend_data as trend_data
 from bench._db import bench_database
 from bench._pinning import CpuPlan, pinned, plan
-from meterhub.settings import get_settings
+from meterhub.runtime import tune_gc
+from meterhub.settings import Settings, get_settings
 from registry.keys import Role, create_key
 
 console = Console(stderr=True)
@@ -128,16 +131,16 @@ async def push_phase(args: argparse.Namespace, cpus: CpuPlan) -> Result:
         settings = base.model_copy(update={"database_url": SecretStr(dsn)})
         with tempfile.TemporaryDirectory() as tmp:
             settings = settings.model_copy(update={"spool_dir": Path(tmp) / "spool"})
-            work = list(push.batches(codes, args.steps, 5000, 0))
-            with pinned(cpus.measured):
-                inproc, inproc_paths = await push.in_process_rate(settings, ids, work, args.clients)
-            console.print(
-                f"(a) in-process submit {inproc:12,.0f} readings/s  ({inproc_paths.describe()})"
-            )
+            tune_gc()  # as `meterhub serve` does at start-up
+            first, first_paths = await _in_process(settings, ids, codes, args, cpus, offset=0)
             server = push.api_server(dsn, Path(tmp) / "api-spool")
             # The server starts on the ingest CPUs (it inherits them), the clients move off.
             with pinned(cpus.measured), server as url, pinned(cpus.load):
                 runs, paths = await _http_phases(url, keys, codes, args)
+            # Again after the HTTP side, on a fuller table: the baseline is the mean of both,
+            # so neither side gains from running first or last.
+            last, last_paths = await _in_process(settings, ids, codes, args, cpus, offset=3)
+    inproc, inproc_paths = (first + last) / 2, first_paths + last_paths
     json_run, csv_run = runs
     rate = (json_run.rate + csv_run.rate) / 2
     refused, busy = json_run.refused + csv_run.refused, json_run.busy + csv_run.busy
@@ -155,6 +158,8 @@ async def push_phase(args: argparse.Namespace, cpus: CpuPlan) -> Result:
         "push_json_rows_per_s": round(json_run.rate),
         "push_csv_rows_per_s": round(csv_run.rate),
         "in_process_rows_per_s": round(inproc),
+        "in_process_first_rows_per_s": round(first),
+        "in_process_last_rows_per_s": round(last),
         "push_ratio": round(rate / inproc, 3),
         "in_process_fast_path_share": round(inproc_paths.fast_share, 3),
         "push_fast_path_share": round(paths.fast_share, 3),
@@ -162,6 +167,23 @@ async def push_phase(args: argparse.Namespace, cpus: CpuPlan) -> Result:
         "push_quota_refusals": refused,
         "ingest_cpus": ",".join(str(c) for c in sorted(cpus.measured)),
     }
+
+
+async def _in_process(
+    settings: Settings,
+    ids: dict[str, int],
+    codes: list[str],
+    args: argparse.Namespace,
+    cpus: CpuPlan,
+    *,
+    offset: int,
+) -> tuple[float, push.Paths]:
+    """(a) at ``offset`` phases of ``args.steps`` quarter-hours (fresh timestamps)."""
+    work = list(push.batches(codes, args.steps, 5000, offset * args.steps))
+    with pinned(cpus.measured):
+        rate, paths = await push.in_process_rate(settings, ids, work, args.clients)
+    console.print(f"(a) in-process submit {rate:12,.0f} readings/s  ({paths.describe()})")
+    return rate, paths
 
 
 async def _http_phases(
