@@ -97,9 +97,7 @@ class CycleLog:
         for i, reading in enumerate(readings):
             protocol, link = reading.source.split(":", 1)
             log = self._link(protocol, link)
-            ts = reading.ts.timestamp()
-            tick = self._polled_in.get(reading.meter_id, tick_of(ts))
-            cycle = log.cycles.setdefault(tick, Cycle(ts))
+            cycle = log.cycles[self._polled_in[reading.meter_id]]  # made by poll_started
             cycle.readings += 1
             cycle.committed = now
             log.accepted += not result.spooled and i not in rejected

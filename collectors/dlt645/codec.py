@@ -206,17 +206,7 @@ def _parse_at(buf: bytes | bytearray, start: int) -> _Parsed:
     size = len(buf)
     address = _complete_address(buf, start) if size >= start + 8 else None
     if address is None:
-        for i in range(start + 1, min(start + 7, size)):
-            if not _address_byte_ok(buf[i]):
-                return FrameFormatError(f"byte 0x{buf[i]:02X} at offset {i} is no address byte")
-        if size < start + 8:
-            return None
-        if buf[start + 7] != _START:
-            return FrameFormatError(f"no second 0x68 at offset {start + 7}")
-        try:
-            address = decode_address(bytes(buf[start + 1 : start + 7]))
-        except AddressError as exc:
-            return FrameFormatError(str(exc))
+        return _header_problem(buf, start)
     if size < start + 10:
         return None
     length = buf[start + 9]
@@ -236,13 +226,31 @@ def _parse_at(buf: bytes | bytearray, start: int) -> _Parsed:
 
 def _complete_address(buf: bytes | bytearray, start: int) -> str | None:
     """The address of a well-formed header at ``start`` (the cached common case), or None
-    when the header is faulty and `_parse_at` must say exactly how."""
+    when the header is faulty and `_header_problem` must say exactly how."""
     if buf[start + 7] != _START:
         return None
     try:
         return decode_address(bytes(buf[start + 1 : start + 7]))
     except AddressError:
         return None
+
+
+def _header_problem(buf: bytes | bytearray, start: int) -> FrameError | None:
+    """What is wrong with the header at ``start`` that `_complete_address` refused, or None
+    while its bytes are still missing."""
+    size = len(buf)
+    for i in range(start + 1, min(start + 7, size)):
+        if not _address_byte_ok(buf[i]):
+            return FrameFormatError(f"byte 0x{buf[i]:02X} at offset {i} is no address byte")
+    if size < start + 8:
+        return None
+    if buf[start + 7] != _START:
+        return FrameFormatError(f"no second 0x68 at offset {start + 7}")
+    try:
+        decode_address(bytes(buf[start + 1 : start + 7]))
+    except AddressError as exc:
+        return FrameFormatError(str(exc))
+    raise AssertionError("a header _complete_address accepts has no problem")  # unreachable
 
 
 def _no_start(buf: bytes | bytearray) -> DecodeResult:
