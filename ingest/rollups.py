@@ -65,18 +65,24 @@ GROUP BY i.meter_id, bucket
 _ROLL_UP = """
 INSERT INTO meter_rollups
     (granularity, meter_id, bucket, energy, sharp, peak, flat, valley, estimated, intervals)
-SELECT $1, d.meter_id, time_bucket($2::interval, d.bucket, 'Asia/Shanghai') AS bucket,
+SELECT '{grain}', d.meter_id, {bucket} AS bucket,
        sum(d.energy), sum(d.sharp), sum(d.peak), sum(d.flat), sum(d.valley),
        sum(d.estimated), sum(d.intervals)
 FROM rollup_buckets b
-JOIN meter_rollups d ON d.granularity = $3 AND d.meter_id = b.meter_id
+JOIN meter_rollups d ON d.granularity = '{source}' AND d.meter_id = b.meter_id
                     AND d.bucket >= b.b0 AND d.bucket < b.b1
-WHERE b.granularity = $1
+WHERE b.granularity = '{grain}'
 GROUP BY d.meter_id, 3
 """
-
-_ROLL_UP_MONTHS = (
-    _ROLL_UP.replace("$1", "'month'").replace("$2::interval", "'1 month'").replace("$3", "'day'")
+# Asia/Shanghai has kept UTC+8 without daylight saving since 1991, so its days are 24-hour
+# buckets from a local midnight: the same buckets as time_bucket(..., 'Asia/Shanghai'),
+# without converting every hour row to local time (a third of the statement's time).
+_LOCAL_MIDNIGHT = "timestamptz '2000-01-01 00:00+08'"
+_DAYS_FROM_HOURS = _ROLL_UP.format(
+    grain="day", source="hour", bucket=f"time_bucket('1 day', d.bucket, {_LOCAL_MIDNIGHT})"
+)
+_MONTHS_FROM_DAYS = _ROLL_UP.format(
+    grain="month", source="day", bucket="time_bucket('1 month', d.bucket, 'Asia/Shanghai')"
 )
 
 # Passes deriving different meters of one firm refresh its rollups one after the other
@@ -87,6 +93,10 @@ FROM rollup_buckets b JOIN meters m ON m.id = b.meter_id
 """
 
 # Firm buckets to refresh: the union, per firm, utility and grain, of its meters' ranges.
+# A meter has one rollup per grain and bucket, so a bucket's rows are distinct meters:
+# count(*) counts them. The planner takes the meters' rollups for a few rows (the temp
+# tables have no statistics) and sorts them by the group keys, locale-aware on `utility`:
+# hashing the groups took 183 ms where the sort took 432 (134,000 hour rows of one firm).
 _FIRM_RANGES = """
 CREATE TEMP TABLE IF NOT EXISTS rollup_firm_ranges (
     granularity text, firm_id bigint, utility text, b0 timestamptz, b1 timestamptz
@@ -95,6 +105,7 @@ INSERT INTO rollup_firm_ranges
 SELECT b.granularity, m.firm_id, m.utility, min(b.b0), max(b.b1)
 FROM rollup_buckets b JOIN meters m ON m.id = b.meter_id
 GROUP BY b.granularity, m.firm_id, m.utility;
+SET LOCAL enable_sort = off;
 DELETE FROM firm_rollups f USING rollup_firm_ranges r
 WHERE f.granularity = r.granularity AND f.firm_id = r.firm_id AND f.utility = r.utility
   AND f.bucket >= r.b0 AND f.bucket < r.b1;
@@ -102,12 +113,13 @@ INSERT INTO firm_rollups
     (granularity, firm_id, utility, bucket, energy, sharp, peak, flat, valley, estimated, meters)
 SELECT r.granularity, r.firm_id, r.utility, mr.bucket,
        sum(mr.energy), sum(mr.sharp), sum(mr.peak), sum(mr.flat), sum(mr.valley),
-       sum(mr.estimated), count(DISTINCT mr.meter_id)
+       sum(mr.estimated), count(*)
 FROM rollup_firm_ranges r
 JOIN meters m ON m.firm_id = r.firm_id AND m.utility = r.utility
 JOIN meter_rollups mr ON mr.granularity = r.granularity AND mr.meter_id = m.id
                      AND mr.bucket >= r.b0 AND mr.bucket < r.b1
 GROUP BY r.granularity, r.firm_id, r.utility, mr.bucket;
+SET LOCAL enable_sort = DEFAULT;
 """
 
 
@@ -139,8 +151,8 @@ async def refresh_rollups(conn: asyncpg.Connection, *, hours: HourSums | None = 
             columns=list(HOUR_COLUMNS),
             format="binary",
         )
-    await conn.execute(_ROLL_UP, "day", timedelta(days=1), "hour")
-    await conn.execute(_ROLL_UP_MONTHS)
+    await conn.execute(_DAYS_FROM_HOURS)
+    await conn.execute(_MONTHS_FROM_DAYS)
     await conn.fetchval(_LOCK_FIRMS)
     await conn.execute(_FIRM_RANGES)
     await refresh_town_rollups(conn)
