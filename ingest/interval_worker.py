@@ -363,10 +363,14 @@ async def prepare_connection(conn: asyncpg.Connection) -> None:
     (a claim's ranges grouped by meter, rollup sums) fit in memory instead of spilling; its
     statements are short and many: no JIT compilation (15-25 ms each time the planner's
     estimate of a scan of fresh chunks crossed the threshold) and no parallel workers to
-    start beside the writers on the same cores."""
+    start beside the writers on the same cores. Its per-meter look-ups carry literal bounds,
+    so the planner has already dropped the chunks outside them; TimescaleDB's runtime
+    exclusion would test every remaining chunk's constraints again at each of the thousands
+    of rescans (a probe of 2,000 meters: 97 ms with it, 14 ms without)."""
     await conn.execute(
         "SET timezone = 'Asia/Shanghai'; SET work_mem = '64MB'; SET jit = off; "
-        "SET max_parallel_workers_per_gather = 0"
+        "SET max_parallel_workers_per_gather = 0; "
+        "SET timescaledb.enable_runtime_exclusion = off"
     )
 
 

@@ -199,10 +199,13 @@ def _spans(columns: ReadingColumns, kept: NDArray[np.intp]) -> _Spans:
     return _Spans(meter_id[starts], ts[starts], ts[ends])
 
 
-#: The batch's one dirty mark: its meters and each one's range (epoch microseconds).
+#: The batch's one dirty mark: its meters and each one's range (epoch microseconds). It is
+#: the transaction's last statement and its time the clock's (not the transaction's start,
+#: `now()`), the nearest to the commit there is: committed -> queryable latencies are
+#: measured from it.
 MARK_BATCH = """
-INSERT INTO interval_dirty (meter_ids, ts_mins, ts_maxs)
-SELECT $1::bigint[],
+INSERT INTO interval_dirty (marked_at, meter_ids, ts_mins, ts_maxs)
+SELECT clock_timestamp(), $1::bigint[],
        array(SELECT timestamptz 'epoch' + t * interval '1 microsecond'
              FROM unnest($2::bigint[]) WITH ORDINALITY AS u(t, i) ORDER BY i),
        array(SELECT timestamptz 'epoch' + t * interval '1 microsecond'
@@ -239,11 +242,6 @@ async def write(
             status = await conn.execute(_MERGE)
             if int(status.rsplit(" ", 1)[1]) > 0:  # how many rows were not new
                 await _account_not_inserted(conn, prepared)
-        spans = prepared.spans
-        if mark_dirty and len(spans.meter_id):
-            await conn.execute(
-                MARK_BATCH, spans.meter_id.tolist(), spans.first.tolist(), spans.last.tolist()
-            )
         if prepared.quarantined:
             await conn.copy_records_to_table(
                 "quarantine",
@@ -257,6 +255,11 @@ async def write(
                     (b.meter_id, b.ts, b.source, _jsonb(a), _jsonb(b))
                     for a, b in prepared.in_batch_conflicts
                 ],
+            )
+        spans = prepared.spans
+        if mark_dirty and len(spans.meter_id):
+            await conn.execute(
+                MARK_BATCH, spans.meter_id.tolist(), spans.first.tolist(), spans.last.tolist()
             )
     registry.note_committed(spans.meter_id, spans.last)
     metrics.COPIED.labels("fast").inc(len(prepared.fresh))
