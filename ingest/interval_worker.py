@@ -41,6 +41,7 @@ from ingest.intervals import DERIVED_EVENT_KINDS, affected_window
 from ingest.meter_ratios import ratio_histories, with_history
 from ingest.metrics import QUERYABLE_SECONDS
 from ingest.neighbours import nearest
+from ingest.plans import by_key_probes
 from ingest.registry import MeterRegistry
 from ingest.rollups import CREATE_WINDOWS, WINDOWS, refresh_rollups
 from meterhub.logs import get_logger
@@ -289,12 +290,11 @@ async def _store(
     conn: asyncpg.Connection, spans: list[tuple[int, datetime, datetime]], result: BulkDerivation
 ) -> None:
     lo, hi = min(ws for _, ws, _ in spans), max(we for _, _, we in spans)
-    # The intervals replaced lie past their chunk's histogram, so the planner takes them for
-    # a handful of rows and would compare each with every window in a nested loop (seen:
-    # 2.8 s for 8,000 rows); a hash join reads the chunks between the literal bounds once.
-    await conn.execute("SET LOCAL enable_nestloop = off")
-    await conn.execute(_DELETE_INTERVALS.format(lo=lo.isoformat(), hi=hi.isoformat()))
-    await conn.execute("SET LOCAL enable_nestloop = DEFAULT")
+    # One primary-key probe per window (`ingest.plans`): with a free choice the planner
+    # either compared every interval of the chunks in range with every window in a nested
+    # loop (2.8 s for 8,000 rows) or hash-joined the windows to a scan of those chunks.
+    bounded = _DELETE_INTERVALS.format(lo=lo.isoformat(), hi=hi.isoformat())
+    await conn.execute(by_key_probes(bounded))
     await conn.execute(_DELETE_EVENTS)
     if len(result.meter_id):
         kind = pgcopy.Kind
