@@ -75,7 +75,7 @@ class MeterRegistry:
         #: after it cannot be a duplicate of one written here, so it may skip the merge.
         self._committed: dict[int, int] = {}
         self._limits: dict[int, tuple[bool, int, int, float, float]] = {}
-        self._loaded_at = 0.0
+        self._loaded_at: float | None = None  # monotonic time of the last reload; None: never
         self._max_age = max_age
         self._print: tuple[int, int] | None = None  # the `fingerprint` of what was loaded
         self._edits = 0  # edits heard of (`invalidate`)
@@ -90,7 +90,7 @@ class MeterRegistry:
 
     async def refresh(self, conn: asyncpg.Connection, meter_ids: Iterable[int] = ()) -> None:
         """Reload everything if stale, else look up the ``meter_ids`` not known yet."""
-        if time.monotonic() - self._loaded_at > self._max_age:
+        if self._loaded_at is None or time.monotonic() - self._loaded_at > self._max_age:
             await self._reload(conn)
             return
         missing = [m for m in set(meter_ids) if m not in self._meters]
@@ -142,7 +142,7 @@ class MeterRegistry:
 
     def invalidate(self) -> None:
         """Reload everything before the next validation."""
-        self._loaded_at, self._print = 0.0, None
+        self._loaded_at, self._print = None, None
         self._edits += 1
 
     async def follow(self, conn: asyncpg.Connection) -> None:

@@ -45,3 +45,15 @@ async def test_an_invalidated_registry_reloads_even_when_the_fingerprint_matches
     registry.invalidate()  # an edit was announced
     await registry.refresh(db)
     assert registry.meters is not loaded
+
+
+async def test_a_new_registry_loads_at_its_first_refresh_on_a_freshly_started_machine(
+    db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meters = await create_meters(db, 1)
+    # The monotonic clock counts from the machine's boot: a few seconds on a new machine,
+    # less than the registry's maximum age.
+    monkeypatch.setattr("ingest.registry.time.monotonic", lambda: 5.0)
+    registry = MeterRegistry(max_age=60)
+    await registry.refresh(db)
+    assert meters[0] in registry.meters
