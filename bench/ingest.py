@@ -8,7 +8,8 @@ server's physical limit), each into an identical empty hypertable. (b) `IngestSi
 -> committed, in the production sink configuration (it marks dirty ranges for derivation),
 for the full workload with 1 % duplicates and 0.1 % invalid readings: validation, in-batch
 de-duplication, COPY and the ON CONFLICT merge. (c) the same with the interval worker
-deriving intervals, events, rollups and features alongside, until the backlog is empty.
+deriving intervals, events, rollups and features alongside, until the backlog is empty: in a
+process of its own, as `meterhub derive` runs in every deployment (`bench._deriver`).
 (d) a sustained run at a fixed rate: the backlog over time and the committed -> queryable
 latency of every dirty mark (its batch's commit to the pass that made its firm's rollups
 include it). Rates count valid distinct readings only.
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import csv
 import json
+import math
 import random
 import resource
 import statistics
@@ -40,11 +42,10 @@ from rich.progress import Progress
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._db import bench_database
+from bench._deriver import deriver_process
 from ingest import pgcopy
 from ingest.columns import from_readings
 from ingest.interval_grid import floor_to_grid
-from ingest.interval_worker import derive_pending, prepare_connection
-from ingest.registry import MeterRegistry
 from ingest.sink import IngestSink
 from meterhub.reading import LOCAL_TZ, READING_COLUMNS, Reading
 from meterhub.runtime import tune_gc
@@ -244,31 +245,6 @@ async def pipeline_rate(settings: Settings, work: Workload, *, producers: int = 
     return expected / elapsed
 
 
-class Deriver:
-    """The interval worker's loop (`run_interval_worker`), kept in hand to read its passes:
-    every mark's committed -> queryable latency."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.latencies: list[float] = []
-        self.stop = asyncio.Event()
-
-    async def run(self) -> None:
-        conn = await asyncpg.connect(self.settings.dsn())
-        try:
-            await prepare_connection(conn)
-            registry = MeterRegistry()
-            while not self.stop.is_set():
-                stats = await derive_pending(
-                    conn, registry, limit=self.settings.derive_marks_per_pass
-                )
-                self.latencies.extend(np.repeat(stats.latencies, stats.weights).tolist())
-                if stats.marks == 0:
-                    await asyncio.sleep(0.05)
-        finally:
-            await conn.close()
-
-
 def _p99(values: list[float]) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
@@ -285,25 +261,23 @@ async def derived_rate(settings: Settings, work: Workload, *, producers: int = 4
     queue: asyncio.Queue[list[Reading]] = asyncio.Queue()
     for chunk in work.chunks:
         queue.put_nowait(chunk)
-    deriver = Deriver(settings)
-    started = time.perf_counter()
-    worker = asyncio.create_task(deriver.run())
-    async with IngestSink(settings) as sink:
+    async with deriver_process(settings.dsn()) as deriver:
+        started = time.perf_counter()
+        async with IngestSink(settings) as sink:
 
-        async def produce() -> None:
-            while not queue.empty():
-                await sink.submit(queue.get_nowait())
+            async def produce() -> None:
+                while not queue.empty():
+                    await sink.submit(queue.get_nowait())
 
-        await asyncio.gather(*(produce() for _ in range(producers)))
-    conn = await asyncpg.connect(settings.dsn())
-    try:
-        while await _backlog(conn):  # noqa: ASYNC110
-            await asyncio.sleep(0.1)  # polling the database: no event to wait on
-    finally:
-        await conn.close()
-    elapsed = time.perf_counter() - started
-    deriver.stop.set()
-    await worker
+            await asyncio.gather(*(produce() for _ in range(producers)))
+        conn = await asyncpg.connect(settings.dsn())
+        try:
+            while await _backlog(conn):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # polling the database: no event to wait on
+        finally:
+            await conn.close()
+        elapsed = time.perf_counter() - started
+    console.print(f"    the deriver process: {deriver.passes} passes, {deriver.cpu_seconds} s CPU")
     return len(work.valid_rows) / elapsed
 
 
@@ -322,11 +296,21 @@ async def sustained_run(
 ) -> Sustained:
     """Readings of every meter, cycle after cycle, at ``rate`` readings/s for ``seconds``,
     with the worker deriving; samples the backlog and every mark's latency."""
-    deriver = Deriver(settings)
-    worker = asyncio.create_task(deriver.run())
+    async with deriver_process(settings.dsn()) as deriver:
+        backlog, last = await _sustain(settings, meter_ids, rate=rate, seconds=seconds)
+    lat = deriver.latencies
+    return Sustained(rate, seconds, max(backlog, default=0), last, _p99(lat), max(lat, default=0))
+
+
+async def _sustain(
+    settings: Settings, meter_ids: list[int], *, rate: float, seconds: float
+) -> tuple[list[int], int]:
+    """The backlog after each cycle sent, and what is left a minute after the last."""
     conn = await asyncpg.connect(settings.dsn())
     backlog: list[int] = []
-    t_start = floor_to_grid(datetime.now(LOCAL_TZ) - timedelta(days=20))  # after (c)'s data
+    # After (c)'s data, and far enough back that the last cycle is not in the future.
+    cycles = math.ceil(rate * seconds / len(meter_ids)) + 1
+    t_start = floor_to_grid(datetime.now(LOCAL_TZ) - timedelta(minutes=15 * cycles, days=1))
     chunk = 2_000
     cycle_readings = len(meter_ids)
     try:
@@ -355,11 +339,8 @@ async def sustained_run(
             await asyncio.sleep(0.1)  # polling the database: no event to wait on
         last = await _backlog(conn)
     finally:
-        deriver.stop.set()
-        await worker
         await conn.close()
-    lat = deriver.latencies
-    return Sustained(rate, seconds, max(backlog, default=0), last, _p99(lat), max(lat, default=0))
+    return backlog, last
 
 
 async def _clear_backlog(dsn: str) -> None:

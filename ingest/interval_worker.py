@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -375,11 +376,16 @@ async def prepare_connection(conn: asyncpg.Connection) -> None:
 
 
 async def run_interval_worker(
-    settings: Settings, *, idle: float = 1.0, stop: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    idle: float = 1.0,
+    stop: asyncio.Event | None = None,
+    on_pass: Callable[[DeriveStats], None] | None = None,
 ) -> None:
     """Derive until ``stop`` is set, sleeping ``idle`` seconds whenever nothing is pending.
     A lost database is waited for; any other error propagates (run it under a
-    `meterhub.supervise.Supervisor`, which logs it and starts the worker again)."""
+    `meterhub.supervise.Supervisor`, which logs it and starts the worker again).
+    ``on_pass`` is told what each committed pass did (a benchmark reads its latencies)."""
     stop = stop or asyncio.Event()
     registry = MeterRegistry()
     conn: asyncpg.Connection | None = None
@@ -393,6 +399,8 @@ async def run_interval_worker(
                     await prepare_connection(conn)
                 stats = await derive_pending(conn, registry, limit=settings.derive_marks_per_pass)
                 RUNNING.passed(token)
+                if on_pass is not None and stats.marks:
+                    on_pass(stats)
                 if stats.marks == 0 or time.monotonic() - measured > BACKLOG_EVERY:
                     await backlog(conn)
                     measured = time.monotonic()
