@@ -12,7 +12,12 @@ import pytest
 
 from ingest.dirty_marks import METER_LOCK_SPACE, backlog, claim
 from ingest.interval_grid import ceil_to_grid, floor_to_grid
-from ingest.interval_worker import DeriveStats, derive_pending, prepare_connection
+from ingest.interval_worker import (
+    DeriveStats,
+    derive_pending,
+    prepare_connection,
+    run_interval_worker,
+)
 from ingest.intervals import derive
 from ingest.registry import MeterRegistry
 from ingest.sink import IngestSink
@@ -196,3 +201,28 @@ async def test_a_pass_reports_one_latency_per_batch_weighted_by_the_ranges_it_ke
     for stats in (held, rest):
         assert len(stats.latencies) == 2 and all(0 <= s < 60 for s in stats.latencies)
     assert await db.fetchval("SELECT count(*) FROM interval_dirty") == 0
+
+
+async def test_the_worker_loop_tells_its_observer_what_each_pass_took(
+    sink: IngestSink, db: asyncpg.Connection, settings: Settings
+) -> None:
+    await derive_all(db)  # what earlier tests left
+    meters = await create_meters(db, 2)
+    readings = await _feed(sink, meters, seed=11)
+    marks = await db.fetchval("SELECT coalesce(sum(ranges), 0) FROM interval_dirty")
+    passes: list[DeriveStats] = []
+    stop = asyncio.Event()
+
+    def observe(stats: DeriveStats) -> None:
+        passes.append(stats)
+        if sum(s.marks for s in passes) >= marks:
+            stop.set()
+
+    await asyncio.wait_for(
+        run_interval_worker(settings, idle=0.05, stop=stop, on_pass=observe), timeout=30
+    )
+    assert sum(s.marks for s in passes) == marks > 0  # every range, each in one pass
+    assert sum(int(s.weights.sum()) for s in passes) == marks
+    assert all(len(s.latencies) == len(s.weights) and s.marks for s in passes)
+    assert await db.fetchval("SELECT count(*) FROM interval_dirty") == 0
+    assert await _stored(db, meters) == await _expected(db, meters, readings)
