@@ -109,8 +109,11 @@ async def build(conn: asyncpg.Connection, *, firms: int, start: str, end: str) -
     await conn.execute(_ROLL_UP.format(grain="month", source="day"))
     await conn.execute(_TOWN_ROLLUPS, list(TOWNS))
     # As a database that has lived with its data: vacuumed (visibility map set, so no
-    # autovacuum of freshly loaded tables runs during the measurements) and analysed.
+    # autovacuum of freshly loaded tables runs during the measurements), analysed, and its
+    # pages written out (else the checkpoint that the build's gigabytes of WAL set off
+    # writes them back during the measurements: seen, a 30 s checkpoint under every query).
     await conn.execute("VACUUM (ANALYZE) firm_rollups, town_rollups, firms, firm_towns")
     await conn.execute("ANALYZE")
+    await conn.execute("CHECKPOINT")
     hours = await conn.fetchval("SELECT count(*) FROM firm_rollups WHERE granularity = 'hour'")
     return 4 * int(hours)

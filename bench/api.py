@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--cpus", help="CPUs of the ingest process, e.g. 1 or 2,3")
     parser.add_argument("--firms", type=int, default=2000, help="firms in the query database")
     parser.add_argument("--days", type=int, default=365, help="days of 15-minute intervals")
-    parser.add_argument("--samples", type=int, default=50, help="requests per query kind")
+    parser.add_argument("--samples", type=int, default=200, help="requests per query kind")
     parser.add_argument("--skip-queries", action="store_true", help="only the push phase")
     parser.add_argument("--skip-push", action="store_true", help="only the query phase")
     args = parser.parse_args()
