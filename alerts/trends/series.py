@@ -71,7 +71,7 @@ async def _fetch(
         breakdown=breakdown,
     )
     rows = await pool.fetch(text, *args)
-    # Column by column: a year of days builds in a tenth of the time rows take.
+    # Column by column: polars takes the lists whole instead of inspecting every row tuple.
     columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * len(_SCHEMA)
     if breakdown is None:
         columns.insert(0, [""] * len(rows))
