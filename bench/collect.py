@@ -40,7 +40,7 @@ Headroom (off with ``--quick`` or ``--no-headroom``): the largest fleet that sti
 cycle, not capped by the number registered: trials of their own (fresh database, fresh
 fleets, one cycle: the first, connections opened) with both fleets ``x(1 + k * step)`` the
 registered size (``--headroom-step`` 0.25: more buses and gateways, the same meters on each)
-until one loses the cycle (a missed cycle or a failed poll) or ``--headroom-max`` (2.0) is
+until one loses the cycle (a missed cycle or a failed poll) or ``--headroom-max`` (4.0) is
 reached, then ``--headroom-bisect`` (1) halvings between the last that held and the first
 that did not. ``max_meters_per_min`` is the meters per minute of the largest that held.
 
@@ -237,7 +237,7 @@ def main() -> None:
         help="search for the largest fleet that holds the cycle (off with --quick)",
     )
     parser.add_argument("--headroom-step", type=float, default=0.25, help="fleet added a step")
-    parser.add_argument("--headroom-max", type=float, default=2.0, help="largest scale tried")
+    parser.add_argument("--headroom-max", type=float, default=4.0, help="largest scale tried")
     parser.add_argument("--headroom-bisect", type=int, default=1, help="halvings after a loss")
     parser.add_argument("--cycles", type=int, default=2, help="1-minute cycles measured")
     parser.add_argument(
