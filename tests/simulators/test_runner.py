@@ -12,6 +12,7 @@ import hashlib
 import json
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,6 +29,7 @@ from collectors.modbus import MeterModel, decode_block, encode_points, load_mode
 from collectors.modbus.client import LinkOptions
 from collectors.modbus.pool import LinkPool
 from collectors.modbus.reader import read_meter as read_modbus
+from meterhub.migrate import migrate
 from meterhub.reading import Utility
 from meterhub.settings import Settings
 from meterhub.uscc import ALPHABET, check_character
@@ -179,8 +181,23 @@ async def _rows(db: asyncpg.Connection, city: CityConfig) -> list[asyncpg.Record
     )
 
 
+@pytest.fixture
+async def own_db(
+    scratch_database: str, base_settings: Settings
+) -> AsyncIterator[asyncpg.Connection]:
+    """A migrated database of this test's own: the session's holds meters earlier tests
+    registered at 127.0.0.1 ports the kernel may hand out again, a clash for this city."""
+    conn = await asyncpg.connect(scratch_database)
+    try:
+        await migrate(conn, base_settings.migrations_dir)
+        yield conn
+    finally:
+        await conn.close()
+
+
 @pytest.mark.integration
-async def test_register_puts_exactly_the_city_in_the_registry(db: asyncpg.Connection) -> None:
+async def test_register_puts_exactly_the_city_in_the_registry(own_db: asyncpg.Connection) -> None:
+    db = own_db
     city = small_city()
     summary = await register_city(db, city, as_of=NOW)
     assert summary.firms == {"added": 4}
