@@ -41,17 +41,13 @@ from bench import _push as push
 from bench import _trend_data as trend_data
 from bench._db import bench_database
 from bench._pinning import CpuPlan, pinned, plan
+from bench._soak_figures import percentile
 from meterhub.runtime import tune_gc
 from meterhub.settings import Settings, get_settings
 from registry.keys import Role, create_key
 
 console = Console(stderr=True)
 Result = dict[str, float | str]
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _latencies(http: httpx.AsyncClient, key: str, urls: list[str]) -> list[float]:
@@ -97,10 +93,10 @@ async def query_latencies(args: argparse.Namespace) -> Result:
                 await _latencies(http, key, [city_url])
                 city = await _latencies(http, key, [city_url] * args.samples)
     result: Result = {
-        "firm_year_by_day_p50_ms": round(_percentile(firm, 0.5), 1),
-        "firm_year_by_day_p95_ms": round(_percentile(firm, 0.95), 1),
-        "city_by_town_by_week_p50_ms": round(_percentile(city, 0.5), 1),
-        "city_by_town_by_week_p95_ms": round(_percentile(city, 0.95), 1),
+        "firm_year_by_day_p50_ms": percentile(firm, 0.5, digits=1),
+        "firm_year_by_day_p95_ms": percentile(firm, 0.95, digits=1),
+        "city_by_town_by_week_p50_ms": percentile(city, 0.5, digits=1),
+        "city_by_town_by_week_p95_ms": percentile(city, 0.95, digits=1),
     }
     console.print(
         f"(c) firm, year by day      p50 {result['firm_year_by_day_p50_ms']} ms, "

@@ -24,7 +24,6 @@ import json
 import math
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._db import bench_database
 from bench._deriver import deriver_process
+from bench._soak_figures import percentile
 from ingest import pgcopy
 from ingest.columns import from_readings
 from ingest.interval_grid import floor_to_grid
@@ -245,12 +245,6 @@ async def pipeline_rate(settings: Settings, work: Workload, *, producers: int = 
     return expected / elapsed
 
 
-def _p99(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=100, method="inclusive")[98]
-
-
 async def _backlog(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(sum(ranges), 0) FROM interval_dirty"))
 
@@ -299,7 +293,8 @@ async def sustained_run(
     async with deriver_process(settings.dsn()) as deriver:
         backlog, last = await _sustain(settings, meter_ids, rate=rate, seconds=seconds)
     lat = deriver.latencies
-    return Sustained(rate, seconds, max(backlog, default=0), last, _p99(lat), max(lat, default=0))
+    p99 = percentile(lat, 0.99, digits=None) if lat else 0.0
+    return Sustained(rate, seconds, max(backlog, default=0), last, p99, max(lat, default=0))
 
 
 async def _sustain(
