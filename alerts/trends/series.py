@@ -72,9 +72,9 @@ async def _fetch(
     )
     rows = await pool.fetch(text, *args)
     # Column by column: polars takes the lists whole instead of inspecting every row tuple.
-    columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * len(_SCHEMA)
-    if breakdown is None:
-        columns.insert(0, [""] * len(rows))
+    groups = [r["grp"] for r in rows] if breakdown else [""] * len(rows)
+    values = [list(column) for column in zip(*(r[-3:] for r in rows), strict=True)]
+    columns = [groups, *(values or [[], [], []])]
     return pl.DataFrame(dict(zip(_SCHEMA, columns, strict=True)), schema=_SCHEMA)
 
 

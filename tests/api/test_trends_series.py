@@ -303,3 +303,20 @@ async def test_csv_and_xlsx_downloads(http: httpx.AsyncClient, keys: Keys, leap_
     assert response.status_code == 200
     assert response.content[:4] == b"PK\x03\x04"
     assert response.headers["content-disposition"].endswith(".xlsx")
+
+
+async def test_a_range_without_data_lists_every_bucket_empty(
+    http: httpx.AsyncClient, keys: Keys, firm: tuple[int, int]
+) -> None:
+    """No rollup in the range nor in the year before it: every bucket with energy null (a
+    dashboard's first look at a firm just commissioned), alone, compared and by town."""
+    empty = {"start": "2031-05-01", "end": "2031-05-04"}
+    days = ["2031-05-01T00:00:00+08:00", "2031-05-02T00:00:00+08:00", "2031-05-03T00:00:00+08:00"]
+    body = await get(http, keys, scope="firm", id=firm[0], **empty)
+    assert points(body, "energy", "estimated_share") == [(d, None, None) for d in days]
+    assert body["total"] == {"energy": None, "estimated_share": None}
+    body = await get(http, keys, scope="firm", id=firm[0], compare="yoy", **empty)
+    compared = points(body, "energy", "compare_energy", "change")
+    assert compared == [(d, None, None, None) for d in days]
+    body = await get(http, keys, scope="city", breakdown="town", granularity="week", **empty)
+    assert all(b["energy"] is None for b in body["buckets"]) and body["buckets"]
