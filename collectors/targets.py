@@ -84,7 +84,9 @@ async def targets_fingerprint(conn: Conn | asyncpg.Pool, protocols: list[str]) -
 async def load_targets(
     conn: Conn | asyncpg.Pool, protocols: list[str]
 ) -> dict[str, list[PollTarget]]:
-    """Active meters of ``protocols``, grouped by link."""
+    """Active meters of ``protocols``, grouped by link, each link's by meter id (the rows come
+    in the table's physical order, which an edit changes: a link's workers would restart for
+    a reordering, and its polls change order)."""
     links: dict[str, list[PollTarget]] = defaultdict(list)
     async for rows in in_slices(await conn.fetch(_SELECT, protocols)):
         for row in rows:
@@ -95,4 +97,8 @@ async def load_targets(
                     row["id"], row["protocol"], link, address, row["model"], row["poll_interval"]
                 )
             )
-    return dict(links)
+    return {link: sorted(targets, key=_meter_id) for link, targets in links.items()}
+
+
+def _meter_id(target: PollTarget) -> int:
+    return target.meter_id

@@ -442,3 +442,18 @@ async def test_an_overrunning_cycle_keeps_its_tick_for_its_late_polls(
     assert ticks[0] == ticks[1] == ticks[2]  # the late third poll: still the first cycle's
     assert ticks[3] >= ticks[0] + 2  # the overrun tick was skipped, not polled into
     assert worker.missed == 1
+
+
+async def test_a_links_targets_come_by_meter_id_whatever_the_tables_order(
+    db: asyncpg.Connection,
+) -> None:
+    from collectors.targets import load_targets
+
+    meters = await create_meters(db, 3)
+    url = "tcp://127.0.0.1:9"  # never polled: no collector runs in this test
+    await _register(db, meters, url, [1, 2, 3])
+    # Readdressed last, the first meter's row (and its index entries) now come after the
+    # others'.
+    await _register(db, meters[:1], url, [4])
+    links = await load_targets(db, ["modbus"])
+    assert [t.meter_id for t in links[url]] == sorted(meters)
