@@ -456,4 +456,5 @@ async def test_a_links_targets_come_by_meter_id_whatever_the_tables_order(
     # others'.
     await _register(db, meters[:1], url, [4])
     links = await load_targets(db, ["modbus"])
-    assert [t.meter_id for t in links[url]] == sorted(meters)
+    mine = [t.meter_id for t in links[url] if t.meter_id in meters]  # others may share it
+    assert mine == sorted(meters)
